@@ -1,0 +1,1 @@
+"""Kefu: an honest customer-service bot for brand accounts on Chinese social media."""

@@ -1,0 +1,133 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from rasa.utils.endpoints import EndpointConfig
+from rasa_sdk.executor import ActionExecutor
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from actions import build_actions
+from bot import health
+from bot.channels import rest, webchat
+from bot.chat.service import ChatService, ModelSlot
+from bot.conversation_log import api as conversation_api
+from bot.conversation_log.store import ConversationLog
+from bot.custom_actions import route as action_route
+from bot.engine.lock_store import RedisTicketLockStore
+from bot.engine.runtime import RasaEngine, latest_model
+from bot.engine.tracker_store import AsyncRedisTrackerStore
+from bot.errors import error_middleware
+from bot.handoff.requests import HandoffRequests
+from bot.keys import ACTION_SERVER, CHAT, CONVERSATION_LOG, MODEL, REDIS, SETTINGS
+from bot.redis_keys import Keys
+from bot.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, engine: RasaEngine | None = None) -> web.Application:
+    """Build the service. With `engine`, serve that already-loaded model (tests do)."""
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
+    app[SETTINGS] = settings
+    app[MODEL] = ModelSlot()
+    app[ACTION_SERVER] = action_route.ActionServer()
+    app.cleanup_ctx.append(redis_ctx)
+    app.cleanup_ctx.append(conversation_ctx)
+    app.cleanup_ctx.append(_model_ctx(engine))
+    health.setup(app)
+    rest.setup(app)
+    webchat.setup(app)
+    conversation_api.setup(app)
+    action_route.setup(app)
+    return app
+
+
+def connect_redis(settings: Settings) -> Redis:
+    """An asyncio client with timeouts: a stalled Redis fails requests, never hangs them."""
+    return Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_timeout=settings.redis_timeout,
+        socket_connect_timeout=settings.redis_timeout,
+        health_check_interval=30,
+    )
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    client = connect_redis(app[SETTINGS])
+    app[REDIS] = client
+    yield
+    await client.close(close_connection_pool=True)
+
+
+async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
+    keys = Keys(app[SETTINGS].key_prefix)
+    app[CONVERSATION_LOG] = ConversationLog(app[REDIS], keys)
+    app[CHAT] = ChatService(app[CONVERSATION_LOG], app[MODEL])
+    yield
+
+
+def _model_ctx(preloaded: RasaEngine | None):  # type: ignore[no-untyped-def]
+    async def model_ctx(app: web.Application) -> AsyncIterator[None]:
+        if preloaded is not None:
+            await _serve(app, preloaded)
+            yield
+            return
+        # Loading takes seconds: do it in the background so /healthz answers
+        # meanwhile, and /readyz says when the model is there.
+        task = asyncio.create_task(_load_and_serve(app))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return model_ctx
+
+
+async def _load_and_serve(app: web.Application) -> None:
+    settings = app[SETTINGS]
+    slot = app[MODEL]
+    try:
+        path = latest_model(settings.model_dir)
+        engine = await asyncio.to_thread(RasaEngine.load, path)
+    except Exception as exc:
+        logger.exception("could not load a model from %s", settings.model_dir)
+        slot.error = f"no model could be loaded: {exc}"
+        return
+    while True:
+        try:
+            await _serve(app, engine)
+            return
+        except RedisError as exc:
+            slot.error = "waiting for Redis"
+            logger.warning("Redis not reachable at start-up (%s); retrying", exc)
+            await asyncio.sleep(1)
+
+
+async def _serve(app: web.Application, engine: RasaEngine) -> None:
+    """Wire the loaded model to this app's Redis stores and actions, then serve it."""
+    settings = app[SETTINGS]
+    redis = app[REDIS]
+    keys = Keys(settings.key_prefix)
+    executor = ActionExecutor()
+    for action in build_actions(handoff=HandoffRequests(redis, keys)):
+        executor.register_action(action)
+    token = await action_route.shared_token(redis, keys, settings.action_token)
+    app[ACTION_SERVER].configure(executor, token)
+    engine.bind(
+        tracker_store=AsyncRedisTrackerStore(engine.agent.domain, redis, keys.tracker_prefix),
+        lock_store=RedisTicketLockStore(redis, keys, lifetime=settings.lock_lifetime),
+        action_endpoint=EndpointConfig(
+            url=settings.action_endpoint_url, headers={"Authorization": f"Bearer {token}"}
+        ),
+    )
+    app[MODEL].engine = engine
+    app[MODEL].error = None
+    logger.info("serving model %s", engine.version)

@@ -1,0 +1,1 @@
+"""Where customers' messages come in: one module per channel."""

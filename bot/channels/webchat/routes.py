@@ -1,0 +1,59 @@
+"""Routes of the web chat channel."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from aiohttp import web
+
+from bot.channels.inbound import message_text, read_json_object
+from bot.errors import ApiError
+from bot.keys import CHAT, CONVERSATION_LOG, SETTINGS
+
+CHANNEL = "webchat"
+STATIC = Path(__file__).parent / "static"
+SESSION = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
+
+
+def conversation_id(session: object) -> str:
+    if not isinstance(session, str) or not SESSION.match(session):
+        raise ApiError(400, "invalid_session", "`session` must be 22 to 64 letters, digits, - or _.")
+    return f"web-{session}"
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def send(request: web.Request) -> web.Response:
+    body = await read_json_object(request)
+    conversation = conversation_id(body.get("session"))
+    text = message_text(body.get("text"), request.app[SETTINGS].max_message_chars, field="text")
+    turn = await request.app[CHAT].handle(CHANNEL, conversation, text)
+    return web.json_response(
+        {
+            "id": turn.inbound_id,
+            "replies": [
+                {"text": r.text, **{k: v for k, v in r.payload.items() if k in ("buttons", "image")}}
+                for r in turn.replies
+            ],
+        }
+    )
+
+
+async def history(request: web.Request) -> web.Response:
+    conversation = conversation_id(request.query.get("session"))
+    timeline = await request.app[CONVERSATION_LOG].timeline(conversation)
+    # The customer sees the conversation, not the bot's internals.
+    messages = [
+        {"id": e["id"], "ts": e["ts"], "direction": e["direction"], "text": e["text"]} for e in timeline
+    ]
+    return web.json_response({"messages": messages})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/", index)
+    app.router.add_post("/webchat/api/messages", send)
+    app.router.add_get("/webchat/api/history", history)
+    app.router.add_static("/webchat/static/", STATIC, append_version=True)

@@ -1,0 +1,1 @@
+"""One customer turn, whatever the channel: log it, understand it, answer it."""

@@ -1,0 +1,114 @@
+"""The path every customer message takes, channel-independent."""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from bot.conversation_log.store import ConversationLog, Outbound
+from bot.engine.output import Reply
+from bot.engine.runtime import RasaEngine
+from bot.errors import ServiceUnavailable
+
+logger = logging.getLogger(__name__)
+
+# Said when the turn failed and the model's own apology is not available.
+LAST_RESORT_APOLOGY = "抱歉，我这边出了点问题，没能处理好你的消息。你可以再发一次，或者回复“人工”找客服同事。"
+
+
+@dataclass
+class ModelSlot:
+    """The model this process serves; empty while it loads."""
+
+    engine: RasaEngine | None = None
+    error: str | None = None
+
+    def require(self) -> RasaEngine:
+        if self.engine is None:
+            detail = self.error or "The model is still loading; retry in a few seconds."
+            raise ServiceUnavailable("model_not_ready", detail)
+        return self.engine
+
+
+@dataclass(frozen=True)
+class TurnReply:
+    """What a channel sends back for one customer message."""
+
+    replies: list[Reply]
+    inbound_id: str
+    intent: str | None = None
+    confidence: float = 0.0
+
+
+class ChatService:
+    def __init__(self, log: ConversationLog, model: ModelSlot) -> None:
+        self._log = log
+        self._model = model
+
+    async def handle(
+        self,
+        channel: str,
+        sender_id: str,
+        text: str,
+        metadata: dict[str, Any] | None = None,
+    ) -> TurnReply:
+        """Log the message, run it through Rasa, log and return the replies.
+
+        The inbound message is written before anything else can fail. A failure
+        in the NLU or the dialogue still gets the customer an honest apology;
+        only an unreachable Redis fails the request (503), since then nothing
+        can be recorded.
+        """
+        engine = self._model.require()
+        inbound_id = await self._log.append_inbound(sender_id, channel, text)
+        intent: str | None = None
+        confidence = 0.0
+        try:
+            parse_data = engine.parse(text, sender_id)
+            intent = parse_data["intent"].get("name")
+            confidence = float(parse_data["intent"].get("confidence") or 0.0)
+            await self._log.annotate(sender_id, inbound_id, parse_data, engine.version)
+            replies = await engine.handle(
+                text, sender_id, channel, parse_data, message_id=inbound_id, metadata=metadata
+            )
+        except RedisError:
+            raise
+        except Exception:
+            logger.exception("turn failed for conversation %r (entry %s)", sender_id, inbound_id)
+            replies = []
+        if not replies:
+            # Rasa swallows a failing action and may then say nothing: never leave
+            # the customer without an answer.
+            replies = [self._apology(engine, sender_id)]
+        await self._log.append_outbound(
+            sender_id,
+            channel,
+            [
+                Outbound(
+                    text=r.text,
+                    action=r.action,
+                    response=r.response,
+                    model=engine.version,
+                    error=r.failed,
+                    data={k: v for k, v in r.payload.items() if k not in ("recipient_id", "text")},
+                )
+                for r in replies
+            ],
+        )
+        return TurnReply(replies=replies, inbound_id=inbound_id, intent=intent, confidence=confidence)
+
+    @staticmethod
+    def _apology(engine: RasaEngine, sender_id: str) -> Reply:
+        variants = engine.agent.domain.responses.get("utter_action_failed") or []
+        texts = [v["text"] for v in variants if v.get("text")]
+        text = random.choice(texts) if texts else LAST_RESORT_APOLOGY
+        return Reply(
+            payload={"recipient_id": sender_id, "text": text},
+            action="kefu_turn_failed",
+            response="utter_action_failed" if texts else None,
+            failed=True,
+        )

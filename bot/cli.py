@@ -1,0 +1,60 @@
+"""Command line: `python -m bot serve | train`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from bot.settings import Settings, SettingsError
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def serve(settings: Settings) -> None:
+    from aiohttp import web
+
+    from bot.app import create_app
+
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        reuse_port=True,
+        print=lambda *_: logging.getLogger("bot").info(
+            "serving on http://%s:%s (web chat at /)", settings.host, settings.port
+        ),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kefu", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="serve the bot (web chat, REST webhook, admin API)")
+    train = sub.add_parser("train", help="train the Rasa model from config.yml and nlu_data/")
+    train.add_argument("--if-needed", action="store_true", help="skip when an up-to-date model exists")
+    train.add_argument("--root", type=Path, default=Path("."), help="project folder (default: .)")
+    args = parser.parse_args(argv)
+
+    _quiet_libraries()
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.command == "serve":
+        serve(settings)
+        return 0
+    from bot.training import train as run_training
+
+    path = run_training(args.root.resolve(), settings.model_dir.resolve(), if_needed=args.if_needed)
+    print(path)
+    return 0

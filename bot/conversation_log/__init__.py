@@ -1,0 +1,1 @@
+"""Our own record of every message of every conversation, kept in Redis for review."""

@@ -1,0 +1,76 @@
+"""Read API over the conversation log, for reviewers and tools.
+
+Behind the admin bearer token (``BOT_ADMIN_TOKEN``). With no token configured,
+these endpoints refuse every request: conversations are never readable by
+default.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+
+from bot.errors import ApiError
+from bot.keys import CONVERSATION_LOG, SETTINGS
+
+MAX_LIMIT = 100
+
+
+def require_admin(request: web.Request) -> None:
+    token = request.app[SETTINGS].admin_token
+    if token is None:
+        raise ApiError(
+            403, "admin_api_disabled", "The admin API is closed: set BOT_ADMIN_TOKEN to open it."
+        )
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise ApiError(401, "unauthorised", "Send the admin token as `Authorization: Bearer <token>`.")
+
+
+def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_parameter", f"`{name}` must be a whole number.") from exc
+    if not low <= value <= high:
+        raise ApiError(400, "invalid_parameter", f"`{name}` must be between {low} and {high}.")
+    return value
+
+
+async def list_conversations(request: web.Request) -> web.Response:
+    require_admin(request)
+    limit = _int_param(request, "limit", 20, 1, MAX_LIMIT)
+    offset = _int_param(request, "offset", 0, 0, 10**9)
+    log = request.app[CONVERSATION_LOG]
+    total = await log.count()
+    items = await log.list(offset=offset, limit=limit)
+    next_offset = offset + len(items) if offset + len(items) < total else None
+    return web.json_response(
+        {
+            "conversations": [item.as_json() for item in items],
+            "total": total,
+            "offset": offset,
+            "limit": limit,
+            "next_offset": next_offset,
+        }
+    )
+
+
+async def get_conversation(request: web.Request) -> web.Response:
+    require_admin(request)
+    conversation = request.match_info["conversation_id"]
+    log = request.app[CONVERSATION_LOG]
+    timeline = await log.timeline(conversation)
+    if not timeline:
+        raise ApiError(404, "not_found", f"No conversation {conversation!r}.")
+    return web.json_response({"id": conversation, "messages": timeline})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/conversations", list_conversations)
+    app.router.add_get("/api/conversations/{conversation_id}", get_conversation)

@@ -1,0 +1,203 @@
+"""The conversation log: every inbound and outbound message, in Redis.
+
+Separate from Rasa's tracker, and shaped for review rather than for dialogue
+management. Each conversation has a Redis stream (append-only, ordered, ids
+carry the time) plus a hash of NLU results keyed by the inbound entry's id:
+the inbound message is appended *before* it is processed, so a failure in the
+NLU or an action never loses it, and its intent is attached once known.
+A sorted set indexes conversations by last activity for the list view.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+
+from bot.redis_keys import Keys
+
+INBOUND = "in"
+OUTBOUND = "out"
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """A reply to be logged."""
+
+    text: str
+    action: str | None = None
+    response: str | None = None
+    model: str | None = None
+    error: bool = False
+    data: dict[str, Any] = field(default_factory=dict)  # buttons, image… when present
+
+
+@dataclass(frozen=True)
+class ConversationSummary:
+    id: str
+    channel: str
+    last_activity: float
+    first_activity: float
+    messages: int
+    last_text: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "channel": self.channel,
+            "first_activity": self.first_activity,
+            "last_activity": self.last_activity,
+            "messages": self.messages,
+            "last_text": self.last_text,
+        }
+
+
+class ConversationLog:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._redis = redis
+        self._keys = keys
+
+    async def append_inbound(
+        self, conversation: str, channel: str, text: str, now: float | None = None
+    ) -> str:
+        """Record a customer message before it is processed; return its entry id."""
+        ts = time.time() if now is None else now
+        entry = {"ts": repr(ts), "channel": channel, "direction": INBOUND, "text": text}
+        ids = await self._append(conversation, channel, [entry], ts, text)
+        return ids[0]
+
+    async def annotate(
+        self,
+        conversation: str,
+        entry_id: str,
+        parse_data: dict[str, Any],
+        model: str | None,
+    ) -> None:
+        """Attach the NLU result to an inbound entry."""
+        intent = parse_data.get("intent") or {}
+        record = {
+            "intent": intent.get("name"),
+            "confidence": float(intent.get("confidence") or 0.0),
+            "entities": [
+                {k: e.get(k) for k in ("entity", "value", "start", "end", "extractor") if k in e}
+                for e in parse_data.get("entities") or []
+            ],
+            "ranking": [
+                {"name": r.get("name"), "confidence": float(r.get("confidence") or 0.0)}
+                for r in (parse_data.get("intent_ranking") or [])[:5]
+            ],
+            "model": model,
+        }
+        await self._redis.hset(
+            self._keys.conv_nlu(conversation), entry_id, json.dumps(record, ensure_ascii=False)
+        )
+
+    async def append_outbound(
+        self, conversation: str, channel: str, replies: Sequence[Outbound], now: float | None = None
+    ) -> list[str]:
+        """Record the replies sent to the customer, in order."""
+        if not replies:
+            return []
+        ts = time.time() if now is None else now
+        entries = []
+        for reply in replies:
+            entry = {"ts": repr(ts), "channel": channel, "direction": OUTBOUND, "text": reply.text}
+            for name in ("action", "response", "model"):
+                value = getattr(reply, name)
+                if value:
+                    entry[name] = value
+            if reply.error:
+                entry["error"] = "1"
+            if reply.data:
+                entry["data"] = json.dumps(reply.data, ensure_ascii=False)
+            entries.append(entry)
+        return await self._append(conversation, channel, entries, ts, replies[-1].text)
+
+    async def _append(
+        self,
+        conversation: str,
+        channel: str,
+        entries: list[dict[str, str]],
+        ts: float,
+        last_text: str,
+    ) -> list[str]:
+        keys = self._keys
+        meta = keys.conv_meta(conversation)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for entry in entries:
+                pipe.xadd(keys.conv_log(conversation), entry)
+            pipe.zadd(keys.conversations, {conversation: ts})
+            pipe.hsetnx(meta, "first_activity", repr(ts))
+            pipe.hsetnx(meta, "channel", channel)
+            pipe.hset(meta, mapping={"last_activity": repr(ts), "last_text": last_text[:200]})
+            pipe.hincrby(meta, "messages", len(entries))
+            results = await pipe.execute()
+        return list(results[: len(entries)])
+
+    async def count(self) -> int:
+        return int(await self._redis.zcard(self._keys.conversations))
+
+    async def list(self, offset: int = 0, limit: int = 20) -> list[ConversationSummary]:
+        """Conversations, latest activity first."""
+        ids = await self._redis.zrevrange(self._keys.conversations, offset, offset + limit - 1)
+        if not ids:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for cid in ids:
+                pipe.hgetall(self._keys.conv_meta(cid))
+            metas = await pipe.execute()
+        summaries = []
+        for cid, meta in zip(ids, metas, strict=True):
+            m = dict(meta)
+            summaries.append(
+                ConversationSummary(
+                    id=cid,
+                    channel=m.get("channel", ""),
+                    first_activity=float(m.get("first_activity", 0) or 0),
+                    last_activity=float(m.get("last_activity", 0) or 0),
+                    messages=int(m.get("messages", 0) or 0),
+                    last_text=m.get("last_text", ""),
+                )
+            )
+        return summaries
+
+    async def exists(self, conversation: str) -> bool:
+        return bool(await self._redis.exists(self._keys.conv_log(conversation)))
+
+    async def timeline(self, conversation: str) -> list[dict[str, Any]]:
+        """Every message of a conversation in order, inbound ones with their NLU result."""
+        keys = self._keys
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xrange(keys.conv_log(conversation))
+            pipe.hgetall(keys.conv_nlu(conversation))
+            raw_entries, raw_nlu = await pipe.execute()
+        nlu = {k: json.loads(v) for k, v in raw_nlu.items()}
+        timeline = []
+        for entry_id, fields in raw_entries:
+            item: dict[str, Any] = {
+                "id": entry_id,
+                "ts": float(fields.get("ts", 0)),
+                "channel": fields.get("channel"),
+                "direction": fields.get("direction"),
+                "text": fields.get("text", ""),
+            }
+            if item["direction"] == INBOUND:
+                result = nlu.get(entry_id) or {}
+                item["intent"] = result.get("intent")
+                item["confidence"] = result.get("confidence")
+                item["entities"] = result.get("entities", [])
+                item["intent_ranking"] = result.get("ranking", [])
+                item["model"] = result.get("model")
+            else:
+                for name in ("action", "response", "model"):
+                    item[name] = fields.get(name)
+                item["error"] = fields.get("error") == "1"
+                if "data" in fields:
+                    item["data"] = json.loads(fields["data"])
+            timeline.append(item)
+        return timeline
+

@@ -1,0 +1,1 @@
+"""Rasa, run in-process: model loading, NLU parsing, and the Redis-backed stores."""

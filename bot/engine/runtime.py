@@ -1,0 +1,140 @@
+"""The trained Rasa model, loaded once per process and shared by every request."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from rasa.core.agent import Agent
+from rasa.core.channels.channel import UserMessage
+from rasa.core.lock_store import LockStore
+from rasa.core.tracker_store import TrackerStore
+from rasa.engine.runner.interface import GraphRunner
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.nlu.constants import (
+    ENTITIES,
+    INTENT,
+    INTENT_NAME_KEY,
+    PREDICTED_CONFIDENCE_KEY,
+    TEXT,
+)
+from rasa.utils.endpoints import EndpointConfig
+
+from bot.engine.output import RecordingOutputChannel, Reply
+from bot.training import MODEL_SUFFIX
+
+logger = logging.getLogger(__name__)
+
+class ModelNotFound(RuntimeError):
+    """There is no trained model to serve."""
+
+
+def latest_model(model_dir: Path) -> Path:
+    """The newest trained model in `model_dir`."""
+    models = sorted(model_dir.glob(f"*{MODEL_SUFFIX}"), key=lambda p: p.stat().st_mtime)
+    if not models:
+        raise ModelNotFound(f"no trained model in {model_dir}/: run `make model` (or `make run`)")
+    return models[-1]
+
+
+class RasaEngine:
+    """One loaded Rasa agent plus the parse path the service uses.
+
+    Customer text is never an instruction. Rasa's last NLU step,
+    ``RegexMessageHandler``, turns a message that starts with ``/`` into an
+    intent with confidence 1.0 (``/restart``, ``/request_human{"x": 1}``), which
+    would let a customer steer the bot or inject entities. The service therefore
+    runs the NLU graph only up to the step before it, and hands Rasa the parse
+    result ready-made, so slash text is classified like any other text.
+    """
+
+    def __init__(self, agent: Agent, model_path: Path) -> None:
+        self.agent = agent
+        self.model_path = model_path
+        processor = agent.processor
+        if processor is None:
+            raise ModelNotFound(f"{model_path} holds no usable model")
+        self._graph: GraphRunner = processor.graph_runner
+        metadata = processor.model_metadata
+        handler_node = metadata.predict_schema.nodes[metadata.nlu_target]
+        self._nlu_target: str = handler_node.needs["messages"]
+        self.model_id: str = metadata.model_id
+        self.version: str = model_path.name.removesuffix(MODEL_SUFFIX)
+
+    @classmethod
+    def load(cls, model_path: Path) -> RasaEngine:
+        """Load a model (slow: seconds; call it off the event loop)."""
+        os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+        from rasa.utils.tensorflow.environment import setup_tf_environment
+
+        setup_tf_environment()
+        started = time.monotonic()
+        agent = Agent.load(str(model_path))
+        logger.info("loaded model %s in %.1f s", model_path.name, time.monotonic() - started)
+        return cls(agent, model_path)
+
+    def bind(
+        self,
+        tracker_store: TrackerStore,
+        lock_store: LockStore,
+        action_endpoint: EndpointConfig | None,
+    ) -> None:
+        """Attach the stores and the action endpoint of the app serving this model.
+
+        The agent wraps any tracker store in a ``FailSafeTrackerStore``, which on
+        a Redis error silently falls back to memory and forgets the conversation;
+        the service would rather answer 503, so the store is set directly.
+        """
+        tracker_store.domain = self.agent.domain
+        for holder in (self.agent, self.agent.processor):
+            holder.tracker_store = tracker_store  # type: ignore[union-attr]
+            holder.lock_store = lock_store  # type: ignore[union-attr]
+            holder.action_endpoint = action_endpoint  # type: ignore[union-attr]
+
+    def parse(self, text: str, sender_id: str) -> dict[str, Any]:
+        """Run the NLU pipeline on `text` as plain text (see the class docstring)."""
+        from rasa.engine.constants import PLACEHOLDER_MESSAGE, PLACEHOLDER_TRACKER
+
+        message = UserMessage(text=text, sender_id=sender_id)
+        results = self._graph.run(
+            inputs={
+                PLACEHOLDER_MESSAGE: [message],
+                PLACEHOLDER_TRACKER: DialogueStateTracker.from_events(sender_id, []),
+            },
+            targets=[self._nlu_target],
+        )
+        parsed = results[self._nlu_target][0]
+        data: dict[str, Any] = {
+            TEXT: text,
+            INTENT: {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0},
+            ENTITIES: [],
+        }
+        data.update(parsed.as_dict(only_output_properties=True))
+        data[TEXT] = text
+        return data
+
+    async def handle(
+        self,
+        text: str,
+        sender_id: str,
+        channel: str,
+        parse_data: dict[str, Any],
+        message_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> list[Reply]:
+        """Run one customer turn through dialogue management, under the conversation lock."""
+        output = RecordingOutputChannel()
+        message = UserMessage(
+            text=text,
+            output_channel=output,
+            sender_id=sender_id,
+            parse_data=parse_data,
+            input_channel=channel,
+            message_id=message_id,
+            metadata=metadata,
+        )
+        await self.agent.handle_message(message)
+        return output.replies

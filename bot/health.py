@@ -1,0 +1,37 @@
+"""`/healthz`: the process is alive. `/readyz`: it can serve (model loaded, Redis answers)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from bot.keys import MODEL, REDIS
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    slot = request.app[MODEL]
+    checks: dict[str, str] = {}
+    if slot.engine is not None:
+        checks["model"] = slot.engine.version
+    else:
+        checks["model"] = slot.error or "loading"
+    try:
+        await asyncio.wait_for(request.app[REDIS].ping(), timeout=2)
+        checks["redis"] = "ok"
+    except (RedisError, TimeoutError, OSError) as exc:
+        checks["redis"] = f"unreachable: {type(exc).__name__}"
+    ready = slot.engine is not None and checks["redis"] == "ok"
+    return web.json_response(
+        {"status": "ready" if ready else "not_ready", **checks}, status=200 if ready else 503
+    )
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)

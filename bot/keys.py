@@ -1,0 +1,22 @@
+"""Typed keys for everything shared through the aiohttp application."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.chat.service import ChatService, ModelSlot
+    from bot.conversation_log.store import ConversationLog
+    from bot.custom_actions.route import ActionServer
+
+SETTINGS = web.AppKey("settings", Settings)
+REDIS = web.AppKey("redis", Redis)
+MODEL = web.AppKey("model", "ModelSlot")
+CONVERSATION_LOG = web.AppKey("conversation_log", "ConversationLog")
+CHAT = web.AppKey("chat", "ChatService")
+ACTION_SERVER = web.AppKey("action_server", "ActionServer")

@@ -1,0 +1,63 @@
+"""Every Redis key the service writes, built in one place.
+
+Layout (``P`` is the configured prefix, ``BOT_KEY_PREFIX``, default ``kefu``):
+
+- ``P:tracker:{conversation}``        Rasa's tracker (JSON), written by Rasa's Redis tracker store
+- ``P:lock:{conversation}:queue``     conversation lock: waiting tickets, scored by ticket number
+- ``P:lock:{conversation}:expiry``    conversation lock: ticket -> expiry (ms, Redis clock)
+- ``P:lock:{conversation}:counter``   conversation lock: last ticket issued (the fencing token)
+- ``P:conversations``                 sorted set: conversation -> last activity (unix seconds)
+- ``P:conv:{conversation}:meta``      hash: channel, first/last activity, message count, last text
+- ``P:conv:{conversation}:log``       stream: every inbound and outbound message, in order
+- ``P:conv:{conversation}:nlu``       hash: inbound entry id -> NLU result (JSON)
+- ``P:handoff:requests``              sorted set: conversation -> time a person was requested
+- ``P:handoff:{conversation}``        hash: the latest request for a person (reason, text, time)
+- ``P:secret:action_token``           shared secret for the in-app custom action route
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str
+
+    @property
+    def tracker_prefix(self) -> str:
+        """The prefix handed to Rasa's tracker store (it adds ``:tracker:`` itself)."""
+        return self.prefix
+
+    def lock_queue(self, conversation: str) -> str:
+        return f"{self.prefix}:lock:{conversation}:queue"
+
+    def lock_expiry(self, conversation: str) -> str:
+        return f"{self.prefix}:lock:{conversation}:expiry"
+
+    def lock_counter(self, conversation: str) -> str:
+        return f"{self.prefix}:lock:{conversation}:counter"
+
+    @property
+    def conversations(self) -> str:
+        return f"{self.prefix}:conversations"
+
+    def conv_meta(self, conversation: str) -> str:
+        return f"{self.prefix}:conv:{conversation}:meta"
+
+    def conv_log(self, conversation: str) -> str:
+        return f"{self.prefix}:conv:{conversation}:log"
+
+    def conv_nlu(self, conversation: str) -> str:
+        return f"{self.prefix}:conv:{conversation}:nlu"
+
+    @property
+    def handoff_requests(self) -> str:
+        return f"{self.prefix}:handoff:requests"
+
+    def handoff(self, conversation: str) -> str:
+        return f"{self.prefix}:handoff:{conversation}"
+
+    @property
+    def action_token(self) -> str:
+        return f"{self.prefix}:secret:action_token"

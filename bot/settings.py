@@ -1,0 +1,144 @@
+"""Settings, loaded once at start-up from the environment (and an optional `.env`).
+
+Modules never read `os.environ` themselves: they receive a `Settings`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+DEFAULT_MODEL_DIR = "models"
+DEFAULT_KEY_PREFIX = "kefu"
+# A customer message longer than this is refused: real chat messages are far
+# shorter, and the NLU's cost grows with the length.
+DEFAULT_MAX_MESSAGE_CHARS = 2000
+# Request bodies above this are refused with 413 before they are read whole.
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+# Redis sits on the same host or network: a reply slower than this means it is
+# stalled, and the request should fail (503) rather than hang the process.
+DEFAULT_REDIS_TIMEOUT = 2.0
+# A holder of a conversation lock refreshes it every third of this; a process
+# that dies holding one blocks that conversation at most this long.
+DEFAULT_LOCK_LIFETIME = 10.0
+
+
+class SettingsError(ValueError):
+    """A configuration value is present but unusable."""
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Parse a `.env` file: `NAME=value` lines, `#` comments, optional quotes."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        name, _, value = line.partition("=")
+        name = name.removeprefix("export ").strip()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name] = value
+    return values
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from exc
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service can be told from outside. See README for each name."""
+
+    redis_url: str = DEFAULT_REDIS_URL
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    admin_token: str | None = None
+    model_dir: Path = Path(DEFAULT_MODEL_DIR)
+    key_prefix: str = DEFAULT_KEY_PREFIX
+    action_token: str | None = None
+    action_url: str | None = None
+    max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    redis_timeout: float = DEFAULT_REDIS_TIMEOUT
+    lock_lifetime: float = DEFAULT_LOCK_LIFETIME
+    log_level: str = "INFO"
+    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")
+    ) -> Settings:
+        """Build settings from `environ` (default: the process environment).
+
+        Values in the environment win over those in the `.env` file.
+        """
+        env: dict[str, str] = read_dotenv(dotenv) if dotenv is not None else {}
+        env.update(os.environ if environ is None else environ)
+        prefix = env.get("BOT_KEY_PREFIX", DEFAULT_KEY_PREFIX).strip() or DEFAULT_KEY_PREFIX
+        if not prefix.isalnum():
+            # Rasa's Redis tracker store silently ignores a non-alphanumeric prefix.
+            raise SettingsError(f"BOT_KEY_PREFIX must be letters and digits, got {prefix!r}")
+        return cls(
+            redis_url=env.get("REDIS_URL", "").strip() or DEFAULT_REDIS_URL,
+            host=env.get("BOT_HOST", "").strip() or DEFAULT_HOST,
+            port=_int(env, "BOT_PORT", DEFAULT_PORT),
+            admin_token=env.get("BOT_ADMIN_TOKEN", "").strip() or None,
+            model_dir=Path(env.get("BOT_MODEL_DIR", "").strip() or DEFAULT_MODEL_DIR),
+            key_prefix=prefix,
+            action_token=env.get("BOT_ACTION_TOKEN", "").strip() or None,
+            action_url=env.get("BOT_ACTION_URL", "").strip() or None,
+            max_message_chars=_int(env, "BOT_MAX_MESSAGE_CHARS", DEFAULT_MAX_MESSAGE_CHARS),
+            max_body_bytes=_int(env, "BOT_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+            redis_timeout=_float(env, "BOT_REDIS_TIMEOUT", DEFAULT_REDIS_TIMEOUT),
+            lock_lifetime=_float(env, "BOT_LOCK_LIFETIME", DEFAULT_LOCK_LIFETIME),
+            log_level=(env.get("BOT_LOG_LEVEL", "").strip() or "INFO").upper(),
+        )
+
+    def with_(self, **changes: object) -> Settings:
+        """A copy with some values changed (tests and benchmarks use this)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def action_endpoint_url(self) -> str:
+        """Where Rasa calls custom actions: this same process unless BOT_ACTION_URL says."""
+        if self.action_url:
+            return self.action_url
+        host = self.host
+        if host in ("", "0.0.0.0"):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "[::1]"
+        elif ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}/webhooks/actions"

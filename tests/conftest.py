@@ -1,0 +1,140 @@
+"""Shared fixtures: a real Redis, a real trained model (trained once per session), real HTTP."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis as redis_sync
+from aiohttp.test_utils import TestClient
+
+from bot.app import create_app
+from bot.engine.runtime import RasaEngine
+from bot.settings import DEFAULT_REDIS_URL, Settings
+from bot.training import train
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_TOKEN = "test-admin-token-0123456789"
+
+os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    return Path(os.environ.get("BOT_MODEL_DIR") or ROOT / "models").resolve()
+
+
+@pytest.fixture(scope="session")
+def model_path(model_dir: Path) -> Path:
+    """The model for the current data; `make test` has trained it already."""
+    return train(ROOT, model_dir, if_needed=True)
+
+
+@pytest.fixture(scope="session")
+def engine(model_path: Path) -> RasaEngine:
+    return RasaEngine.load(model_path)
+
+
+@pytest.fixture
+def key_prefix(redis_url: str) -> Iterator[str]:
+    """A fresh key prefix per test; its keys are deleted afterwards."""
+    prefix = "kefutest" + uuid.uuid4().hex[:12]
+    yield prefix
+    client = redis_sync.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    except redis_sync.RedisError:
+        pass
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def settings(redis_url: str, key_prefix: str, model_dir: Path) -> Settings:
+    return Settings.from_env(
+        {
+            "REDIS_URL": redis_url,
+            "BOT_PORT": str(free_port()),
+            "BOT_ADMIN_TOKEN": ADMIN_TOKEN,
+            "BOT_KEY_PREFIX": key_prefix,
+            "BOT_MODEL_DIR": str(model_dir),
+        },
+        dotenv=None,
+    )
+
+
+@pytest.fixture
+async def client(aiohttp_client, settings: Settings, engine: RasaEngine) -> AsyncIterator[TestClient]:  # type: ignore[no-untyped-def]
+    # The app serves on settings.port because the model's action endpoint points there.
+    yield await aiohttp_client(create_app(settings, engine), server_kwargs={"port": settings.port})
+
+
+@pytest.fixture
+def admin_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+class RedisServer:
+    """A private redis-server the test can stop and start again on the same port."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server is needed (make test installs it)"
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if redis_sync.Redis(port=self.port, socket_timeout=0.5).ping():
+                    return
+            except redis_sync.RedisError:
+                time.sleep(0.05)
+        raise RuntimeError("private redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()

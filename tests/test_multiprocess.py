@@ -1,0 +1,191 @@
+"""Several bot processes sharing one Redis and one conversation.
+
+Proves the lock store across processes: every message is answered, in order,
+none is lost from Rasa's tracker, and none waits for a dead holder longer than
+the lock lifetime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+import redis as redis_sync
+from redis.asyncio import Redis
+
+from bot.engine.lock_store import RedisTicketLockStore
+from bot.redis_keys import Keys
+from tests.conftest import ADMIN_TOKEN, ROOT, free_port
+
+pytestmark = pytest.mark.slow
+
+PROCESSES = 3
+LOCK_LIFETIME = 2.0
+
+
+@pytest.fixture(scope="module")
+def cluster(redis_url: str, model_path: Path, tmp_path_factory) -> Iterator[dict]:  # type: ignore[no-untyped-def]
+    prefix = "kefump" + uuid.uuid4().hex[:10]
+    logs = tmp_path_factory.mktemp("bots")
+    procs, ports = [], []
+    for i in range(PROCESSES):
+        port = free_port()
+        env = {
+            **os.environ,
+            "REDIS_URL": redis_url,
+            "BOT_HOST": "127.0.0.1",
+            "BOT_PORT": str(port),
+            "BOT_KEY_PREFIX": prefix,
+            "BOT_MODEL_DIR": str(model_path.parent),
+            "BOT_ADMIN_TOKEN": ADMIN_TOKEN,
+            "BOT_LOCK_LIFETIME": str(LOCK_LIFETIME),
+        }
+        out = open(logs / f"bot{i}.log", "wb")  # noqa: SIM115
+        procs.append(
+            subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=ROOT, env=env, stdout=out, stderr=out)
+        )
+        ports.append(port)
+    try:
+        _wait_ready(ports, procs, logs)
+        yield {"ports": ports, "prefix": prefix}
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        client = redis_sync.Redis.from_url(redis_url)
+        keys = list(client.scan_iter(match=f"{prefix}:*"))
+        if keys:
+            client.delete(*keys)
+
+
+def _wait_ready(ports: list[int], procs: list[subprocess.Popen], logs: Path) -> None:  # type: ignore[type-arg]
+    import urllib.request
+
+    deadline = time.monotonic() + 240
+    pending = set(ports)
+    while pending and time.monotonic() < deadline:
+        for proc in procs:
+            if proc.poll() is not None:
+                text = "\n".join(p.read_text(errors="replace")[-2000:] for p in logs.glob("*.log"))
+                raise RuntimeError(f"a bot process exited early:\n{text}")
+        for port in list(pending):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
+                    if resp.status == 200:
+                        pending.discard(port)
+            except OSError:
+                pass
+        time.sleep(0.5)
+    if pending:
+        raise RuntimeError(f"bot processes on {sorted(pending)} never became ready")
+
+
+async def _send(session: aiohttp.ClientSession, port: int, sender: str, text: str) -> tuple[int, list]:
+    async with session.post(
+        f"http://127.0.0.1:{port}/webhooks/rest/webhook", json={"sender": sender, "message": text}
+    ) as resp:
+        return resp.status, await resp.json()
+
+
+def _tracker_turns(redis_url: str, prefix: str, sender: str) -> list[tuple[str, list[str]]]:
+    """(user text, bot texts that followed it) in the order Rasa recorded them."""
+    raw = redis_sync.Redis.from_url(redis_url, decode_responses=True).get(f"{prefix}:tracker:{sender}")
+    assert raw, "no tracker stored"
+    turns: list[tuple[str, list[str]]] = []
+    for event in json.loads(raw)["events"]:
+        if event["event"] == "user":
+            turns.append((event["text"], []))
+        elif event["event"] == "bot":
+            assert turns, "a bot message before any user message"
+            turns[-1][1].append(event["text"])
+    return turns
+
+
+TEXTS = ["你好", "谢谢", "我的快递到哪了", "在吗", "多谢啦", "查一下我的订单"]
+
+
+async def test_queued_messages_are_answered_in_arrival_order(cluster, redis_url):
+    ports, prefix, sender = cluster["ports"], cluster["prefix"], "order-" + uuid.uuid4().hex[:6]
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    locks = RedisTicketLockStore(redis, Keys(prefix), lifetime=LOCK_LIFETIME)
+    async with aiohttp.ClientSession() as session:
+        async with locks.lock(sender):
+            # While the test holds the conversation, messages arrive one after
+            # another at different processes and queue up behind it.
+            tasks = []
+            for i, text in enumerate(TEXTS):
+                tasks.append(asyncio.create_task(_send(session, ports[i % PROCESSES], sender, text)))
+                await asyncio.sleep(0.3)
+            assert not any(t.done() for t in tasks), "a message went past a held lock"
+        results = await asyncio.wait_for(asyncio.gather(*tasks), 60)
+    await redis.close()
+    assert [status for status, _ in results] == [200] * len(TEXTS)
+    assert all(body and body[0]["text"] for _, body in results)
+    turns = _tracker_turns(redis_url, prefix, sender)
+    assert [user for user, _ in turns] == TEXTS
+    assert all(len(bot) >= 1 for _, bot in turns)
+
+
+async def test_burst_from_all_processes_loses_nothing(cluster, redis_url):
+    ports, prefix, sender = cluster["ports"], cluster["prefix"], "burst-" + uuid.uuid4().hex[:6]
+    texts = [f"{TEXTS[i % len(TEXTS)]}{'啊' * (i // len(TEXTS))}" for i in range(15)]
+    async with aiohttp.ClientSession() as session:
+        results = await asyncio.wait_for(
+            asyncio.gather(*(_send(session, ports[i % PROCESSES], sender, t) for i, t in enumerate(texts))),
+            90,
+        )
+    assert [status for status, _ in results] == [200] * len(texts)
+    turns = _tracker_turns(redis_url, prefix, sender)
+    assert sorted(user for user, _ in turns) == sorted(texts)
+    # Each message was handled whole before the next began: its reply follows it.
+    replies = {user: [m["text"] for m in body] for user, (_, body) in zip(texts, results, strict=True)}
+    for user, bot in turns:
+        assert bot == replies[user], f"turn of {user!r} interleaved with another"
+
+
+async def test_nobody_waits_for_a_dead_holder(cluster, redis_url):
+    ports, prefix, sender = cluster["ports"], cluster["prefix"], "dead-" + uuid.uuid4().hex[:6]
+    # A process that takes the conversation's lock and is killed while holding it.
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import asyncio, sys; from redis.asyncio import Redis;"
+            "from bot.engine.lock_store import RedisTicketLockStore; from bot.redis_keys import Keys\n"
+            "async def main():\n"
+            f"    s = RedisTicketLockStore(Redis.from_url({redis_url!r}), Keys({prefix!r}), lifetime={LOCK_LIFETIME})\n"
+            f"    await s.acquire({sender!r}); print('held', flush=True); await asyncio.sleep(3600)\n"
+            "asyncio.run(main())",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == b"held"
+    holder.kill()
+    holder.wait()
+
+    started = time.monotonic()
+    async with aiohttp.ClientSession() as session:
+        results = await asyncio.wait_for(
+            asyncio.gather(*(_send(session, ports[i % PROCESSES], sender, t) for i, t in enumerate(TEXTS))),
+            60,
+        )
+    elapsed = time.monotonic() - started
+    assert [status for status, _ in results] == [200] * len(TEXTS)
+    assert elapsed < LOCK_LIFETIME + 8, f"waited {elapsed:.1f}s behind a dead holder"
+    assert sorted(u for u, _ in _tracker_turns(redis_url, prefix, sender)) == sorted(TEXTS)

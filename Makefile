@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup model redis run test lint train bench clean
+.PHONY: help setup model redis test-tools run test lint train bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -31,10 +31,13 @@ train: setup ## Train a new model now, whatever models/ holds
 redis: setup ## Make sure Redis answers at REDIS_URL (starts a local one under var/redis if not)
 	$(PY) scripts/ensure_redis.py
 
+test-tools: ## Outside tools the tests drive (docker compose config)
+	@scripts/ensure-test-tools.sh
+
 run: model redis ## Install, train if needed, make sure Redis runs, serve the bot at BOT_HOST:BOT_PORT
 	$(PY) -m bot serve
 
-test: model redis ## Install, train if needed, make sure Redis runs, run the whole test suite
+test: model redis test-tools ## Install, train if needed, make sure Redis runs, run the whole test suite
 	$(PY) -m pytest
 
 lint: setup ## ruff and mypy

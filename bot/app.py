@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -128,6 +129,11 @@ async def _serve(app: web.Application, engine: RasaEngine) -> None:
             url=settings.action_endpoint_url, headers={"Authorization": f"Bearer {token}"}
         ),
     )
+    # The model is millions of long-lived objects; moving them out of the
+    # collector's reach keeps full collections (and the pauses they cause in
+    # every request being served) short.
+    gc.collect()
+    gc.freeze()
     app[MODEL].engine = engine
     app[MODEL].error = None
     logger.info("serving model %s", engine.version)

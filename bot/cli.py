@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from bot.logs import configure as configure_logging
 from bot.settings import Settings, SettingsError
 
 
@@ -47,9 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level)
     if args.command == "serve":
         serve(settings)
         return 0

@@ -1,0 +1,154 @@
+"""Throughput of the REST webhook: N concurrent senders for a fixed time.
+
+    python benchmarks/throughput.py --spawn            # start a bot, measure, stop it
+    python benchmarks/throughput.py --url http://127.0.0.1:8080 --prefix kefu
+
+Prints messages/s, p50 and p99 latency, errors, and checks that every answered
+message is in the conversation log (Redis), inbound and outbound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import aiohttp
+import redis as redis_sync
+
+ROOT = Path(__file__).resolve().parent.parent
+MESSAGES = [
+    "你好", "我的快递到哪了", "谢谢", "在吗", "查一下订单202611250001234567",
+    "今天天气怎么样", "好的拜拜", "物流怎么不更新", "多谢啦", "下单三天了还没发货",
+]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+async def sender(
+    session: aiohttp.ClientSession, url: str, sender_id: str, stop_at: float, warm_until: float,
+    latencies: list[float], errors: list[str], counts: dict[str, int],
+) -> None:
+    i = 0
+    while time.monotonic() < stop_at:
+        text = MESSAGES[i % len(MESSAGES)]
+        i += 1
+        started = time.monotonic()
+        try:
+            async with session.post(url, json={"sender": sender_id, "message": text}) as resp:
+                body = await resp.json()
+                ok = resp.status == 200 and bool(body) and bool(body[0].get("text"))
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            ok, body = False, repr(exc)
+        elapsed = time.monotonic() - started
+        counts[sender_id] = counts.get(sender_id, 0) + 1
+        if not ok:
+            errors.append(str(body)[:200])
+        elif started >= warm_until:
+            latencies.append(elapsed)
+
+
+async def run(url: str, senders: int, duration: float, warmup: float, run_id: str) -> tuple[list[float], list[str], dict[str, int], float]:
+    latencies: list[float] = []
+    errors: list[str] = []
+    counts: dict[str, int] = {}
+    connector = aiohttp.TCPConnector(limit=senders)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        start = time.monotonic()
+        warm_until = start + warmup
+        stop_at = warm_until + duration
+        await asyncio.gather(*(
+            sender(session, f"{url}/webhooks/rest/webhook", f"bench-{run_id}-{i}", stop_at, warm_until,
+                   latencies, errors, counts)
+            for i in range(senders)
+        ))
+    return latencies, errors, counts, duration
+
+
+def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit("the bot exited before it was ready")
+        try:
+            with urllib.request.urlopen(f"{base}/readyz", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    sys.exit("the bot never became ready")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default="http://127.0.0.1:8080")
+    parser.add_argument("--spawn", action="store_true", help="start a bot process for the run")
+    parser.add_argument("--senders", type=int, default=20)
+    parser.add_argument("--duration", type=float, default=20.0, help="measured seconds")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
+    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://localhost:6379/0"))
+    parser.add_argument("--prefix", default=None, help="BOT_KEY_PREFIX of the bot under test")
+    args = parser.parse_args()
+
+    run_id = uuid.uuid4().hex[:8]
+    proc = None
+    url, prefix = args.url, args.prefix
+    if args.spawn:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        prefix = f"kefubench{run_id}"
+        url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "BOT_PORT": str(port), "BOT_HOST": "127.0.0.1", "BOT_KEY_PREFIX": prefix,
+               "REDIS_URL": args.redis_url, "BOT_LOG_LEVEL": "WARNING"}
+        proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=ROOT, env=env)
+        wait_ready(url, proc)
+    try:
+        latencies, errors, counts, duration = asyncio.run(
+            run(url, args.senders, args.duration, args.warmup, run_id)
+        )
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+    total = sum(counts.values())
+    print(f"senders={args.senders} measured={duration:.0f}s warmup={args.warmup:.0f}s")
+    print(f"messages/s={len(latencies) / duration:.1f}")
+    if latencies:
+        print(f"p50_ms={statistics.median(latencies) * 1000:.0f} p99_ms={percentile(latencies, 0.99) * 1000:.0f}")
+    print(f"errors={len(errors)} of {total}")
+    for err in errors[:5]:
+        print("  ", err)
+    if prefix:
+        client = redis_sync.Redis.from_url(args.redis_url, decode_responses=True)
+        inbound = outbound = 0
+        for i in range(args.senders):
+            for _, fields in client.xrange(f"{prefix}:conv:bench-{run_id}-{i}:log"):
+                if fields["direction"] == "in":
+                    inbound += 1
+                else:
+                    outbound += 1
+        print(f"logged: inbound={inbound} outbound={outbound} (sent {total})")
+        if args.spawn:
+            keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+            for start in range(0, len(keys), 1000):
+                client.delete(*keys[start:start + 1000])
+
+
+if __name__ == "__main__":
+    main()

@@ -31,7 +31,7 @@ train: setup ## Train a new model now, whatever models/ holds
 redis: setup ## Make sure Redis answers at REDIS_URL (starts a local one under var/redis if not)
 	$(PY) scripts/ensure_redis.py
 
-test-tools: ## Outside tools the tests drive (docker compose config)
+test-tools: ## Outside tools the tests drive (chromium, docker compose)
 	@scripts/ensure-test-tools.sh
 
 run: model redis ## Install, train if needed, make sure Redis runs, serve the bot at BOT_HOST:BOT_PORT

@@ -1,6 +1,7 @@
 """Throughput of the REST webhook: N concurrent senders for a fixed time.
 
     python benchmarks/throughput.py --spawn            # start a bot, measure, stop it
+    python benchmarks/throughput.py --spawn --rasa     # the same, then stock `rasa run`, same model
     python benchmarks/throughput.py --url http://127.0.0.1:8080 --prefix kefu
 
 Prints messages/s, p50 and p99 latency, errors, and checks that every answered
@@ -23,21 +24,37 @@ from pathlib import Path
 import aiohttp
 import redis as redis_sync
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 ROOT = Path(__file__).resolve().parent.parent
 MESSAGES = [
-    "你好", "我的快递到哪了", "谢谢", "在吗", "查一下订单202611250001234567",
-    "今天天气怎么样", "好的拜拜", "物流怎么不更新", "多谢啦", "下单三天了还没发货",
+    "你好",
+    "我的快递到哪了",
+    "谢谢",
+    "在吗",
+    "查一下订单202611250001234567",
+    "今天天气怎么样",
+    "好的拜拜",
+    "物流怎么不更新",
+    "多谢啦",
+    "下单三天了还没发货",
 ]
 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def sender(
-    session: aiohttp.ClientSession, url: str, sender_id: str, stop_at: float, warm_until: float,
-    latencies: list[float], errors: list[str], counts: dict[str, int],
+    session: aiohttp.ClientSession,
+    url: str,
+    sender_id: str,
+    stop_at: float,
+    warm_until: float,
+    latencies: list[float],
+    errors: list[str],
+    counts: dict[str, int],
 ) -> None:
     i = 0
     while time.monotonic() < stop_at:
@@ -58,7 +75,9 @@ async def sender(
             latencies.append(elapsed)
 
 
-async def run(url: str, senders: int, duration: float, warmup: float, run_id: str) -> tuple[list[float], list[str], dict[str, int], float]:
+async def run(
+    url: str, senders: int, duration: float, warmup: float, run_id: str
+) -> tuple[list[float], list[str], dict[str, int], float]:
     latencies: list[float] = []
     errors: list[str] = []
     counts: dict[str, int] = {}
@@ -68,55 +87,146 @@ async def run(url: str, senders: int, duration: float, warmup: float, run_id: st
         start = time.monotonic()
         warm_until = start + warmup
         stop_at = warm_until + duration
-        await asyncio.gather(*(
-            sender(session, f"{url}/webhooks/rest/webhook", f"bench-{run_id}-{i}", stop_at, warm_until,
-                   latencies, errors, counts)
-            for i in range(senders)
-        ))
+        await asyncio.gather(
+            *(
+                sender(
+                    session,
+                    f"{url}/webhooks/rest/webhook",
+                    f"bench-{run_id}-{i}",
+                    stop_at,
+                    warm_until,
+                    latencies,
+                    errors,
+                    counts,
+                )
+                for i in range(senders)
+            )
+        )
     return latencies, errors, counts, duration
 
 
-def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 240) -> None:
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            sys.exit("the bot exited before it was ready")
+            sys.exit("the server exited before it was ready")
         try:
-            with urllib.request.urlopen(f"{base}/readyz", timeout=2) as resp:
+            with urllib.request.urlopen(url, timeout=2) as resp:
                 if resp.status == 200:
                     return
         except OSError:
             pass
         time.sleep(0.5)
-    sys.exit("the bot never became ready")
+    sys.exit("the server never became ready")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def report(
+    name: str, senders: int, latencies: list[float], errors: list[str], total: int, duration: float
+) -> None:
+    print(f"[{name}] senders={senders} measured={duration:.0f}s")
+    print(f"[{name}] messages/s={len(latencies) / duration:.1f}")
+    if latencies:
+        print(
+            f"[{name}] p50_ms={statistics.median(latencies) * 1000:.0f} "
+            f"p99_ms={percentile(latencies, 0.99) * 1000:.0f}"
+        )
+    print(f"[{name}] errors={len(errors)} of {total}")
+    for err in errors[:5]:
+        print("  ", err)
+
+
+def measure_rasa(args: argparse.Namespace, run_id: str) -> None:
+    """Stock `rasa run` with its REST channel and in-memory tracker store, same model."""
+    import tempfile
+
+    from bot.engine.runtime import latest_model
+    from bot.settings import Settings
+
+    model = latest_model(Settings.from_env().model_dir)
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        credentials = Path(tmp) / "credentials.yml"
+        credentials.write_text("rest:\n")
+        rasa = Path(sys.executable).with_name("rasa")
+        proc = subprocess.Popen(
+            [
+                str(rasa),
+                "run",
+                "-m",
+                str(model),
+                "--credentials",
+                str(credentials),
+                "--port",
+                str(port),
+                "--interface",
+                "127.0.0.1",
+                "--quiet",
+            ],
+            cwd=ROOT,
+            env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_ready(f"http://127.0.0.1:{port}/webhooks/rest/", proc)
+            latencies, errors, counts, duration = asyncio.run(
+                run(
+                    f"http://127.0.0.1:{port}",
+                    args.senders,
+                    args.duration,
+                    args.warmup,
+                    run_id + "r",
+                )
+            )
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    report("rasa run", args.senders, latencies, errors, sum(counts.values()), duration)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--url", default="http://127.0.0.1:8080")
     parser.add_argument("--spawn", action="store_true", help="start a bot process for the run")
     parser.add_argument("--senders", type=int, default=20)
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
-    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://localhost:6379/0"))
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("REDIS_URL", "redis://localhost:6379/0")
+    )
     parser.add_argument("--prefix", default=None, help="BOT_KEY_PREFIX of the bot under test")
+    parser.add_argument(
+        "--rasa", action="store_true", help="also measure stock `rasa run` (no logging)"
+    )
     args = parser.parse_args()
 
     run_id = uuid.uuid4().hex[:8]
     proc = None
     url, prefix = args.url, args.prefix
     if args.spawn:
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         prefix = f"kefubench{run_id}"
         url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "BOT_PORT": str(port), "BOT_HOST": "127.0.0.1", "BOT_KEY_PREFIX": prefix,
-               "REDIS_URL": args.redis_url, "BOT_LOG_LEVEL": "WARNING"}
+        env = {
+            **os.environ,
+            "BOT_PORT": str(port),
+            "BOT_HOST": "127.0.0.1",
+            "BOT_KEY_PREFIX": prefix,
+            "REDIS_URL": args.redis_url,
+            "BOT_LOG_LEVEL": "WARNING",
+        }
         proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=ROOT, env=env)
-        wait_ready(url, proc)
+        wait_ready(f"{url}/readyz", proc)
     try:
         latencies, errors, counts, duration = asyncio.run(
             run(url, args.senders, args.duration, args.warmup, run_id)
@@ -127,13 +237,7 @@ def main() -> None:
             proc.wait(timeout=30)
 
     total = sum(counts.values())
-    print(f"senders={args.senders} measured={duration:.0f}s warmup={args.warmup:.0f}s")
-    print(f"messages/s={len(latencies) / duration:.1f}")
-    if latencies:
-        print(f"p50_ms={statistics.median(latencies) * 1000:.0f} p99_ms={percentile(latencies, 0.99) * 1000:.0f}")
-    print(f"errors={len(errors)} of {total}")
-    for err in errors[:5]:
-        print("  ", err)
+    report("kefu", args.senders, latencies, errors, total, duration)
     if prefix:
         client = redis_sync.Redis.from_url(args.redis_url, decode_responses=True)
         inbound = outbound = 0
@@ -143,11 +247,13 @@ def main() -> None:
                     inbound += 1
                 else:
                     outbound += 1
-        print(f"logged: inbound={inbound} outbound={outbound} (sent {total})")
+        print(f"[kefu] logged in Redis: inbound={inbound} outbound={outbound} (sent {total})")
         if args.spawn:
             keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
             for start in range(0, len(keys), 1000):
-                client.delete(*keys[start:start + 1000])
+                client.delete(*keys[start : start + 1000])
+    if args.rasa:
+        measure_rasa(args, run_id)
 
 
 if __name__ == "__main__":

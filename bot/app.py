@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from rasa.utils.endpoints import EndpointConfig
@@ -21,6 +21,7 @@ from bot.chat.service import ChatService, ModelSlot
 from bot.conversation_log import api as conversation_api
 from bot.conversation_log.store import ConversationLog
 from bot.custom_actions import route as action_route
+from bot.custom_actions.server import ActionServer
 from bot.engine.lock_store import RedisTicketLockStore
 from bot.engine.runtime import RasaEngine, latest_model
 from bot.engine.tracker_store import AsyncRedisTrackerStore
@@ -38,7 +39,7 @@ def create_app(settings: Settings, engine: RasaEngine | None = None) -> web.Appl
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
     app[SETTINGS] = settings
     app[MODEL] = ModelSlot()
-    app[ACTION_SERVER] = action_route.ActionServer()
+    app[ACTION_SERVER] = ActionServer()
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(conversation_ctx)
     app.cleanup_ctx.append(_model_ctx(engine))
@@ -75,7 +76,9 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-def _model_ctx(preloaded: RasaEngine | None):  # type: ignore[no-untyped-def]
+def _model_ctx(
+    preloaded: RasaEngine | None,
+) -> Callable[[web.Application], AsyncIterator[None]]:
     async def model_ctx(app: web.Application) -> AsyncIterator[None]:
         if preloaded is not None:
             await _serve(app, preloaded)

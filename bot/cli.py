@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="serve the bot (web chat, REST webhook, admin API)")
     train = sub.add_parser("train", help="train the Rasa model from config.yml and nlu_data/")
-    train.add_argument("--if-needed", action="store_true", help="skip when an up-to-date model exists")
+    train.add_argument(
+        "--if-needed", action="store_true", help="skip when an up-to-date model exists"
+    )
     train.add_argument("--root", type=Path, default=Path("."), help="project folder (default: .)")
     args = parser.parse_args(argv)
 

@@ -8,6 +8,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from redis.exceptions import RedisError
 
+from bot.jsonutil import json_response
+
 logger = logging.getLogger(__name__)
 
 
@@ -27,7 +29,7 @@ class ServiceUnavailable(ApiError):
 
 
 def error_body(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": code, "message": message, "status": status}, status=status)
+    return json_response({"error": code, "message": message, "status": status}, status=status)
 
 
 def _code_for(exc: web.HTTPException) -> str:
@@ -41,12 +43,21 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         log = logger.error if exc.status_code >= 500 else logger.warning
-        log("%s %s -> %s %s: %s", request.method, request.path, exc.status_code, exc.code, exc.message)
+        log(
+            "%s %s -> %s %s: %s",
+            request.method,
+            request.path,
+            exc.status_code,
+            exc.code,
+            exc.message,
+        )
         return error_body(exc.status_code, exc.code, exc.message)
     except web.HTTPException as exc:
         if exc.status_code < 400:
             raise
-        message = exc.text if exc.text and not exc.text.startswith(f"{exc.status_code}:") else exc.reason
+        message = (
+            exc.text if exc.text and not exc.text.startswith(f"{exc.status_code}:") else exc.reason
+        )
         logger.warning("%s %s -> %s: %s", request.method, request.path, exc.status_code, message)
         return error_body(exc.status_code, _code_for(exc), message or exc.reason)
     except RedisError as exc:
@@ -54,8 +65,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_body(
             503,
             "storage_unavailable",
-            "The conversation store (Redis) is not reachable; nothing was lost, please retry shortly.",
+            "The conversation store (Redis) is not reachable; please retry shortly.",
         )
     except Exception:
         logger.exception("%s %s -> 500: unexpected error", request.method, request.path)
-        return error_body(500, "internal_error", "Something went wrong on our side; it has been logged.")
+        return error_body(
+            500, "internal_error", "Something went wrong on our side; it has been logged."
+        )

@@ -7,11 +7,12 @@ import asyncio
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from bot.jsonutil import json_response
 from bot.keys import MODEL, REDIS
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -27,7 +28,7 @@ async def readyz(request: web.Request) -> web.Response:
     except (RedisError, TimeoutError, OSError) as exc:
         checks["redis"] = f"unreachable: {type(exc).__name__}"
     ready = slot.engine is not None and checks["redis"] == "ok"
-    return web.json_response(
+    return json_response(
         {"status": "ready" if ready else "not_ready", **checks}, status=200 if ready else 503
     )
 

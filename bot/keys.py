@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 from redis.asyncio import Redis
 
+from bot.chat.service import ChatService, ModelSlot
+from bot.conversation_log.store import ConversationLog
+from bot.custom_actions.server import ActionServer
 from bot.settings import Settings
-
-if TYPE_CHECKING:
-    from bot.chat.service import ChatService, ModelSlot
-    from bot.conversation_log.store import ConversationLog
-    from bot.custom_actions.route import ActionServer
 
 SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", Redis)
-MODEL = web.AppKey("model", "ModelSlot")
-CONVERSATION_LOG = web.AppKey("conversation_log", "ConversationLog")
-CHAT = web.AppKey("chat", "ChatService")
-ACTION_SERVER = web.AppKey("action_server", "ActionServer")
+MODEL = web.AppKey("model", ModelSlot)
+CONVERSATION_LOG = web.AppKey("conversation_log", ConversationLog)
+CHAT = web.AppKey("chat", ChatService)
+ACTION_SERVER = web.AppKey("action_server", ActionServer)

@@ -7,6 +7,9 @@ if command -v docker >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1
    && ! command -v docker-compose >/dev/null 2>&1; then
   need+=(docker-compose)   # a docker client without compose: the compose file check needs one
 fi
+if [ ! -x /usr/bin/chromium ]; then
+  need+=(chromium fonts-noto-cjk)   # the browser tests drive Debian's chromium; CJK fonts to render Chinese
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing ${need[*]} (Debian packages) for the tests"

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bot.settings import Settings  # noqa: E402
+from bot.settings import Settings
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", ""}
 VAR = Path("var/redis")
@@ -66,13 +66,21 @@ def main() -> None:
     VAR.mkdir(parents=True, exist_ok=True)
     args = [
         binary,
-        "--port", str(port),
-        "--bind", "127.0.0.1", "-::1",
-        "--appendonly", "yes",
-        "--dir", str(VAR.resolve()),
-        "--logfile", str((VAR / "redis.log").resolve()),
-        "--pidfile", str((VAR / "redis.pid").resolve()),
-        "--daemonize", "yes",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "-::1",
+        "--appendonly",
+        "yes",
+        "--dir",
+        str(VAR.resolve()),
+        "--logfile",
+        str((VAR / "redis.log").resolve()),
+        "--pidfile",
+        str((VAR / "redis.pid").resolve()),
+        "--daemonize",
+        "yes",
     ]
     if parsed.password:
         args += ["--requirepass", parsed.password]

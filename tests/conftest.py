@@ -85,7 +85,9 @@ def settings(redis_url: str, key_prefix: str, model_dir: Path) -> Settings:
 
 
 @pytest.fixture
-async def client(aiohttp_client, settings: Settings, engine: RasaEngine) -> AsyncIterator[TestClient]:  # type: ignore[no-untyped-def]
+async def client(
+    aiohttp_client, settings: Settings, engine: RasaEngine
+) -> AsyncIterator[TestClient]:  # type: ignore[no-untyped-def]
     # The app serves on settings.port because the model's action endpoint points there.
     yield await aiohttp_client(create_app(settings, engine), server_kwargs={"port": settings.port})
 
@@ -111,8 +113,19 @@ class RedisServer:
         binary = shutil.which("redis-server")
         assert binary, "redis-server is needed (make test installs it)"
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -22,7 +22,9 @@ async def say(client: TestClient, sender: str, message: str) -> list[dict[str, A
     return body
 
 
-async def timeline(client: TestClient, conversation: str, headers: dict[str, str]) -> list[dict[str, Any]]:
+async def timeline(
+    client: TestClient, conversation: str, headers: dict[str, str]
+) -> list[dict[str, Any]]:
     resp = await client.get(f"/api/conversations/{conversation}", headers=headers)
     assert resp.status == 200, await resp.text()
     return (await resp.json())["messages"]

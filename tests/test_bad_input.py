@@ -17,20 +17,51 @@ CASES = [
     ("missing message", b'{"sender": "x"}', JSON, 400, "missing_message"),
     ("message not text", b'{"sender": "x", "message": 42}', JSON, 400, "invalid_message"),
     ("missing sender", '{"message": "你好"}'.encode(), JSON, 400, "missing_sender"),
-    ("sender not text", '{"sender": {"a": 1}, "message": "你好"}'.encode(), JSON, 400, "invalid_sender"),
-    ("too long", ('{"sender": "x", "message": "%s"}' % ("好" * 2001)).encode(), JSON, 400, "message_too_long"),
+    (
+        "sender not text",
+        '{"sender": {"a": 1}, "message": "你好"}'.encode(),
+        JSON,
+        400,
+        "invalid_sender",
+    ),
+    (
+        "too long",
+        ('{"sender": "x", "message": "%s"}' % ("好" * 2001)).encode(),
+        JSON,
+        400,
+        "message_too_long",
+    ),
     ("invalid json", b'{"sender": "x", "message": ', JSON, 400, "invalid_json"),
     ("json array", b'["x", "hi"]', JSON, 400, "invalid_json"),
     ("empty body", b"", JSON, 400, "empty_body"),
     ("invalid utf-8", b'{"sender": "x", "message": "\xff\xfe\xfa"}', JSON, 400, "invalid_utf8"),
-    ("xml", b"<xml><sender>x</sender></xml>", {"Content-Type": "application/xml"}, 415, "unsupported_media_type"),
-    ("form upload", b"--b\r\n\r\n--b--", {"Content-Type": "multipart/form-data; boundary=b"}, 415,
-     "unsupported_media_type"),
-    ("bad metadata", '{"sender": "x", "message": "你好", "metadata": [1]}'.encode(), JSON, 400, "invalid_metadata"),
+    (
+        "xml",
+        b"<xml><sender>x</sender></xml>",
+        {"Content-Type": "application/xml"},
+        415,
+        "unsupported_media_type",
+    ),
+    (
+        "form upload",
+        b"--b\r\n\r\n--b--",
+        {"Content-Type": "multipart/form-data; boundary=b"},
+        415,
+        "unsupported_media_type",
+    ),
+    (
+        "bad metadata",
+        '{"sender": "x", "message": "你好", "metadata": [1]}'.encode(),
+        JSON,
+        400,
+        "invalid_metadata",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("body", "headers", "status", "code"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "code"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 async def test_rest_rejects_bad_input_with_json_4xx(client, caplog, body, headers, status, code):
     caplog.set_level(logging.WARNING, logger="bot.errors")
     resp = await client.post(URL, data=body, headers=headers)
@@ -48,7 +79,9 @@ async def test_message_of_exactly_the_limit_is_accepted(client):
 
 
 async def test_body_over_the_size_limit_is_413(client):
-    resp = await client.post(URL, data=b'{"sender": "x", "message": "' + b"a" * 70_000 + b'"}', headers=JSON)
+    resp = await client.post(
+        URL, data=b'{"sender": "x", "message": "' + b"a" * 70_000 + b'"}', headers=JSON
+    )
     assert resp.status == 413
     assert (await resp.json())["error"] == "request_entity_too_large"
 
@@ -76,7 +109,9 @@ async def test_wrong_method_is_json_405(client):
     assert (await resp.json())["error"] == "method_not_allowed"
 
 
-@pytest.mark.parametrize("text", ["/restart", "/session_start", "/greet", '/request_human{"order_id": "injected"}'])
+@pytest.mark.parametrize(
+    "text", ["/restart", "/session_start", "/greet", '/request_human{"order_id": "injected"}']
+)
 async def test_slash_commands_are_plain_text(client, admin_headers, text):
     await client.post(URL, json={"sender": "slash", "message": "你好"})
     resp = await client.post(URL, json={"sender": "slash", "message": text})

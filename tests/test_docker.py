@@ -28,7 +28,9 @@ def compose_command() -> list[str] | None:
 def test_docker_compose_config_parses():
     command = compose_command()
     assert command is not None, "docker is here but neither `docker compose` nor docker-compose is"
-    result = subprocess.run([*command, "-f", str(COMPOSE), "config"], capture_output=True, text=True)
+    result = subprocess.run(
+        [*command, "-f", str(COMPOSE), "config"], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     assert "redis" in result.stdout and "bot" in result.stdout
 

@@ -11,7 +11,9 @@ from bot.engine.lock_store import RedisTicketLockStore
 from bot.redis_keys import Keys
 
 
-def store(redis_url: str, prefix: str, lifetime: float = 10.0) -> tuple[Redis, RedisTicketLockStore]:
+def store(
+    redis_url: str, prefix: str, lifetime: float = 10.0
+) -> tuple[Redis, RedisTicketLockStore]:
     client = Redis.from_url(redis_url, decode_responses=True)
     return client, RedisTicketLockStore(client, Keys(prefix), lifetime=lifetime)
 

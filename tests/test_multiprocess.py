@@ -50,9 +50,11 @@ def cluster(redis_url: str, model_path: Path, tmp_path_factory) -> Iterator[dict
             "BOT_ADMIN_TOKEN": ADMIN_TOKEN,
             "BOT_LOCK_LIFETIME": str(LOCK_LIFETIME),
         }
-        out = open(logs / f"bot{i}.log", "wb")  # noqa: SIM115
+        out = open(logs / f"bot{i}.log", "wb")
         procs.append(
-            subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=ROOT, env=env, stdout=out, stderr=out)
+            subprocess.Popen(
+                [sys.executable, "-m", "bot", "serve"], cwd=ROOT, env=env, stdout=out, stderr=out
+            )
         )
         ports.append(port)
     try:
@@ -94,7 +96,9 @@ def _wait_ready(ports: list[int], procs: list[subprocess.Popen], logs: Path) -> 
         raise RuntimeError(f"bot processes on {sorted(pending)} never became ready")
 
 
-async def _send(session: aiohttp.ClientSession, port: int, sender: str, text: str) -> tuple[int, list]:
+async def _send(
+    session: aiohttp.ClientSession, port: int, sender: str, text: str
+) -> tuple[int, list]:
     async with session.post(
         f"http://127.0.0.1:{port}/webhooks/rest/webhook", json={"sender": sender, "message": text}
     ) as resp:
@@ -103,7 +107,9 @@ async def _send(session: aiohttp.ClientSession, port: int, sender: str, text: st
 
 def _tracker_turns(redis_url: str, prefix: str, sender: str) -> list[tuple[str, list[str]]]:
     """(user text, bot texts that followed it) in the order Rasa recorded them."""
-    raw = redis_sync.Redis.from_url(redis_url, decode_responses=True).get(f"{prefix}:tracker:{sender}")
+    raw = redis_sync.Redis.from_url(redis_url, decode_responses=True).get(
+        f"{prefix}:tracker:{sender}"
+    )
     assert raw, "no tracker stored"
     turns: list[tuple[str, list[str]]] = []
     for event in json.loads(raw)["events"]:
@@ -128,7 +134,9 @@ async def test_queued_messages_are_answered_in_arrival_order(cluster, redis_url)
             # another at different processes and queue up behind it.
             tasks = []
             for i, text in enumerate(TEXTS):
-                tasks.append(asyncio.create_task(_send(session, ports[i % PROCESSES], sender, text)))
+                tasks.append(
+                    asyncio.create_task(_send(session, ports[i % PROCESSES], sender, text))
+                )
                 await asyncio.sleep(0.3)
             assert not any(t.done() for t in tasks), "a message went past a held lock"
         results = await asyncio.wait_for(asyncio.gather(*tasks), 60)
@@ -145,14 +153,18 @@ async def test_burst_from_all_processes_loses_nothing(cluster, redis_url):
     texts = [f"{TEXTS[i % len(TEXTS)]}{'啊' * (i // len(TEXTS))}" for i in range(15)]
     async with aiohttp.ClientSession() as session:
         results = await asyncio.wait_for(
-            asyncio.gather(*(_send(session, ports[i % PROCESSES], sender, t) for i, t in enumerate(texts))),
+            asyncio.gather(
+                *(_send(session, ports[i % PROCESSES], sender, t) for i, t in enumerate(texts))
+            ),
             90,
         )
     assert [status for status, _ in results] == [200] * len(texts)
     turns = _tracker_turns(redis_url, prefix, sender)
     assert sorted(user for user, _ in turns) == sorted(texts)
     # Each message was handled whole before the next began: its reply follows it.
-    replies = {user: [m["text"] for m in body] for user, (_, body) in zip(texts, results, strict=True)}
+    replies = {
+        user: [m["text"] for m in body] for user, (_, body) in zip(texts, results, strict=True)
+    }
     for user, bot in turns:
         assert bot == replies[user], f"turn of {user!r} interleaved with another"
 
@@ -160,29 +172,28 @@ async def test_burst_from_all_processes_loses_nothing(cluster, redis_url):
 async def test_nobody_waits_for_a_dead_holder(cluster, redis_url):
     ports, prefix, sender = cluster["ports"], cluster["prefix"], "dead-" + uuid.uuid4().hex[:6]
     # A process that takes the conversation's lock and is killed while holding it.
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import asyncio, sys; from redis.asyncio import Redis;"
-            "from bot.engine.lock_store import RedisTicketLockStore; from bot.redis_keys import Keys\n"
-            "async def main():\n"
-            f"    s = RedisTicketLockStore(Redis.from_url({redis_url!r}), Keys({prefix!r}), lifetime={LOCK_LIFETIME})\n"
-            f"    await s.acquire({sender!r}); print('held', flush=True); await asyncio.sleep(3600)\n"
-            "asyncio.run(main())",
-        ],
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.lock_holder",
+        redis_url,
+        prefix,
+        sender,
+        str(LOCK_LIFETIME),
         cwd=ROOT,
-        stdout=subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
     )
     assert holder.stdout is not None
-    assert holder.stdout.readline().strip() == b"held"
+    assert (await asyncio.wait_for(holder.stdout.readline(), 30)).strip() == b"held"
     holder.kill()
-    holder.wait()
+    await holder.wait()
 
     started = time.monotonic()
     async with aiohttp.ClientSession() as session:
         results = await asyncio.wait_for(
-            asyncio.gather(*(_send(session, ports[i % PROCESSES], sender, t) for i, t in enumerate(TEXTS))),
+            asyncio.gather(
+                *(_send(session, ports[i % PROCESSES], sender, t) for i, t in enumerate(TEXTS))
+            ),
             60,
         )
     elapsed = time.monotonic() - started

@@ -16,8 +16,11 @@ def user(text: str, ts: float) -> UserUttered:
 
 
 def session_start(ts: float) -> list:
-    return [ActionExecuted("action_session_start", timestamp=ts), SessionStarted(timestamp=ts),
-            ActionExecuted("action_listen", timestamp=ts)]
+    return [
+        ActionExecuted("action_session_start", timestamp=ts),
+        SessionStarted(timestamp=ts),
+        ActionExecuted("action_listen", timestamp=ts),
+    ]
 
 
 async def test_round_trip_in_rasas_format(redis_url, key_prefix, engine):
@@ -47,7 +50,11 @@ async def test_saving_the_latest_session_keeps_earlier_ones(redis_url, key_prefi
 
     full = await store.retrieve_full_tracker("t2")
     assert full is not None
-    assert [e.text for e in full.events if isinstance(e, UserUttered)] == ["第一次", "第二次", "第三次"]
+    assert [e.text for e in full.events if isinstance(e, UserUttered)] == [
+        "第一次",
+        "第二次",
+        "第三次",
+    ]
     await redis.close()
 
 

@@ -41,7 +41,9 @@ async def test_message_and_history_survive_a_reload(client, admin_headers):
     # The customer is not shown the bot's internals.
     assert "intent" not in history["messages"][0]
 
-    admin = await (await client.get(f"/api/conversations/web-{SESSION}", headers=admin_headers)).json()
+    admin = await (
+        await client.get(f"/api/conversations/web-{SESSION}", headers=admin_headers)
+    ).json()
     assert admin["messages"][0]["channel"] == "webchat"
     assert admin["messages"][0]["intent"] == "greet"
 

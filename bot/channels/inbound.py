@@ -12,7 +12,13 @@ from bot.errors import ApiError
 # curl -d sends form encoding, and many webhook senders send text/plain or no
 # type at all, with a JSON body: those are accepted; anything else is refused.
 JSON_LIKE_TYPES = frozenset(
-    {"application/json", "text/plain", "application/x-www-form-urlencoded", "application/octet-stream", ""}
+    {
+        "application/json",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/octet-stream",
+        "",
+    }
 )
 
 MAX_SENDER_CHARS = 128
@@ -22,14 +28,18 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     """The request body as a JSON object, or an ApiError saying what is wrong."""
     content_type = request.content_type if request.headers.get("Content-Type") else ""
     if content_type not in JSON_LIKE_TYPES and not content_type.endswith("+json"):
-        raise ApiError(415, "unsupported_media_type", f"Send JSON (application/json), not {content_type}.")
+        raise ApiError(
+            415, "unsupported_media_type", f"Send JSON (application/json), not {content_type}."
+        )
     raw = await request.read()
     if not raw.strip():
         raise ApiError(400, "empty_body", "The request body is empty; send a JSON object.")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ApiError(400, "invalid_utf8", f"The body is not valid UTF-8 (byte {exc.start}).") from exc
+        raise ApiError(
+            400, "invalid_utf8", f"The body is not valid UTF-8 (byte {exc.start})."
+        ) from exc
     try:
         body = json.loads(text)
     except ValueError as exc:
@@ -50,7 +60,9 @@ def message_text(value: Any, max_chars: int, field: str = "message") -> str:
         raise ApiError(400, "empty_message", f"`{field}` is empty.")
     if len(text) > max_chars:
         raise ApiError(
-            400, "message_too_long", f"`{field}` has {len(text)} characters; the limit is {max_chars}."
+            400,
+            "message_too_long",
+            f"`{field}` has {len(text)} characters; the limit is {max_chars}.",
         )
     if "\x00" in text:
         raise ApiError(400, "invalid_message", f"`{field}` contains a NUL character.")
@@ -65,6 +77,8 @@ def sender_id(value: Any, field: str = "sender") -> str:
     sender = str(value).strip()
     if not sender or len(sender) > MAX_SENDER_CHARS or not sender.isprintable():
         raise ApiError(
-            400, "invalid_sender", f"`{field}` must be 1 to {MAX_SENDER_CHARS} printable characters."
+            400,
+            "invalid_sender",
+            f"`{field}` must be 1 to {MAX_SENDER_CHARS} printable characters.",
         )
     return sender

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from bot.channels.inbound import message_text, read_json_object, sender_id
 from bot.errors import ApiError
+from bot.jsonutil import json_response
 from bot.keys import CHAT, SETTINGS
 
 CHANNEL = "rest"
@@ -24,11 +25,11 @@ async def webhook(request: web.Request) -> web.Response:
     if metadata is not None and not isinstance(metadata, dict):
         raise ApiError(400, "invalid_metadata", "`metadata` must be a JSON object.")
     turn = await request.app[CHAT].handle(CHANNEL, sender, text, metadata)
-    return web.json_response([reply.payload for reply in turn.replies])
+    return json_response([reply.payload for reply in turn.replies])
 
 
 async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 def setup(app: web.Application) -> None:

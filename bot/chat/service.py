@@ -17,7 +17,9 @@ from bot.errors import ServiceUnavailable
 logger = logging.getLogger(__name__)
 
 # Said when the turn failed and the model's own apology is not available.
-LAST_RESORT_APOLOGY = "抱歉，我这边出了点问题，没能处理好你的消息。你可以再发一次，或者回复“人工”找客服同事。"
+LAST_RESORT_APOLOGY = (
+    "抱歉，我这边出了点问题，没能处理好你的消息。你可以再发一次，或者回复“人工”找客服同事。"
+)
 
 
 @dataclass
@@ -99,7 +101,9 @@ class ChatService:
                 for r in replies
             ],
         )
-        return TurnReply(replies=replies, inbound_id=inbound_id, intent=intent, confidence=confidence)
+        return TurnReply(
+            replies=replies, inbound_id=inbound_id, intent=intent, confidence=confidence
+        )
 
     @staticmethod
     def _apology(engine: RasaEngine, sender_id: str) -> Reply:

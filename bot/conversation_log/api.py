@@ -12,6 +12,7 @@ import hmac
 from aiohttp import web
 
 from bot.errors import ApiError
+from bot.jsonutil import json_response
 from bot.keys import CONVERSATION_LOG, SETTINGS
 
 MAX_LIMIT = 100
@@ -25,8 +26,12 @@ def require_admin(request: web.Request) -> None:
         )
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise ApiError(401, "unauthorised", "Send the admin token as `Authorization: Bearer <token>`.")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    ):
+        raise ApiError(
+            401, "unauthorised", "Send the admin token as `Authorization: Bearer <token>`."
+        )
 
 
 def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -48,9 +53,9 @@ async def list_conversations(request: web.Request) -> web.Response:
     offset = _int_param(request, "offset", 0, 0, 10**9)
     log = request.app[CONVERSATION_LOG]
     total = await log.count()
-    items = await log.list(offset=offset, limit=limit)
+    items = await log.recent(offset=offset, limit=limit)
     next_offset = offset + len(items) if offset + len(items) < total else None
-    return web.json_response(
+    return json_response(
         {
             "conversations": [item.as_json() for item in items],
             "total": total,
@@ -68,7 +73,7 @@ async def get_conversation(request: web.Request) -> web.Response:
     timeline = await log.timeline(conversation)
     if not timeline:
         raise ApiError(404, "not_found", f"No conversation {conversation!r}.")
-    return web.json_response({"id": conversation, "messages": timeline})
+    return json_response({"id": conversation, "messages": timeline})
 
 
 def setup(app: web.Application) -> None:

@@ -141,7 +141,7 @@ class ConversationLog:
     async def count(self) -> int:
         return int(await self._redis.zcard(self._keys.conversations))
 
-    async def list(self, offset: int = 0, limit: int = 20) -> list[ConversationSummary]:
+    async def recent(self, offset: int = 0, limit: int = 20) -> list[ConversationSummary]:
         """Conversations, latest activity first."""
         ids = await self._redis.zrevrange(self._keys.conversations, offset, offset + limit - 1)
         if not ids:
@@ -200,4 +200,3 @@ class ConversationLog:
                     item["data"] = json.loads(fields["data"])
             timeline.append(item)
         return timeline
-

@@ -171,7 +171,9 @@ class RedisTicketLockStore(LockStore):
             if state == -1:
                 # This process was too slow to refresh its ticket (a stalled event
                 # loop): queue again rather than fail the customer's message.
-                logger.warning("lock ticket %s of %r expired while waiting", ticket, conversation_id)
+                logger.warning(
+                    "lock ticket %s of %r expired while waiting", ticket, conversation_id
+                )
                 ticket, served = await self.issue(conversation_id)
                 continue
             served = state == 1
@@ -183,13 +185,15 @@ class RedisTicketLockStore(LockStore):
             await asyncio.sleep(interval)
             try:
                 if await self.poll(conversation_id, ticket) == -1:
-                    logger.warning("lock of %r expired while held (ticket %s)", conversation_id, ticket)
+                    logger.warning(
+                        "lock of %r expired while held (ticket %s)", conversation_id, ticket
+                    )
                     return
             except Exception:  # keep trying: Redis may be back before the expiry
                 logger.warning("could not refresh lock of %r", conversation_id, exc_info=True)
 
     @asynccontextmanager
-    async def lock(  # type: ignore[override]
+    async def lock(
         self,
         conversation_id: str,
         lock_lifetime: float | None = None,

@@ -28,6 +28,7 @@ from bot.training import MODEL_SUFFIX
 
 logger = logging.getLogger(__name__)
 
+
 class ModelNotFound(RuntimeError):
     """There is no trained model to serve."""
 
@@ -90,9 +91,9 @@ class RasaEngine:
         """
         tracker_store.domain = self.agent.domain
         for holder in (self.agent, self.agent.processor):
-            holder.tracker_store = tracker_store  # type: ignore[union-attr]
-            holder.lock_store = lock_store  # type: ignore[union-attr]
-            holder.action_endpoint = action_endpoint  # type: ignore[union-attr]
+            holder.tracker_store = tracker_store
+            holder.lock_store = lock_store
+            holder.action_endpoint = action_endpoint
 
     def parse(self, text: str, sender_id: str) -> dict[str, Any]:
         """Run the NLU pipeline on `text` as plain text (see the class docstring)."""

@@ -37,7 +37,6 @@ from rasa.shared.core.events import Event
 from rasa.shared.core.trackers import DialogueStateTracker
 from redis.asyncio import Redis
 
-
 # Trackers read but not (yet) saved that are remembered for the merge check.
 MAX_REMEMBERED_READS = 1024
 
@@ -73,7 +72,7 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
     ) -> None:
         super().__init__(domain=domain, key_prefix=key_prefix, record_exp=record_exp)
         # The base class built a synchronous client without timeouts; nothing may use it.
-        self.red = None  # type: ignore[assignment]
+        self.red = None
         self._redis = redis
         # conversation -> stored text this process last read, when it was read whole
         self._whole_reads: OrderedDict[str, str] = OrderedDict()
@@ -83,7 +82,9 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
     ) -> DialogueStateTracker | None:
         data = orjson.loads(serialised_tracker)
         tracker = self.init_tracker(sender_id)
-        tracker.recreate_from_dialogue(Dialogue(data.get("name", sender_id), _events(data["events"])))
+        tracker.recreate_from_dialogue(
+            Dialogue(data.get("name", sender_id), _events(data["events"]))
+        )
         return tracker
 
     @staticmethod

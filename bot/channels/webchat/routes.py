@@ -9,6 +9,7 @@ from aiohttp import web
 
 from bot.channels.inbound import message_text, read_json_object
 from bot.errors import ApiError
+from bot.jsonutil import json_response
 from bot.keys import CHAT, CONVERSATION_LOG, SETTINGS
 
 CHANNEL = "webchat"
@@ -18,7 +19,9 @@ SESSION = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 
 def conversation_id(session: object) -> str:
     if not isinstance(session, str) or not SESSION.match(session):
-        raise ApiError(400, "invalid_session", "`session` must be 22 to 64 letters, digits, - or _.")
+        raise ApiError(
+            400, "invalid_session", "`session` must be 22 to 64 letters, digits, - or _."
+        )
     return f"web-{session}"
 
 
@@ -31,11 +34,14 @@ async def send(request: web.Request) -> web.Response:
     conversation = conversation_id(body.get("session"))
     text = message_text(body.get("text"), request.app[SETTINGS].max_message_chars, field="text")
     turn = await request.app[CHAT].handle(CHANNEL, conversation, text)
-    return web.json_response(
+    return json_response(
         {
             "id": turn.inbound_id,
             "replies": [
-                {"text": r.text, **{k: v for k, v in r.payload.items() if k in ("buttons", "image")}}
+                {
+                    "text": r.text,
+                    **{k: v for k, v in r.payload.items() if k in ("buttons", "image")},
+                }
                 for r in turn.replies
             ],
         }
@@ -47,9 +53,10 @@ async def history(request: web.Request) -> web.Response:
     timeline = await request.app[CONVERSATION_LOG].timeline(conversation)
     # The customer sees the conversation, not the bot's internals.
     messages = [
-        {"id": e["id"], "ts": e["ts"], "direction": e["direction"], "text": e["text"]} for e in timeline
+        {"id": e["id"], "ts": e["ts"], "direction": e["direction"], "text": e["text"]}
+        for e in timeline
     ]
-    return web.json_response({"messages": messages})
+    return json_response({"messages": messages})
 
 
 def setup(app: web.Application) -> None:

@@ -1,0 +1,51 @@
+"""rasa_sdk's ActionExecutor behind the action-server JSON contract."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any
+
+from rasa_sdk.executor import ActionExecutor
+from rasa_sdk.interfaces import ActionExecutionRejection, ActionNotFoundException
+
+from bot.engine.output import ACTION_FAILED, PRODUCED_BY
+
+logger = logging.getLogger(__name__)
+
+
+class ActionServer:
+    """The executor and its token; empty until the model is served."""
+
+    def __init__(self) -> None:
+        self.executor: ActionExecutor | None = None
+        self.token: str | None = None
+
+    def configure(self, executor: ActionExecutor, token: str) -> None:
+        self.executor = executor
+        self.token = token
+
+    def authorised(self, header: str | None) -> bool:
+        if self.token is None or header is None:
+            return False
+        return hmac.compare_digest(header.encode(), f"Bearer {self.token}".encode())
+
+    async def run(self, action_call: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        assert self.executor is not None, "authorised() is False until configured"
+        name = str(action_call.get("next_action") or "")
+        try:
+            result = await self.executor.run(action_call)
+        except ActionExecutionRejection as exc:
+            return 400, {"error": exc.message, "action_name": exc.action_name}
+        except ActionNotFoundException as exc:
+            logger.error("no custom action named %r", exc.action_name)
+            return 404, {"error": exc.message, "action_name": exc.action_name}
+        except Exception:
+            sender = (action_call.get("tracker") or {}).get("sender_id")
+            logger.exception("custom action %r failed for conversation %r", name, sender)
+            apology = {"response": "utter_action_failed", PRODUCED_BY: name, ACTION_FAILED: True}
+            return 200, {"events": [], "responses": [apology]}
+        result = result or {"events": [], "responses": []}
+        for response in result.get("responses", []):
+            response[PRODUCED_BY] = name
+        return 200, result

@@ -1,0 +1,103 @@
+"""The web chat in a real headless Chromium, as a customer uses it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from playwright.async_api import async_playwright
+
+from bot.app import create_app
+from tests.conftest import ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "test-artifacts"))
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists() and not os.environ.get("CI"),
+    reason="Debian's chromium is not installed (make test installs it)",
+)
+
+
+@pytest.fixture
+async def page_url(aiohttp_server, settings, engine):  # type: ignore[no-untyped-def]
+    server = await aiohttp_server(create_app(settings, engine), port=settings.port)
+    return f"http://127.0.0.1:{server.port}/"
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture
+async def browser():  # type: ignore[no-untyped-def]
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield browser
+        await browser.close()
+
+
+async def test_customer_chats_in_chinese_and_a_reload_keeps_the_conversation(
+    browser, page_url, artifacts
+):
+    page = await browser.new_page()
+    await page.goto(page_url)
+    await page.fill("#input", "你好")
+    await page.press("#input", "Enter")
+    reply = page.locator(".msg--out").last
+    await reply.wait_for()
+    await page.wait_for_function("document.querySelectorAll('.msg--out').length >= 2")
+    texts = await page.locator(".msg").all_inner_texts()
+    assert "你好" in texts
+    assert any("助手" in t for t in texts[1:])
+
+    await page.screenshot(path=str(artifacts / "webchat.png"))
+
+    await page.reload()
+    await page.wait_for_function("document.querySelectorAll('.msg').length >= 2")
+    after = await page.locator(".msg").all_inner_texts()
+    assert after[0] == "你好"
+    assert after[1] == texts[-1]
+
+
+async def test_markup_from_the_customer_is_shown_as_text(browser, page_url):
+    page = await browser.new_page()
+    fired: list[str] = []
+    page.on("dialog", lambda d: (fired.append(d.message), d.dismiss()))
+    await page.goto(page_url)
+    payload = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
+    await page.fill("#input", payload)
+    await page.click("#send")
+    await page.wait_for_function("document.querySelectorAll('.msg--out').length >= 2")
+    mine = page.locator(".msg--in").last
+    assert await mine.inner_text() == payload
+    assert await page.locator(".msg img, .msg script").count() == 0
+    assert fired == []
+
+
+async def test_enter_that_confirms_an_ime_candidate_does_not_send(browser, page_url):
+    page = await browser.new_page()
+    await page.goto(page_url)
+    await page.wait_for_selector(".msg--out")
+    await page.fill("#input", "nihao")
+    await page.dispatch_event("#input", "compositionstart")
+    await page.press("#input", "Enter")
+    assert await page.locator(".msg--in").count() == 0
+    await page.dispatch_event("#input", "compositionend")
+    await page.press("#input", "Enter")
+    await page.wait_for_selector(".msg--in")
+    assert await page.locator(".msg--in").inner_text() == "nihao"

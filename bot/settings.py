@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_HOST = "127.0.0.1"
@@ -26,6 +27,9 @@ DEFAULT_REDIS_TIMEOUT = 2.0
 # A holder of a conversation lock refreshes it every third of this; a process
 # that dies holding one blocks that conversation at most this long.
 DEFAULT_LOCK_LIFETIME = 10.0
+
+
+N = TypeVar("N", int, float)
 
 
 class SettingsError(ValueError):
@@ -50,27 +54,15 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _positive(env: Mapping[str, str], name: str, default: N, kind: type[N]) -> N:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        value = float(raw)
+        value = kind(raw)
     except ValueError as exc:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
-    if value <= 0:
-        raise SettingsError(f"{name} must be positive, got {raw!r}")
-    return value
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from exc
+        what = "a whole number" if kind is int else "a number"
+        raise SettingsError(f"{name} must be {what}, got {raw!r}") from exc
     if value <= 0:
         raise SettingsError(f"{name} must be positive, got {raw!r}")
     return value
@@ -93,7 +85,6 @@ class Settings:
     redis_timeout: float = DEFAULT_REDIS_TIMEOUT
     lock_lifetime: float = DEFAULT_LOCK_LIFETIME
     log_level: str = "INFO"
-    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_env(
@@ -112,16 +103,18 @@ class Settings:
         return cls(
             redis_url=env.get("REDIS_URL", "").strip() or DEFAULT_REDIS_URL,
             host=env.get("BOT_HOST", "").strip() or DEFAULT_HOST,
-            port=_int(env, "BOT_PORT", DEFAULT_PORT),
+            port=_positive(env, "BOT_PORT", DEFAULT_PORT, int),
             admin_token=env.get("BOT_ADMIN_TOKEN", "").strip() or None,
             model_dir=Path(env.get("BOT_MODEL_DIR", "").strip() or DEFAULT_MODEL_DIR),
             key_prefix=prefix,
             action_token=env.get("BOT_ACTION_TOKEN", "").strip() or None,
             action_url=env.get("BOT_ACTION_URL", "").strip() or None,
-            max_message_chars=_int(env, "BOT_MAX_MESSAGE_CHARS", DEFAULT_MAX_MESSAGE_CHARS),
-            max_body_bytes=_int(env, "BOT_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
-            redis_timeout=_float(env, "BOT_REDIS_TIMEOUT", DEFAULT_REDIS_TIMEOUT),
-            lock_lifetime=_float(env, "BOT_LOCK_LIFETIME", DEFAULT_LOCK_LIFETIME),
+            max_message_chars=_positive(
+                env, "BOT_MAX_MESSAGE_CHARS", DEFAULT_MAX_MESSAGE_CHARS, int
+            ),
+            max_body_bytes=_positive(env, "BOT_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, int),
+            redis_timeout=_positive(env, "BOT_REDIS_TIMEOUT", DEFAULT_REDIS_TIMEOUT, float),
+            lock_lifetime=_positive(env, "BOT_LOCK_LIFETIME", DEFAULT_LOCK_LIFETIME, float),
             log_level=(env.get("BOT_LOG_LEVEL", "").strip() or "INFO").upper(),
         )
 

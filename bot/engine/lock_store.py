@@ -35,36 +35,48 @@ logger = logging.getLogger(__name__)
 # growing across bursts of one conversation's messages.
 COUNTER_TTL_MS = 24 * 3600 * 1000
 
-# KEYS: queue, expiry, counter.  ARGV: lifetime_ms, counter_ttl_ms.
-# Returns {ticket, acquired (1/0)}.
-_ISSUE = """
+# Shared by the scripts below (KEYS[1] = queue, KEYS[2] = expiry): Redis's clock
+# in milliseconds, and the ticket at the head of the queue once expired tickets
+# ahead of `mine` are dropped.
+_PRELUDE = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local function head_after_purge(mine)
+  local head = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
+  while head and head ~= mine do
+    if tonumber(redis.call('HGET', KEYS[2], head) or '0') >= now then break end
+    redis.call('ZREM', KEYS[1], head)
+    redis.call('HDEL', KEYS[2], head)
+    head = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
+  end
+  return head
+end
+"""
+
+# KEYS: queue, expiry, counter.  ARGV: lifetime_ms, counter_ttl_ms.
+# Returns {ticket, acquired (1/0)}.
+_ISSUE = (
+    _PRELUDE
+    + """
 local ticket = redis.call('INCR', KEYS[3])
 redis.call('PEXPIRE', KEYS[3], ARGV[2])
 redis.call('ZADD', KEYS[1], ticket, ticket)
 redis.call('HSET', KEYS[2], ticket, now + tonumber(ARGV[1]))
-local head = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
-while head do
-  local exp = tonumber(redis.call('HGET', KEYS[2], head) or '0')
-  if exp >= now then break end
-  redis.call('ZREM', KEYS[1], head)
-  redis.call('HDEL', KEYS[2], head)
-  head = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
-end
+local head = head_after_purge(tostring(ticket))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
-if tonumber(head) == ticket then return {ticket, 1} end
+if head == tostring(ticket) then return {ticket, 1} end
 return {ticket, 0}
 """
+)
 
 # KEYS: queue, expiry.  ARGV: ticket, lifetime_ms.
 # Refreshes the ticket's expiry, drops expired tickets at the head of the queue.
 # Returns 1 when the ticket is served (at the head), 0 while it waits, -1 when it
 # has expired and is gone.
-_POLL = """
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
+_POLL = (
+    _PRELUDE
+    + """
 local mine = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 if mine < now then
   redis.call('ZREM', KEYS[1], ARGV[1])
@@ -72,17 +84,10 @@ if mine < now then
   return -1
 end
 redis.call('HSET', KEYS[2], ARGV[1], now + tonumber(ARGV[2]))
-local head = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
-while head and head ~= ARGV[1] do
-  local exp = tonumber(redis.call('HGET', KEYS[2], head) or '0')
-  if exp >= now then break end
-  redis.call('ZREM', KEYS[1], head)
-  redis.call('HDEL', KEYS[2], head)
-  head = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
-end
-if head == ARGV[1] then return 1 end
+if head_after_purge(ARGV[1]) == ARGV[1] then return 1 end
 return 0
 """
+)
 
 # KEYS: queue, expiry.  ARGV: ticket.  Returns 1 if the ticket was still held.
 _RELEASE = """

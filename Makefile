@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup model redis test-tools run test lint train bench clean
+.PHONY: help setup model redis test-tools run test lint train evaluate catalogue bench nlu-bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -16,7 +16,7 @@ help: ## List the targets
 $(STAMP): pyproject.toml
 	@py=$$(scripts/find-python.sh) || exit 1; \
 	  if [ ! -x $(PY) ]; then echo "creating $(VENV) with $$py"; "$$py" -m venv $(VENV) || exit 1; fi
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip setuptools wheel
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
@@ -27,6 +27,12 @@ model: setup ## Train the model if models/ has none for the current data and con
 
 train: setup ## Train a new model now, whatever models/ holds
 	$(PY) -m bot train
+
+evaluate: setup ## Train if needed, evaluate on the held-out file, write reports/
+	$(PY) -m bot evaluate
+
+catalogue: setup ## Regenerate the product lookup table and jieba words from nlu_data/catalogue.yml
+	$(PY) -m bot.nlu.catalogue
 
 redis: setup ## Make sure Redis answers at REDIS_URL (starts a local one under var/redis if not)
 	$(PY) scripts/ensure_redis.py
@@ -46,6 +52,9 @@ lint: setup ## ruff and mypy
 
 bench: model redis ## Throughput benchmark against a freshly started bot
 	$(PY) benchmarks/throughput.py --spawn
+
+nlu-bench: setup ## The NLU pipeline on the public benchmarks in ../shared/benchmarks
+	$(PY) benchmarks/nlu_public.py
 
 clean: ## Remove the venv, models and local Redis files
 	rm -rf $(VENV) models var .rasa

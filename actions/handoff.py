@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 
@@ -13,7 +14,11 @@ class HandoffQueue(Protocol):
 
 
 class ActionRequestHuman(Action):
-    """Explicit request for a person: record it, then say honestly what happens next."""
+    """Explicit request for a person: record it in the handoff queue.
+
+    Sets ``handoff_requested`` only after the record is written; the rule that
+    tells the customer a person is coming waits for that slot.
+    """
 
     def __init__(self, queue: HandoffQueue) -> None:
         self._queue = queue
@@ -26,5 +31,4 @@ class ActionRequestHuman(Action):
     ) -> list[dict[str, Any]]:
         text = tracker.latest_message.get("text") or ""
         await self._queue.request(tracker.sender_id, reason="request_human", text=text)
-        dispatcher.utter_message(response="utter_handoff_queued")
-        return []
+        return [SlotSet("handoff_requested", True)]

@@ -42,6 +42,15 @@ def main(argv: list[str] | None = None) -> int:
         "--if-needed", action="store_true", help="skip when an up-to-date model exists"
     )
     train.add_argument("--root", type=Path, default=Path("."), help="project folder (default: .)")
+    evaluate = sub.add_parser("evaluate", help="evaluate on the held-out file, write reports/")
+    evaluate.add_argument(
+        "--root", type=Path, default=Path("."), help="project folder (default: .)"
+    )
+    evaluate.add_argument(
+        "--skip-normalizer-comparison",
+        action="store_true",
+        help="do not train the comparison model",
+    )
     args = parser.parse_args(argv)
 
     _quiet_libraries()
@@ -54,6 +63,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         serve(settings)
         return 0
+    if args.command == "evaluate":
+        from bot.evaluation import run as run_evaluation
+
+        result = run_evaluation(
+            args.root.resolve(),
+            settings.model_dir.resolve(),
+            compare_normalizer=not args.skip_normalizer_comparison,
+        )
+        print(result["summary"])
+        return 0 if result["targets_met"] else 1
     from bot.training import train as run_training
 
     path = run_training(args.root.resolve(), settings.model_dir.resolve(), if_needed=args.if_needed)

@@ -33,8 +33,10 @@ async def test_request_human_queues_once_and_tells_the_customer(redis_url, key_p
     events = await action.run(dispatcher, tracker("c1", "找真人"), {})
     await action.run(CollectingDispatcher(), tracker("c1", "人工！！"), {})
 
-    assert events == []
-    assert [m["response"] for m in dispatcher.messages] == ["utter_handoff_queued"]
+    assert events == [
+        {"event": "slot", "timestamp": None, "name": "handoff_requested", "value": True}
+    ]
+    assert dispatcher.messages == []  # the confirmation is the rule's, once the slot is set
     waiting = await queue.waiting()
     assert [c for c, _ in waiting] == ["c1"]  # asking twice keeps one place in the queue
     assert (await queue.details("c1"))["text"] == "人工！！"

@@ -19,8 +19,8 @@ def test_fingerprint_follows_config_and_data_only(tmp_path):
     before = fingerprint(root)
     assert fingerprint(root) == before
 
-    (root / "nlu_data" / "test").mkdir()
-    (root / "nlu_data" / "test" / "held_out.yml").write_text("nlu: []\n")
+    (root / "nlu_data" / "test").mkdir(exist_ok=True)
+    (root / "nlu_data" / "test" / "more_held_out.yml").write_text("nlu: []\n")
     assert fingerprint(root) == before, "held-out data must not trigger a retrain"
 
     with (root / "nlu_data" / "nlu" / "basics.yml").open("a") as f:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import random
 from dataclasses import dataclass
 from typing import Any
 
 from redis.exceptions import RedisError
 
+from bot.chat.apology import apology
 from bot.conversation_log.store import ConversationLog, Outbound
 from bot.engine.output import Reply
 from bot.engine.runtime import RasaEngine
@@ -85,7 +85,13 @@ class ChatService:
         if not replies:
             # Rasa swallows a failing action and may then say nothing: never leave
             # the customer without an answer.
-            replies = [self._apology(engine, sender_id)]
+            replies = [
+                Reply(
+                    payload={"recipient_id": sender_id, "text": apology()},
+                    action="kefu_turn_failed",
+                    failed=True,
+                )
+            ]
         await self._log.append_outbound(
             sender_id,
             channel,
@@ -103,16 +109,4 @@ class ChatService:
         )
         return TurnReply(
             replies=replies, inbound_id=inbound_id, intent=intent, confidence=confidence
-        )
-
-    @staticmethod
-    def _apology(engine: RasaEngine, sender_id: str) -> Reply:
-        variants = engine.agent.domain.responses.get("utter_action_failed") or []
-        texts = [v["text"] for v in variants if v.get("text")]
-        text = random.choice(texts) if texts else LAST_RESORT_APOLOGY
-        return Reply(
-            payload={"recipient_id": sender_id, "text": text},
-            action="kefu_turn_failed",
-            response="utter_action_failed" if texts else None,
-            failed=True,
         )

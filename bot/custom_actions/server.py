@@ -9,6 +9,7 @@ from typing import Any
 from rasa_sdk.executor import ActionExecutor
 from rasa_sdk.interfaces import ActionExecutionRejection, ActionNotFoundException
 
+from bot.chat.apology import apology
 from bot.engine.output import ACTION_FAILED, PRODUCED_BY
 
 logger = logging.getLogger(__name__)
@@ -43,8 +44,11 @@ class ActionServer:
         except Exception:
             sender = (action_call.get("tracker") or {}).get("sender_id")
             logger.exception("custom action %r failed for conversation %r", name, sender)
-            apology = {"response": "utter_action_failed", PRODUCED_BY: name, ACTION_FAILED: True}
-            return 200, {"events": [], "responses": [apology]}
+            reply = {"text": apology(), PRODUCED_BY: name, ACTION_FAILED: True}
+            # Stop the turn after the apology: whatever was meant to follow the
+            # action (a confirmation, a fallback) would now be wrong.
+            listen = {"event": "followup", "name": "action_listen"}
+            return 200, {"events": [listen], "responses": [reply]}
         result = result or {"events": [], "responses": []}
         for response in result.get("responses", []):
             response[PRODUCED_BY] = name

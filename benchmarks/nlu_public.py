@@ -118,8 +118,10 @@ def main() -> None:
     for name in names:
         result = run_set(args.root / name, args.config.resolve())
         print(
-            f"{name}: accuracy={result['accuracy'] * 100:.1f} macro_f1={result['macro_f1'] * 100:.1f} "
-            f"train_s={result['train_seconds']:.1f} median_parse_ms={result['median_parse_ms']:.1f} "
+            f"{name}: accuracy={result['accuracy'] * 100:.1f} "
+            f"macro_f1={result['macro_f1'] * 100:.1f} "
+            f"train_s={result['train_seconds']:.1f} "
+            f"median_parse_ms={result['median_parse_ms']:.1f} "
             f"below_fallback={result['below_fallback_threshold'] * 100:.1f}% "
             f"(train {result['train_examples']}, dev {result['dev_examples']})",
             flush=True,

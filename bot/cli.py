@@ -47,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         "--root", type=Path, default=Path("."), help="project folder (default: .)"
     )
     evaluate.add_argument(
-        "--skip-normalizer-comparison",
+        "--quick",
         action="store_true",
-        help="do not train the comparison model",
+        help="skip the normaliser comparison and the cross-validation",
     )
     args = parser.parse_args(argv)
 
@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         result = run_evaluation(
             args.root.resolve(),
             settings.model_dir.resolve(),
-            compare_normalizer=not args.skip_normalizer_comparison,
+            compare_normalizer=not args.quick,
+            cross_validate=not args.quick,
         )
         print(result["summary"])
         return 0 if result["targets_met"] else 1

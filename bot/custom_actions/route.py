@@ -5,7 +5,8 @@ route answers it with rasa_sdk's ``ActionExecutor``, in-process. A shared bearer
 token keeps strangers from running actions against made-up trackers.
 
 A custom action that raises does not take the customer's turn down with it: the
-route logs the error and answers with an honest apology, marked as such, so the conversation log shows what happened.
+route logs the error and answers with an honest apology, marked as such, so the
+conversation log shows what happened.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ Customers write full-width letters and digits (ＳＦ１２３), traditional cha
 spelling of each, so this component rewrites a message's text before jieba and
 the featurizers see it:
 
-- full-width ASCII forms and the ideographic space become ASCII (NFKC on those
-  characters only: Chinese punctuation such as 。，、 is kept);
+- full-width forms (letters, digits, ，！？：； and the ideographic space) become
+  ASCII (NFKC on those characters only: 。、「」 and the like are kept);
 - traditional Chinese becomes simplified, with OpenCC's dictionaries (``t2s``);
 - a run of the same punctuation mark becomes one mark (``！！！`` → ``！``);
 - emoji become a short name between colons (``👍`` → ``:thumbs_up:``), so their

@@ -387,6 +387,7 @@ def run(
             if compare_normalizer
             else ""
         )
+        + (f", 5-fold CV accuracy {cv_accuracy:.3f}" if cv_accuracy is not None else "")
         + f" -> targets {'met' if met else 'NOT met'}"
     )
     result["targets_met"] = met

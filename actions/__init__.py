@@ -1,16 +1,55 @@
 """Custom actions, served in-process through rasa_sdk's ActionExecutor.
 
-Actions get their collaborators (stores, clients) through their constructor, so
-`build_actions` is the one place that wires them.
+Actions get their collaborators (stores, clients, the trainers' content) through
+their constructors, so `build_actions` is the one place that wires them.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from rasa_sdk import Action
 
-from actions.handoff import ActionRequestHuman, HandoffQueue
+from actions.escalation import (
+    ActionHandleAbuse,
+    ActionHandleComplaint,
+    ActionHandleFallback,
+    ActionHandleSensitive,
+    ActionNeedsAccountAccess,
+    ActionRequestHuman,
+    Escalator,
+    Feedback,
+    HandoffQueue,
+    utc_now,
+)
+from actions.feedback import ActionRecordFeedback
+from actions.knowledge import ActionAnswerFromKnowledge, ActionBusinessHours
+from bot.content.knowledge import KnowledgeBase
+from bot.content.messages import Messages
 
 
-def build_actions(handoff: HandoffQueue) -> list[Action]:
+@dataclass(frozen=True)
+class ActionDeps:
+    handoff: HandoffQueue
+    feedback: Feedback
+    knowledge: KnowledgeBase
+    messages: Messages
+    clock: Callable[[], dt.datetime] = utc_now
+
+
+def build_actions(deps: ActionDeps) -> list[Action]:
     """Every custom action the domain lists, ready to register."""
-    return [ActionRequestHuman(handoff)]
+    escalator = Escalator(deps.handoff, deps.knowledge.hours, deps.messages, deps.clock)
+    return [
+        ActionRequestHuman(escalator),
+        ActionHandleFallback(escalator),
+        ActionHandleComplaint(escalator, deps.feedback),
+        ActionHandleAbuse(escalator),
+        ActionHandleSensitive(escalator),
+        ActionNeedsAccountAccess(escalator),
+        ActionRecordFeedback(deps.feedback, deps.messages),
+        ActionAnswerFromKnowledge(deps.knowledge, deps.messages, deps.clock),
+        ActionBusinessHours(deps.knowledge, deps.messages, deps.clock),
+    ]

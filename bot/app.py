@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -14,10 +15,13 @@ from rasa_sdk.executor import ActionExecutor
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from actions import build_actions
+from actions import ActionDeps, build_actions
+from actions.escalation import utc_now
 from bot import health
 from bot.channels import rest, webchat
 from bot.chat.service import ChatService, ModelSlot
+from bot.content.knowledge import KnowledgeBase
+from bot.content.messages import Messages
 from bot.conversation_log import api as conversation_api
 from bot.conversation_log.store import ConversationLog
 from bot.custom_actions import route as action_route
@@ -26,18 +30,28 @@ from bot.engine.lock_store import RedisTicketLockStore
 from bot.engine.runtime import RasaEngine, latest_model
 from bot.engine.tracker_store import AsyncRedisTrackerStore
 from bot.errors import error_middleware
+from bot.feedback.store import FeedbackLog
 from bot.handoff.requests import HandoffRequests
-from bot.keys import ACTION_SERVER, CHAT, CONVERSATION_LOG, MODEL, REDIS, SETTINGS
+from bot.keys import ACTION_SERVER, CHAT, CLOCK, CONVERSATION_LOG, MODEL, REDIS, SETTINGS
 from bot.redis_keys import Keys
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, engine: RasaEngine | None = None) -> web.Application:
-    """Build the service. With `engine`, serve that already-loaded model (tests do)."""
+def create_app(
+    settings: Settings,
+    engine: RasaEngine | None = None,
+    clock: Callable[[], dt.datetime] = utc_now,
+) -> web.Application:
+    """Build the service.
+
+    With `engine`, serve that already-loaded model (tests do); `clock` is the
+    time the bot believes it is (tests move it in and out of service hours).
+    """
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
     app[SETTINGS] = settings
+    app[CLOCK] = clock
     app[MODEL] = ModelSlot()
     app[ACTION_SERVER] = ActionServer()
     app.cleanup_ctx.append(redis_ctx)
@@ -121,7 +135,14 @@ async def _serve(app: web.Application, engine: RasaEngine) -> None:
     redis = app[REDIS]
     keys = Keys(settings.key_prefix)
     executor = ActionExecutor()
-    for action in build_actions(handoff=HandoffRequests(redis, keys)):
+    deps = ActionDeps(
+        handoff=HandoffRequests(redis, keys),
+        feedback=FeedbackLog(redis, keys),
+        knowledge=KnowledgeBase.load(settings.knowledge_file, settings.knowledge_max_age_days),
+        messages=Messages.load(settings.messages_file),
+        clock=app[CLOCK],
+    )
+    for action in build_actions(deps):
         executor.register_action(action)
     token = await action_route.shared_token(redis, keys, settings.action_token)
     app[ACTION_SERVER].configure(executor, token)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
+
 from aiohttp import web
 from redis.asyncio import Redis
 
@@ -16,3 +19,5 @@ MODEL = web.AppKey("model", ModelSlot)
 CONVERSATION_LOG = web.AppKey("conversation_log", ConversationLog)
 CHAT = web.AppKey("chat", ChatService)
 ACTION_SERVER = web.AppKey("action_server", ActionServer)
+# What time the bot believes it is (service hours); tests set it.
+CLOCK: web.AppKey[Callable[[], dt.datetime]] = web.AppKey("clock")

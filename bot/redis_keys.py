@@ -12,6 +12,8 @@ Layout (``P`` is the configured prefix, ``BOT_KEY_PREFIX``, default ``kefu``):
 - ``P:conv:{conversation}:nlu``       hash: inbound entry id -> NLU result (JSON)
 - ``P:handoff:requests``              sorted set: conversation -> time a person was requested
 - ``P:handoff:{conversation}``        hash: the latest request for a person (reason, text, time)
+- ``P:handoff:{conversation}:reasons`` list: every escalation reason code, oldest first
+- ``P:feedback``                      stream: complaints, praise and suggestions, customers' words
 - ``P:secret:action_token``           shared secret for the in-app custom action route
 """
 
@@ -57,6 +59,13 @@ class Keys:
 
     def handoff(self, conversation: str) -> str:
         return f"{self.prefix}:handoff:{conversation}"
+
+    def handoff_reasons(self, conversation: str) -> str:
+        return f"{self.prefix}:handoff:{conversation}:reasons"
+
+    @property
+    def feedback(self) -> str:
+        return f"{self.prefix}:feedback"
 
     @property
     def action_token(self) -> str:

@@ -27,6 +27,8 @@ DEFAULT_REDIS_TIMEOUT = 2.0
 # A holder of a conversation lock refreshes it every third of this; a process
 # that dies holding one blocks that conversation at most this long.
 DEFAULT_LOCK_LIFETIME = 10.0
+# A knowledge entry not reviewed for longer than this is not used.
+DEFAULT_KNOWLEDGE_MAX_AGE_DAYS = 365
 
 
 N = TypeVar("N", int, float)
@@ -85,6 +87,9 @@ class Settings:
     redis_timeout: float = DEFAULT_REDIS_TIMEOUT
     lock_lifetime: float = DEFAULT_LOCK_LIFETIME
     log_level: str = "INFO"
+    knowledge_file: Path = Path("nlu_data/knowledge.yml")
+    messages_file: Path = Path("nlu_data/messages.yml")
+    knowledge_max_age_days: int = DEFAULT_KNOWLEDGE_MAX_AGE_DAYS
 
     @classmethod
     def from_env(
@@ -116,6 +121,13 @@ class Settings:
             redis_timeout=_positive(env, "BOT_REDIS_TIMEOUT", DEFAULT_REDIS_TIMEOUT, float),
             lock_lifetime=_positive(env, "BOT_LOCK_LIFETIME", DEFAULT_LOCK_LIFETIME, float),
             log_level=(env.get("BOT_LOG_LEVEL", "").strip() or "INFO").upper(),
+            knowledge_file=Path(
+                env.get("BOT_KNOWLEDGE_FILE", "").strip() or "nlu_data/knowledge.yml"
+            ),
+            messages_file=Path(env.get("BOT_MESSAGES_FILE", "").strip() or "nlu_data/messages.yml"),
+            knowledge_max_age_days=_positive(
+                env, "BOT_KNOWLEDGE_MAX_AGE_DAYS", DEFAULT_KNOWLEDGE_MAX_AGE_DAYS, int
+            ),
         )
 
     def with_(self, **changes: object) -> Settings:

@@ -79,7 +79,8 @@ async def test_request_for_a_person_is_recorded_and_answered_honestly(client, ad
     assert details["reason"] == "request_human"
     assert details["text"] == "我要转人工客服"
     outbound = (await timeline(client, "h1", admin_headers))[1]
-    assert outbound["action"] == "utter_handoff_queued"
+    assert outbound["action"] == "action_request_human"
+    assert outbound["response"] in ("handoff_in_hours", "handoff_after_hours")
     assert outbound["error"] is False
 
 

@@ -50,11 +50,12 @@ class RecordingOutputChannel(CollectingOutputChannel):
     async def _persist_message(self, message: dict[str, Any]) -> None:
         await super()._persist_message(message)
         source = self._source
-        response = source.get("utter_action")
+        # A domain response (utter_*), or a line from messages.yml / knowledge.yml.
+        response = source.get("utter_action") or source.get("message_key")
         self.replies.append(
             Reply(
                 payload=message,
-                action=source.get(PRODUCED_BY) or response,
+                action=source.get(PRODUCED_BY) or source.get("utter_action"),
                 response=response,
                 failed=bool(source.get(ACTION_FAILED)),
             )

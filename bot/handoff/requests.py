@@ -8,6 +8,19 @@ from redis.asyncio import Redis
 
 from bot.redis_keys import Keys
 
+# Why a conversation went to a person; recorded on the conversation.
+REASONS = (
+    "request_human",  # the customer asked
+    "low_confidence",  # two turns in a row the bot did not understand
+    "complaint",
+    "abuse",  # the second insult in a conversation
+    "sensitive_topic",  # the second sensitive topic in a conversation
+    "payment_issue",  # needs a person with account access
+    "account_issue",  # needs a person with account access
+    "order_id_invalid",  # three order numbers that were not order numbers
+    "order_change",  # cancelling or changing an order is done by a person
+)
+
 
 class HandoffRequests:
     """A minimal queue of conversations waiting for a person, oldest first."""
@@ -18,8 +31,11 @@ class HandoffRequests:
 
     async def request(self, conversation: str, reason: str, text: str) -> None:
         """Record that `conversation` needs a person; an earlier request keeps its place."""
+        if reason not in REASONS:
+            raise ValueError(f"unknown escalation reason {reason!r}")
         now = time.time()
         async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(self._keys.handoff_reasons(conversation), reason)
             pipe.zadd(self._keys.handoff_requests, {conversation: now}, nx=True)
             pipe.hset(
                 self._keys.handoff(conversation),
@@ -34,3 +50,6 @@ class HandoffRequests:
 
     async def details(self, conversation: str) -> dict[str, str]:
         return dict(await self._redis.hgetall(self._keys.handoff(conversation)))
+
+    async def reasons(self, conversation: str) -> list[str]:
+        return list(await self._redis.lrange(self._keys.handoff_reasons(conversation), 0, -1))

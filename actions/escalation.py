@@ -1,0 +1,204 @@
+"""Getting the customer a person: the six escalation triggers.
+
+Every escalation records a reason code on the conversation (the handoff queue)
+and then tells the customer honestly what happens next: a person will answer
+here, now or, outside the service hours, when they are back. The message is
+sent only once the record is written; if writing fails, the action fails and
+the customer gets an apology instead of a promise.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from bot.content.messages import Messages
+from bot.handoff.hours import ServiceHours
+
+FALLBACK = "nlu_fallback"
+
+
+class HandoffQueue(Protocol):
+    async def request(self, conversation: str, reason: str, text: str) -> None: ...
+
+
+class Feedback(Protocol):
+    async def record(self, kind: str, conversation: str, text: str, channel: str = "") -> str: ...
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+# Set on every line an action says, so the conversation log names its source.
+MESSAGE_KEY = "message_key"
+
+
+def say(dispatcher: CollectingDispatcher, messages: Messages, key: str, **values: str) -> None:
+    """Say one variation of message `key` (nlu_data/messages.yml)."""
+    dispatcher.utter_message(text=messages.pick(key, **values), **{MESSAGE_KEY: key})
+
+
+class Escalator:
+    """Records the handoff, then says honestly when a person will answer."""
+
+    def __init__(
+        self,
+        queue: HandoffQueue,
+        hours: ServiceHours,
+        messages: Messages,
+        clock: Callable[[], dt.datetime] = utc_now,
+    ) -> None:
+        self.queue = queue
+        self.hours = hours
+        self.messages = messages
+        self.clock = clock
+
+    async def escalate(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, reason: str
+    ) -> None:
+        text = tracker.latest_message.get("text") or ""
+        await self.queue.request(tracker.sender_id, reason=reason, text=text)
+        now = self.clock()
+        if self.hours.is_open(now):
+            say(dispatcher, self.messages, "handoff_in_hours")
+        else:
+            say(
+                dispatcher,
+                self.messages,
+                "handoff_after_hours",
+                hours=self.hours.described,
+                next_open=self.hours.describe_next_open(now),
+            )
+
+
+def session_user_intents(tracker: Tracker) -> list[str]:
+    """The intents of the customer's messages in the current session, oldest first."""
+    intents: list[str] = []
+    for event in tracker.events:
+        if event.get("event") == "session_started":
+            intents = []
+        elif event.get("event") == "user":
+            intents.append(((event.get("parse_data") or {}).get("intent") or {}).get("name") or "")
+    return intents
+
+
+class ActionRequestHuman(Action):
+    """Trigger 1: the customer asks for a person."""
+
+    def __init__(self, escalator: Escalator) -> None:
+        self._escalator = escalator
+
+    def name(self) -> str:
+        return "action_request_human"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        await self._escalator.escalate(dispatcher, tracker, "request_human")
+        return []
+
+
+class ActionHandleFallback(Action):
+    """Trigger 2: the second turn in a row the bot did not understand goes to a person."""
+
+    def __init__(self, escalator: Escalator) -> None:
+        self._escalator = escalator
+
+    def name(self) -> str:
+        return "action_handle_fallback"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        intents = session_user_intents(tracker)
+        if len(intents) >= 2 and intents[-2] == FALLBACK:
+            say(dispatcher, self._escalator.messages, "fallback_again")
+            await self._escalator.escalate(dispatcher, tracker, "low_confidence")
+        else:
+            say(dispatcher, self._escalator.messages, "fallback_first")
+        return []
+
+
+class ActionHandleComplaint(Action):
+    """Trigger 3: a complaint is acknowledged, recorded in the customer's words, escalated."""
+
+    def __init__(self, escalator: Escalator, feedback: Feedback) -> None:
+        self._escalator = escalator
+        self._feedback = feedback
+
+    def name(self) -> str:
+        return "action_handle_complaint"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        text = tracker.latest_message.get("text") or ""
+        channel = tracker.get_latest_input_channel() or ""
+        await self._feedback.record("complaint", tracker.sender_id, text, channel)
+        say(dispatcher, self._escalator.messages, "complaint_ack")
+        await self._escalator.escalate(dispatcher, tracker, "complaint")
+        return []
+
+
+class SecondStrike(Action):
+    """The first time: one calm line. The second time in a session: a person."""
+
+    intent = ""
+    first = ""
+    again = ""
+
+    def __init__(self, escalator: Escalator) -> None:
+        self._escalator = escalator
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        strikes = session_user_intents(tracker).count(self.intent)
+        if strikes >= 2:
+            say(dispatcher, self._escalator.messages, self.again)
+            await self._escalator.escalate(dispatcher, tracker, self.intent)
+        else:
+            say(dispatcher, self._escalator.messages, self.first)
+        return []
+
+
+class ActionHandleAbuse(SecondStrike):
+    """Trigger 4: insults."""
+
+    intent, first, again = "abuse", "abuse_first", "abuse_again"
+
+    def name(self) -> str:
+        return "action_handle_abuse"
+
+
+class ActionHandleSensitive(SecondStrike):
+    """Trigger 5: politics, gossip, sexual content: refused politely, then a person."""
+
+    intent, first, again = "sensitive_topic", "sensitive_first", "sensitive_again"
+
+    def name(self) -> str:
+        return "action_handle_sensitive"
+
+
+class ActionNeedsAccountAccess(Action):
+    """Trigger 6: payment and account problems need a person who can see the account."""
+
+    def __init__(self, escalator: Escalator) -> None:
+        self._escalator = escalator
+
+    def name(self) -> str:
+        return "action_needs_account_access"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        reason = intent if intent in ("payment_issue", "account_issue") else "account_issue"
+        say(dispatcher, self._escalator.messages, "account_needs_person")
+        await self._escalator.escalate(dispatcher, tracker, reason)
+        return []

@@ -1,0 +1,1 @@
+"""What trainers write for the bot to say: messages and the knowledge file."""

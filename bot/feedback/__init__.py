@@ -1,0 +1,1 @@
+"""Complaints, praise and suggestions, kept for the brand's review."""

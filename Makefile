@@ -41,6 +41,7 @@ test-tools: ## Outside tools the tests drive (chromium, docker compose)
 	@scripts/ensure-test-tools.sh
 
 run: model redis ## Install, train if needed, make sure Redis runs, serve the bot at BOT_HOST:BOT_PORT
+	$(PY) -m bot seed-demo-orders
 	$(PY) -m bot serve
 
 test: model redis test-tools ## Install, train if needed, make sure Redis runs, run the whole test suite

@@ -25,9 +25,18 @@ from actions.escalation import (
     utc_now,
 )
 from actions.feedback import ActionRecordFeedback
+from actions.goodbye import ActionGoodbye, SatisfactionQuestion
 from actions.knowledge import ActionAnswerFromKnowledge, ActionBusinessHours
+from actions.orders import (
+    ActionAskOrderId,
+    ActionCheckOrder,
+    ActionHandOverOrderChange,
+    ValidateOrderChangeForm,
+    ValidateOrderStatusForm,
+)
 from bot.content.knowledge import KnowledgeBase
 from bot.content.messages import Messages
+from bot.orders.backend import OrderBackend
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,8 @@ class ActionDeps:
     feedback: Feedback
     knowledge: KnowledgeBase
     messages: Messages
+    orders: OrderBackend
+    satisfaction: SatisfactionQuestion
     clock: Callable[[], dt.datetime] = utc_now
 
 
@@ -52,4 +63,10 @@ def build_actions(deps: ActionDeps) -> list[Action]:
         ActionRecordFeedback(deps.feedback, deps.messages),
         ActionAnswerFromKnowledge(deps.knowledge, deps.messages, deps.clock),
         ActionBusinessHours(deps.knowledge, deps.messages, deps.clock),
+        ActionAskOrderId(deps.messages),
+        ValidateOrderStatusForm(deps.messages),
+        ValidateOrderChangeForm(deps.messages),
+        ActionCheckOrder(deps.orders, escalator),
+        ActionHandOverOrderChange(escalator),
+        ActionGoodbye(deps.satisfaction, deps.messages),
     ]

@@ -59,9 +59,15 @@ class Escalator:
         self.clock = clock
 
     async def escalate(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, reason: str
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        reason: str,
+        text: str | None = None,
     ) -> None:
-        text = tracker.latest_message.get("text") or ""
+        """Record the handoff (with `text`, by default the customer's last message), then say so."""
+        if text is None:
+            text = tracker.latest_message.get("text") or ""
         await self.queue.request(tracker.sender_id, reason=reason, text=text)
         now = self.clock()
         if self.hours.is_open(now):

@@ -9,6 +9,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 
+import aiohttp
 from aiohttp import web
 from rasa.utils.endpoints import EndpointConfig
 from rasa_sdk.executor import ActionExecutor
@@ -32,8 +33,23 @@ from bot.engine.tracker_store import AsyncRedisTrackerStore
 from bot.errors import error_middleware
 from bot.feedback.store import FeedbackLog
 from bot.handoff.requests import HandoffRequests
-from bot.keys import ACTION_SERVER, CHAT, CLOCK, CONVERSATION_LOG, MODEL, REDIS, SETTINGS
+from bot.keys import (
+    ACTION_SERVER,
+    CHAT,
+    CLOCK,
+    CONVERSATION_LOG,
+    KNOWLEDGE,
+    MESSAGES,
+    MODEL,
+    ORDERS,
+    REDIS,
+    SATISFACTION,
+    SETTINGS,
+)
+from bot.orders.demo import RedisDemoOrders
+from bot.orders.http import HttpOrderBackend
 from bot.redis_keys import Keys
+from bot.satisfaction.store import SatisfactionStore
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -55,7 +71,9 @@ def create_app(
     app[MODEL] = ModelSlot()
     app[ACTION_SERVER] = ActionServer()
     app.cleanup_ctx.append(redis_ctx)
+    app.cleanup_ctx.append(content_ctx)
     app.cleanup_ctx.append(conversation_ctx)
+    app.cleanup_ctx.append(order_backend_ctx)
     app.cleanup_ctx.append(_model_ctx(engine))
     health.setup(app)
     rest.setup(app)
@@ -83,10 +101,37 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     await client.close(close_connection_pool=True)
 
 
+async def content_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The trainers' files: what the bot knows and how it says things (read once)."""
+    settings = app[SETTINGS]
+    app[KNOWLEDGE] = KnowledgeBase.load(settings.knowledge_file, settings.knowledge_max_age_days)
+    app[MESSAGES] = Messages.load(settings.messages_file)
+    yield
+
+
+async def order_backend_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The order system: over HTTP with its own client session, or the Redis demo."""
+    settings = app[SETTINGS]
+    if settings.order_backend == "http":
+        assert settings.order_api_url is not None
+        async with aiohttp.ClientSession() as session:
+            app[ORDERS] = HttpOrderBackend(
+                session,
+                settings.order_api_url,
+                settings.order_api_token,
+                settings.order_api_timeout,
+            )
+            yield
+        return
+    app[ORDERS] = RedisDemoOrders(app[REDIS], Keys(settings.key_prefix))
+    yield
+
+
 async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
     keys = Keys(app[SETTINGS].key_prefix)
     app[CONVERSATION_LOG] = ConversationLog(app[REDIS], keys)
-    app[CHAT] = ChatService(app[CONVERSATION_LOG], app[MODEL])
+    app[SATISFACTION] = SatisfactionStore(app[REDIS], keys)
+    app[CHAT] = ChatService(app[CONVERSATION_LOG], app[MODEL], app[SATISFACTION], app[MESSAGES])
     yield
 
 
@@ -138,8 +183,10 @@ async def _serve(app: web.Application, engine: RasaEngine) -> None:
     deps = ActionDeps(
         handoff=HandoffRequests(redis, keys),
         feedback=FeedbackLog(redis, keys),
-        knowledge=KnowledgeBase.load(settings.knowledge_file, settings.knowledge_max_age_days),
-        messages=Messages.load(settings.messages_file),
+        knowledge=app[KNOWLEDGE],
+        messages=app[MESSAGES],
+        orders=app[ORDERS],
+        satisfaction=app[SATISFACTION],
         clock=app[CLOCK],
     )
     for action in build_actions(deps):

@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         "--if-needed", action="store_true", help="skip when an up-to-date model exists"
     )
     train.add_argument("--root", type=Path, default=Path("."), help="project folder (default: .)")
+    sub.add_parser("seed-demo-orders", help="put the demo order backend's sample orders in Redis")
     evaluate = sub.add_parser("evaluate", help="evaluate on the held-out file, write reports/")
     evaluate.add_argument(
         "--root", type=Path, default=Path("."), help="project folder (default: .)"
@@ -62,6 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level)
     if args.command == "serve":
         serve(settings)
+        return 0
+    if args.command == "seed-demo-orders":
+        import asyncio
+
+        from bot.orders.demo import seed_demo_orders
+
+        count = asyncio.run(seed_demo_orders(settings))
+        print(f"{count} sample orders in Redis (ORDER_BACKEND=demo)")
         return 0
     if args.command == "evaluate":
         from bot.evaluation import run as run_evaluation

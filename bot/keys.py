@@ -9,8 +9,12 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from bot.chat.service import ChatService, ModelSlot
+from bot.content.knowledge import KnowledgeBase
+from bot.content.messages import Messages
 from bot.conversation_log.store import ConversationLog
 from bot.custom_actions.server import ActionServer
+from bot.orders.backend import OrderBackend
+from bot.satisfaction.store import SatisfactionStore
 from bot.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -19,5 +23,9 @@ MODEL = web.AppKey("model", ModelSlot)
 CONVERSATION_LOG = web.AppKey("conversation_log", ConversationLog)
 CHAT = web.AppKey("chat", ChatService)
 ACTION_SERVER = web.AppKey("action_server", ActionServer)
+ORDERS: web.AppKey[OrderBackend] = web.AppKey("orders")
+KNOWLEDGE = web.AppKey("knowledge", KnowledgeBase)
+MESSAGES = web.AppKey("messages", Messages)
+SATISFACTION = web.AppKey("satisfaction", SatisfactionStore)
 # What time the bot believes it is (service hours); tests set it.
 CLOCK: web.AppKey[Callable[[], dt.datetime]] = web.AppKey("clock")

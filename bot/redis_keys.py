@@ -13,6 +13,9 @@ Layout (``P`` is the configured prefix, ``BOT_KEY_PREFIX``, default ``kefu``):
 - ``P:handoff:requests``              sorted set: conversation -> time a person was requested
 - ``P:handoff:{conversation}``        hash: the latest request for a person (reason, text, time)
 - ``P:handoff:{conversation}:reasons`` list: every escalation reason code, oldest first
+- ``P:demo:orders``                   hash: the demo order backend's orders (id -> JSON)
+- ``P:csat:{conversation}``          hash: satisfaction question status, rating, times
+- ``P:csat:ratings``                  stream: every rating given (conversation, rating, time)
 - ``P:feedback``                      stream: complaints, praise and suggestions, customers' words
 - ``P:secret:action_token``           shared secret for the in-app custom action route
 """
@@ -62,6 +65,17 @@ class Keys:
 
     def handoff_reasons(self, conversation: str) -> str:
         return f"{self.prefix}:handoff:{conversation}:reasons"
+
+    @property
+    def demo_orders(self) -> str:
+        return f"{self.prefix}:demo:orders"
+
+    def csat(self, conversation: str) -> str:
+        return f"{self.prefix}:csat:{conversation}"
+
+    @property
+    def csat_ratings(self) -> str:
+        return f"{self.prefix}:csat:ratings"
 
     @property
     def feedback(self) -> str:

@@ -29,6 +29,9 @@ DEFAULT_REDIS_TIMEOUT = 2.0
 DEFAULT_LOCK_LIFETIME = 10.0
 # A knowledge entry not reviewed for longer than this is not used.
 DEFAULT_KNOWLEDGE_MAX_AGE_DAYS = 365
+# The order system must answer within this, or the bot says it cannot check now.
+DEFAULT_ORDER_API_TIMEOUT = 3.0
+ORDER_BACKENDS = ("demo", "http")
 
 
 N = TypeVar("N", int, float)
@@ -90,6 +93,10 @@ class Settings:
     knowledge_file: Path = Path("nlu_data/knowledge.yml")
     messages_file: Path = Path("nlu_data/messages.yml")
     knowledge_max_age_days: int = DEFAULT_KNOWLEDGE_MAX_AGE_DAYS
+    order_backend: str = "demo"
+    order_api_url: str | None = None
+    order_api_token: str | None = None
+    order_api_timeout: float = DEFAULT_ORDER_API_TIMEOUT
 
     @classmethod
     def from_env(
@@ -105,7 +112,19 @@ class Settings:
         if not prefix.isalnum():
             # Rasa's Redis tracker store silently ignores a non-alphanumeric prefix.
             raise SettingsError(f"BOT_KEY_PREFIX must be letters and digits, got {prefix!r}")
+        order_backend = env.get("ORDER_BACKEND", "").strip() or "demo"
+        if order_backend not in ORDER_BACKENDS:
+            raise SettingsError(
+                f"ORDER_BACKEND must be one of {ORDER_BACKENDS}, got {order_backend!r}"
+            )
+        order_api_url = env.get("ORDER_API_URL", "").strip() or None
+        if order_backend == "http" and not order_api_url:
+            raise SettingsError("ORDER_BACKEND=http needs ORDER_API_URL")
         return cls(
+            order_backend=order_backend,
+            order_api_url=order_api_url,
+            order_api_token=env.get("ORDER_API_TOKEN", "").strip() or None,
+            order_api_timeout=_positive(env, "ORDER_API_TIMEOUT", DEFAULT_ORDER_API_TIMEOUT, float),
             redis_url=env.get("REDIS_URL", "").strip() or DEFAULT_REDIS_URL,
             host=env.get("BOT_HOST", "").strip() or DEFAULT_HOST,
             port=_positive(env, "BOT_PORT", DEFAULT_PORT, int),

@@ -16,7 +16,9 @@ from bot.content.knowledge import KnowledgeBase
 from bot.content.messages import MAX_REPLY_CHARS, Messages
 from bot.feedback.store import FeedbackLog
 from bot.handoff.requests import HandoffRequests
+from bot.orders.demo import RedisDemoOrders
 from bot.redis_keys import Keys
+from bot.satisfaction.store import SatisfactionStore
 from tests.conftest import ROOT
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
@@ -49,6 +51,8 @@ async def deps(redis_url, key_prefix):
         feedback=FeedbackLog(redis, keys),
         knowledge=KnowledgeBase.load(ROOT / "nlu_data" / "knowledge.yml"),
         messages=Messages.load(ROOT / "nlu_data" / "messages.yml"),
+        orders=RedisDemoOrders(redis, keys),
+        satisfaction=SatisfactionStore(redis, keys),
         clock=lambda: WEDNESDAY_NOON,
     )
     await redis.close()
@@ -148,6 +152,9 @@ def test_every_line_has_two_variations_and_is_short():
     sample = {
         "hours": "工作日 9:00–21:00，周末 10:00–18:00（法定节假日休息）",
         "next_open": "明天 9:00",
+        "order": "尾号4321",
+        "status": "运输中，已到达杭州转运中心",
+        "updated": "2026-11-25 09:10",
     }
     for key, texts in messages.variants.items():
         assert len(texts) >= 2, key

@@ -9,12 +9,18 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from bot.chat.apology import apology
+from bot.content.messages import Messages
 from bot.conversation_log.store import ConversationLog, Outbound
 from bot.engine.output import Reply
 from bot.engine.runtime import RasaEngine
 from bot.errors import ServiceUnavailable
+from bot.nlu.normalizer import normalize
+from bot.satisfaction.store import PENDING, SatisfactionStore, parse_rating
 
 logger = logging.getLogger(__name__)
+
+# How a satisfaction rating is labelled in the conversation log (not an NLU intent).
+RATING_INTENT = "csat_rating"
 
 # Said when the turn failed and the model's own apology is not available.
 LAST_RESORT_APOLOGY = (
@@ -47,9 +53,17 @@ class TurnReply:
 
 
 class ChatService:
-    def __init__(self, log: ConversationLog, model: ModelSlot) -> None:
+    def __init__(
+        self,
+        log: ConversationLog,
+        model: ModelSlot,
+        satisfaction: SatisfactionStore,
+        messages: Messages,
+    ) -> None:
         self._log = log
         self._model = model
+        self._satisfaction = satisfaction
+        self._messages = messages
 
     async def handle(
         self,
@@ -67,6 +81,9 @@ class ChatService:
         """
         engine = self._model.require()
         inbound_id = await self._log.append_inbound(sender_id, channel, text)
+        rated = await self._answer_to_rating(sender_id, channel, text, inbound_id)
+        if rated is not None:
+            return rated
         intent: str | None = None
         confidence = 0.0
         try:
@@ -110,3 +127,33 @@ class ChatService:
         return TurnReply(
             replies=replies, inbound_id=inbound_id, intent=intent, confidence=confidence
         )
+
+    async def _answer_to_rating(
+        self, sender_id: str, channel: str, text: str, inbound_id: str
+    ) -> TurnReply | None:
+        """The reply to a satisfaction rating, if the bot asked for one and this is it.
+
+        Anything other than a rating answers the question too ("no rating"):
+        the message then goes through the NLU as usual and the bot never asks
+        again in this conversation.
+        """
+        if await self._satisfaction.status(sender_id) != PENDING:
+            return None
+        rating = parse_rating(normalize(text))
+        if rating is None:
+            await self._satisfaction.decline(sender_id)
+            return None
+        await self._satisfaction.record(sender_id, rating)
+        parse = {
+            "intent": {"name": RATING_INTENT, "confidence": 1.0},
+            "entities": [{"entity": "rating", "value": rating}],
+        }
+        await self._log.annotate(sender_id, inbound_id, parse, model=None)
+        reply = Reply(
+            payload={"recipient_id": sender_id, "text": self._messages.pick("csat_thanks")},
+            action="satisfaction",
+            response="csat_thanks",
+        )
+        outbound = Outbound(text=reply.text, action=reply.action, response=reply.response)
+        await self._log.append_outbound(sender_id, channel, [outbound])
+        return TurnReply([reply], inbound_id, intent=RATING_INTENT, confidence=1.0)

@@ -1,0 +1,1 @@
+"""Order facts, from the order system only."""

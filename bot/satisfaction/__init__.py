@@ -1,0 +1,1 @@
+"""Customer satisfaction: one 1–5 rating per conversation, asked once."""

@@ -1,0 +1,66 @@
+"""Asking for, and keeping, a conversation's satisfaction rating.
+
+The bot asks once per conversation, when it ends (the customer says goodbye
+after being helped; later, when an agent closes it). The customer's next
+message is the answer if it is a rating; anything else is a non-answer, which
+is fine, and the bot never asks again in that conversation.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from redis.asyncio import Redis
+
+from bot.redis_keys import Keys
+
+_RATING = re.compile(r"^(?:打|给)?\s*([1-5一二三四五])\s*(?:分|星|颗星)?\s*[!.。！~～]*$")
+_CHINESE = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5}
+
+PENDING, RATED, DECLINED = "pending", "rated", "declined"
+
+
+def parse_rating(text: str) -> int | None:
+    """1 to 5 if the message is just a rating ("5", "4分", "五星"), else None."""
+    match = _RATING.match(text.strip())
+    if not match:
+        return None
+    value = match.group(1)
+    return _CHINESE.get(value) or int(value)
+
+
+class SatisfactionStore:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._redis = redis
+        self._keys = keys
+
+    async def ask(self, conversation: str, trigger: str) -> bool:
+        """Mark the question asked; False if it was asked before in this conversation."""
+        key = self._keys.csat(conversation)
+        if not await self._redis.hsetnx(key, "status", PENDING):
+            return False
+        await self._redis.hset(key, mapping={"asked_at": repr(time.time()), "trigger": trigger})
+        return True
+
+    async def status(self, conversation: str) -> str | None:
+        return await self._redis.hget(self._keys.csat(conversation), "status")
+
+    async def record(self, conversation: str, rating: int) -> None:
+        now = time.time()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                self._keys.csat(conversation),
+                mapping={"status": RATED, "rating": str(rating), "rated_at": repr(now)},
+            )
+            pipe.xadd(
+                self._keys.csat_ratings,
+                {"conversation": conversation, "rating": str(rating), "ts": repr(now)},
+            )
+            await pipe.execute()
+
+    async def decline(self, conversation: str) -> None:
+        await self._redis.hset(self._keys.csat(conversation), "status", DECLINED)
+
+    async def get(self, conversation: str) -> dict[str, str]:
+        return dict(await self._redis.hgetall(self._keys.csat(conversation)))

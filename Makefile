@@ -52,6 +52,7 @@ lint: setup ## ruff and mypy
 	$(PY) -m mypy bot actions
 
 bench: model redis ## Throughput benchmark against a freshly started bot
+	$(PY) benchmarks/throughput.py --spawn --turns 10
 	$(PY) benchmarks/throughput.py --spawn
 
 nlu-bench: setup ## The NLU pipeline on the public benchmarks in ../shared/benchmarks

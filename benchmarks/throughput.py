@@ -1,7 +1,8 @@
 """Throughput of the REST webhook: N concurrent senders for a fixed time.
 
     python benchmarks/throughput.py --spawn            # start a bot, measure, stop it
-    python benchmarks/throughput.py --spawn --rasa     # the same, then stock `rasa run`, same model
+    python benchmarks/throughput.py --spawn --workers 2  # one worker process per core
+    python benchmarks/throughput.py --spawn --responses-only --rasa  # vs stock `rasa run`
     python benchmarks/throughput.py --url http://127.0.0.1:8080 --prefix kefu
 
 Prints messages/s, p50 and p99 latency, errors, and checks that every answered
@@ -27,6 +28,20 @@ import redis as redis_sync
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 ROOT = Path(__file__).resolve().parent.parent
+# Messages whose answers are domain responses only: stock `rasa run` (which has no
+# action server here) can answer them too, for a like-for-like comparison.
+RESPONSES_ONLY = [
+    "你好",
+    "谢谢",
+    "你是机器人吗",
+    "今天天气怎么样",
+    "你叫什么名字",
+    "好的",
+    "不用了",
+    "多谢啦",
+]
+# The realistic mix: knowledge answers, order look-ups (forms, the demo order
+# backend), goodbyes and escalation-free small talk.
 MESSAGES = [
     "你好",
     "我的快递到哪了",
@@ -47,6 +62,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def sender(
+    turns: int,
+    messages: list[str],
     session: aiohttp.ClientSession,
     url: str,
     sender_id: str,
@@ -58,17 +75,19 @@ async def sender(
 ) -> None:
     i = 0
     while time.monotonic() < stop_at:
-        text = MESSAGES[i % len(MESSAGES)]
+        text = messages[i % len(messages)]
+        # With --turns, a sender is a series of customers, each writing `turns` messages.
+        conversation = f"{sender_id}-c{i // turns}" if turns else sender_id
         i += 1
         started = time.monotonic()
         try:
-            async with session.post(url, json={"sender": sender_id, "message": text}) as resp:
+            async with session.post(url, json={"sender": conversation, "message": text}) as resp:
                 body = await resp.json()
                 ok = resp.status == 200 and bool(body) and bool(body[0].get("text"))
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             ok, body = False, repr(exc)
         elapsed = time.monotonic() - started
-        counts[sender_id] = counts.get(sender_id, 0) + 1
+        counts[conversation] = counts.get(conversation, 0) + 1
         if not ok:
             errors.append(str(body)[:200])
         elif started >= warm_until:
@@ -76,7 +95,13 @@ async def sender(
 
 
 async def run(
-    url: str, senders: int, duration: float, warmup: float, run_id: str
+    url: str,
+    senders: int,
+    duration: float,
+    warmup: float,
+    run_id: str,
+    messages: list[str],
+    turns: int = 0,
 ) -> tuple[list[float], list[str], dict[str, int], float]:
     latencies: list[float] = []
     errors: list[str] = []
@@ -90,6 +115,8 @@ async def run(
         await asyncio.gather(
             *(
                 sender(
+                    turns,
+                    messages,
                     session,
                     f"{url}/webhooks/rest/webhook",
                     f"bench-{run_id}-{i}",
@@ -184,6 +211,7 @@ def measure_rasa(args: argparse.Namespace, run_id: str) -> None:
                     args.duration,
                     args.warmup,
                     run_id + "r",
+                    RESPONSES_ONLY,
                 )
             )
         finally:
@@ -208,9 +236,22 @@ def main() -> None:
     parser.add_argument(
         "--rasa", action="store_true", help="also measure stock `rasa run` (no logging)"
     )
+    parser.add_argument("--workers", type=int, default=1, help="BOT_WORKERS of the spawned bot")
+    parser.add_argument(
+        "--turns",
+        type=int,
+        default=0,
+        help="messages per conversation; 0 = each sender keeps one conversation all run",
+    )
+    parser.add_argument(
+        "--responses-only",
+        action="store_true",
+        help="send only messages answered by domain responses (as --rasa does)",
+    )
     args = parser.parse_args()
 
     run_id = uuid.uuid4().hex[:8]
+    messages = RESPONSES_ONLY if args.responses_only else MESSAGES
     proc = None
     url, prefix = args.url, args.prefix
     if args.spawn:
@@ -224,12 +265,16 @@ def main() -> None:
             "BOT_KEY_PREFIX": prefix,
             "REDIS_URL": args.redis_url,
             "BOT_LOG_LEVEL": "WARNING",
+            "BOT_WORKERS": str(args.workers),
         }
+        subprocess.run(
+            [sys.executable, "-m", "bot", "seed-demo-orders"], cwd=ROOT, env=env, check=True
+        )
         proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=ROOT, env=env)
         wait_ready(f"{url}/readyz", proc)
     try:
         latencies, errors, counts, duration = asyncio.run(
-            run(url, args.senders, args.duration, args.warmup, run_id)
+            run(url, args.senders, args.duration, args.warmup, run_id, messages, args.turns)
         )
     finally:
         if proc is not None:
@@ -237,12 +282,12 @@ def main() -> None:
             proc.wait(timeout=30)
 
     total = sum(counts.values())
-    report("kefu", args.senders, latencies, errors, total, duration)
+    report(f"kefu x{args.workers}", args.senders, latencies, errors, total, duration)
     if prefix:
         client = redis_sync.Redis.from_url(args.redis_url, decode_responses=True)
         inbound = outbound = 0
-        for i in range(args.senders):
-            for _, fields in client.xrange(f"{prefix}:conv:bench-{run_id}-{i}:log"):
+        for conversation in counts:
+            for _, fields in client.xrange(f"{prefix}:conv:{conversation}:log"):
                 if fields["direction"] == "in":
                     inbound += 1
                 else:

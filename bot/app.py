@@ -26,7 +26,7 @@ from bot.content.messages import Messages
 from bot.conversation_log import api as conversation_api
 from bot.conversation_log.store import ConversationLog
 from bot.custom_actions import route as action_route
-from bot.custom_actions.server import ActionServer
+from bot.custom_actions.server import ActionServer, InProcessActionEndpoint
 from bot.engine.lock_store import RedisTicketLockStore
 from bot.engine.runtime import RasaEngine, latest_model
 from bot.engine.tracker_store import AsyncRedisTrackerStore
@@ -193,12 +193,17 @@ async def _serve(app: web.Application, engine: RasaEngine) -> None:
         executor.register_action(action)
     token = await action_route.shared_token(redis, keys, settings.action_token)
     app[ACTION_SERVER].configure(executor, token)
+    if settings.action_url:
+        # Actions served elsewhere: Rasa calls them over HTTP with the shared token.
+        endpoint = EndpointConfig(
+            url=settings.action_url, headers={"Authorization": f"Bearer {token}"}
+        )
+    else:
+        endpoint = InProcessActionEndpoint(settings.action_endpoint_url, app[ACTION_SERVER])
     engine.bind(
         tracker_store=AsyncRedisTrackerStore(engine.agent.domain, redis, keys.tracker_prefix),
         lock_store=RedisTicketLockStore(redis, keys, lifetime=settings.lock_lifetime),
-        action_endpoint=EndpointConfig(
-            url=settings.action_endpoint_url, headers={"Authorization": f"Bearer {token}"}
-        ),
+        action_endpoint=endpoint,
     )
     # The model is millions of long-lived objects; moving them out of the
     # collector's reach keeps full collections (and the pauses they cause in

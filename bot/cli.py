@@ -62,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level)
     if args.command == "serve":
+        if settings.workers > 1:
+            from bot.workers import supervise
+
+            return supervise(settings.workers)
         serve(settings)
         return 0
     if args.command == "seed-demo-orders":

@@ -93,6 +93,7 @@ class Settings:
     knowledge_file: Path = Path("nlu_data/knowledge.yml")
     messages_file: Path = Path("nlu_data/messages.yml")
     knowledge_max_age_days: int = DEFAULT_KNOWLEDGE_MAX_AGE_DAYS
+    workers: int = 1
     order_backend: str = "demo"
     order_api_url: str | None = None
     order_api_token: str | None = None
@@ -121,6 +122,7 @@ class Settings:
         if order_backend == "http" and not order_api_url:
             raise SettingsError("ORDER_BACKEND=http needs ORDER_API_URL")
         return cls(
+            workers=_positive(env, "BOT_WORKERS", 1, int),
             order_backend=order_backend,
             order_api_url=order_api_url,
             order_api_token=env.get("ORDER_API_TOKEN", "").strip() or None,

@@ -111,3 +111,20 @@ async def test_out_of_scope_is_declined_honestly(client, admin_headers):
     assert has_chinese(replies[0]["text"])
     inbound = (await timeline(client, "s1", admin_headers))[0]
     assert inbound["intent"] in ("out_of_scope", "nlu_fallback")
+
+
+async def test_actions_also_run_over_http_through_the_action_route(
+    aiohttp_client, settings, engine
+):
+    from bot.app import create_app
+
+    over_http = settings.with_(action_url=f"http://127.0.0.1:{settings.port}/webhooks/actions")
+    client = await aiohttp_client(
+        create_app(over_http, engine), server_kwargs={"port": over_http.port}
+    )
+    text = "".join(r["text"] for r in await say(client, "via-http", "转人工"))
+    assert "人工" in text
+    keys = Keys(over_http.key_prefix)
+    assert await client.app[REDIS].lrange(keys.handoff_reasons("via-http"), 0, -1) == [
+        "request_human"
+    ]

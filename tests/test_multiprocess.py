@@ -200,3 +200,41 @@ async def test_nobody_waits_for_a_dead_holder(cluster, redis_url):
     assert [status for status, _ in results] == [200] * len(TEXTS)
     assert elapsed < LOCK_LIFETIME + 8, f"waited {elapsed:.1f}s behind a dead holder"
     assert sorted(u for u, _ in _tracker_turns(redis_url, prefix, sender)) == sorted(TEXTS)
+
+
+def test_workers_share_one_port_and_stop_together(redis_url, model_path):
+    import urllib.request
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "BOT_PORT": str(port),
+        "BOT_WORKERS": "2",
+        "BOT_KEY_PREFIX": "kefuworkers" + uuid.uuid4().hex[:8],
+        "BOT_MODEL_DIR": str(model_path.parent),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        pids: set[int] = set()
+        deadline = time.monotonic() + 180
+        while len(pids) < 2 and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    pids.add(json.loads(r.read())["pid"])
+            except OSError:
+                time.sleep(0.2)
+        assert len(pids) == 2, f"answers came from {pids}"
+        assert proc.pid not in pids  # the parent only supervises
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 from typing import Any
 
+from rasa.utils.endpoints import ClientResponseError, EndpointConfig
 from rasa_sdk.executor import ActionExecutor
 from rasa_sdk.interfaces import ActionExecutionRejection, ActionNotFoundException
 
@@ -53,3 +55,32 @@ class ActionServer:
         for response in result.get("responses", []):
             response[PRODUCED_BY] = name
         return 200, result
+
+
+class InProcessActionEndpoint(EndpointConfig):
+    """The model's action endpoint when it is this very process.
+
+    Rasa would POST each action call to our own /webhooks/actions route over
+    loopback HTTP: the same handler, plus a client session, two JSON encodings
+    and a request cycle per action (about a fifth of a message's CPU with
+    forms, measured with the throughput benchmark). This endpoint hands the
+    call to the same `ActionServer.run` directly and answers the way Rasa's
+    HTTP client would, including its error for a non-200 status.
+    """
+
+    def __init__(self, url: str, server: ActionServer) -> None:
+        super().__init__(url=url)
+        self._server = server
+
+    async def request(
+        self,
+        method: str = "post",
+        subpath: str | None = None,
+        content_type: str | None = "application/json",
+        compress: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        status, body = await self._server.run(kwargs.get("json") or {})
+        if status != 200:
+            raise ClientResponseError(status, "action server error", json.dumps(body))
+        return body

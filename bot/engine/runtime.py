@@ -23,6 +23,7 @@ from rasa.shared.nlu.constants import (
 )
 from rasa.utils.endpoints import EndpointConfig
 
+from bot.engine import patches
 from bot.engine.output import RecordingOutputChannel, Reply
 from bot.training import MODEL_SUFFIX
 
@@ -72,6 +73,7 @@ class RasaEngine:
         from rasa.utils.tensorflow.environment import setup_tf_environment
 
         setup_tf_environment()
+        patches.apply()
         started = time.monotonic()
         agent = Agent.load(str(model_path))
         logger.info("loaded model %s in %.1f s", model_path.name, time.monotonic() - started)

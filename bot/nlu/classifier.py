@@ -37,6 +37,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 from scipy.optimize import minimize_scalar
 from sklearn.model_selection import StratifiedKFold
+from sklearn.preprocessing import normalize
 from sklearn.svm import LinearSVC
 
 logger = logging.getLogger(__name__)
@@ -68,21 +69,37 @@ class LinearModel:
         self.temperature = temperature
 
     @staticmethod
-    def weigh(
-        counts: sp.csr_matrix, idf: np.ndarray, indicators: sp.csr_matrix, lexicon_weight: float
-    ) -> sp.csr_matrix:
-        x = counts.astype(np.float64).tocsr(copy=True)
+    def weigh_counts(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
+        """log(1 + count) * idf, each row scaled to unit length."""
+        x = sp.csr_matrix(counts, dtype=np.float64, copy=True)
         np.log1p(x.data, out=x.data)
-        x = x @ sp.diags(idf)
-        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
-        norms[norms == 0] = 1.0
-        x = sp.diags(1.0 / norms) @ x
-        flags = (indicators > 0).astype(np.float64) * lexicon_weight
-        return sp.hstack([x, flags]).tocsr()
+        x.data *= idf[x.indices]
+        return normalize(x, copy=False)
+
+    @staticmethod
+    def flags(indicators: sp.csr_matrix, lexicon_weight: float) -> sp.csr_matrix:
+        return (indicators > 0).astype(np.float64) * lexicon_weight
+
+    @classmethod
+    def weigh(
+        cls,
+        counts: sp.csr_matrix,
+        idf: np.ndarray,
+        indicators: sp.csr_matrix,
+        lexicon_weight: float,
+    ) -> sp.csr_matrix:
+        return sp.hstack(
+            [cls.weigh_counts(counts, idf), cls.flags(indicators, lexicon_weight)]
+        ).tocsr()
 
     def margins(self, counts: sp.csr_matrix, indicators: sp.csr_matrix) -> np.ndarray:
-        x = self.weigh(counts, self.idf, indicators, self.lexicon_weight)
-        return np.asarray(x @ self.coef.T) + self.intercept
+        # Two products instead of stacking the halves: the hot path of every message.
+        n = counts.shape[1]
+        x = self.weigh_counts(counts, self.idf)
+        margins = np.asarray(x @ self.coef[:, :n].T) + self.intercept
+        if indicators.shape[1]:
+            margins += np.asarray(self.flags(indicators, self.lexicon_weight) @ self.coef[:, n:].T)
+        return margins
 
     def probabilities(self, counts: sp.csr_matrix, indicators: sp.csr_matrix) -> np.ndarray:
         return _softmax(self.margins(counts, indicators) * self.temperature)

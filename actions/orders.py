@@ -80,6 +80,15 @@ def _reset() -> list[dict[str, Any]]:
     return [SlotSet("order_id", None), SlotSet("order_id_attempts", 0.0)]
 
 
+async def _give_up(
+    escalator: Escalator, dispatcher: CollectingDispatcher, tracker: Tracker
+) -> list[dict[str, Any]]:
+    """No valid order number after three tries: a person takes over."""
+    say(dispatcher, escalator.messages, "order_id_gave_up")
+    await escalator.escalate(dispatcher, tracker, "order_id_invalid")
+    return _reset()
+
+
 class ActionCheckOrder(Action):
     """Tell the customer their order's status as the order system has it now."""
 
@@ -96,9 +105,7 @@ class ActionCheckOrder(Action):
         messages = self._escalator.messages
         order_id = tracker.get_slot("order_id")
         if not order_id:
-            say(dispatcher, messages, "order_id_gave_up")
-            await self._escalator.escalate(dispatcher, tracker, "order_id_invalid")
-            return _reset()
+            return await _give_up(self._escalator, dispatcher, tracker)
         masked = mask_order_id(order_id)
         try:
             order = await self._orders.get_order(order_id)
@@ -134,9 +141,7 @@ class ActionHandOverOrderChange(Action):
     ) -> list[dict[str, Any]]:
         order_id = tracker.get_slot("order_id")
         if not order_id:
-            say(dispatcher, self._escalator.messages, "order_id_gave_up")
-            await self._escalator.escalate(dispatcher, tracker, "order_id_invalid")
-            return _reset()
+            return await _give_up(self._escalator, dispatcher, tracker)
         request = next(
             (
                 e.get("text") or ""

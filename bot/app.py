@@ -19,6 +19,9 @@ from redis.exceptions import RedisError
 from actions import ActionDeps, build_actions
 from actions.escalation import utc_now
 from bot import health
+from bot.accounts import routes as account_routes
+from bot.accounts.sessions import LoginThrottle, Sessions
+from bot.accounts.store import Accounts
 from bot.channels import rest, webchat
 from bot.chat.service import ChatService, ModelSlot
 from bot.content.knowledge import KnowledgeBase
@@ -34,16 +37,19 @@ from bot.errors import error_middleware
 from bot.feedback.store import FeedbackLog
 from bot.handoff.requests import HandoffRequests
 from bot.keys import (
+    ACCOUNTS,
     ACTION_SERVER,
     CHAT,
     CLOCK,
     CONVERSATION_LOG,
     KNOWLEDGE,
+    LOGIN_THROTTLE,
     MESSAGES,
     MODEL,
     ORDERS,
     REDIS,
     SATISFACTION,
+    SESSIONS,
     SETTINGS,
 )
 from bot.orders.demo import RedisDemoOrders
@@ -74,11 +80,13 @@ def create_app(
     app.cleanup_ctx.append(content_ctx)
     app.cleanup_ctx.append(conversation_ctx)
     app.cleanup_ctx.append(order_backend_ctx)
+    app.cleanup_ctx.append(accounts_ctx)
     app.cleanup_ctx.append(_model_ctx(engine))
     health.setup(app)
     rest.setup(app)
     webchat.setup(app)
     conversation_api.setup(app)
+    account_routes.setup(app)
     action_route.setup(app)
     return app
 
@@ -106,6 +114,28 @@ async def content_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[KNOWLEDGE] = KnowledgeBase.load(settings.knowledge_file, settings.knowledge_max_age_days)
     app[MESSAGES] = Messages.load(settings.messages_file)
+    yield
+
+
+async def accounts_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Sign-in; on the very first start, an admin account with a random password."""
+    keys = Keys(app[SETTINGS].key_prefix)
+    accounts = Accounts(app[REDIS], keys)
+    app[ACCOUNTS] = accounts
+    app[SESSIONS] = Sessions(app[REDIS], keys)
+    app[LOGIN_THROTTLE] = LoginThrottle(app[REDIS], keys)
+    try:
+        password = await accounts.ensure_admin()
+    except RedisError as exc:  # Redis down at start-up: sign-in waits for it, the rest runs
+        logger.warning("could not check for accounts at start-up: %s", exc)
+        password = None
+    if password:
+        # Printed once, here, and stored only as a hash: there is no default password.
+        print(
+            f"\nNo accounts yet: created account 'admin' with password {password}\n"
+            "Sign in at /console and change it with `python -m bot users passwd admin`.\n",
+            flush=True,
+        )
     yield
 
 

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from bot.accounts.cli import add_parser as add_users_parser
 from bot.logs import configure as configure_logging
 from bot.settings import Settings, SettingsError
 
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         "--if-needed", action="store_true", help="skip when an up-to-date model exists"
     )
     train.add_argument("--root", type=Path, default=Path("."), help="project folder (default: .)")
+    add_users_parser(sub)
     sub.add_parser("seed-demo-orders", help="put the demo order backend's sample orders in Redis")
     evaluate = sub.add_parser("evaluate", help="evaluate on the held-out file, write reports/")
     evaluate.add_argument(
@@ -68,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
             return supervise(settings.workers)
         serve(settings)
         return 0
+    if args.command == "users":
+        from bot.accounts.cli import run as run_users
+
+        return run_users(args, settings)
     if args.command == "seed-demo-orders":
         import asyncio
 

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from aiohttp import web
 from redis.asyncio import Redis
 
+from bot.accounts.sessions import LoginThrottle, Sessions
+from bot.accounts.store import Accounts
 from bot.chat.service import ChatService, ModelSlot
 from bot.content.knowledge import KnowledgeBase
 from bot.content.messages import Messages
@@ -27,5 +29,8 @@ ORDERS: web.AppKey[OrderBackend] = web.AppKey("orders")
 KNOWLEDGE = web.AppKey("knowledge", KnowledgeBase)
 MESSAGES = web.AppKey("messages", Messages)
 SATISFACTION = web.AppKey("satisfaction", SatisfactionStore)
+ACCOUNTS = web.AppKey("accounts", Accounts)
+SESSIONS = web.AppKey("sessions", Sessions)
+LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
 # What time the bot believes it is (service hours); tests set it.
 CLOCK: web.AppKey[Callable[[], dt.datetime]] = web.AppKey("clock")

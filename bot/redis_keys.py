@@ -17,6 +17,9 @@ Layout (``P`` is the configured prefix, ``BOT_KEY_PREFIX``, default ``kefu``):
 - ``P:csat:{conversation}``          hash: satisfaction question status, rating, times
 - ``P:csat:ratings``                  stream: every rating given (conversation, rating, time)
 - ``P:feedback``                      stream: complaints, praise and suggestions, customers' words
+- ``P:accounts``                      hash: username -> JSON (bcrypt hash, role, created)
+- ``P:session:{sha256(token)}``       string: a signed-in session (JSON: user, role, csrf)
+- ``P:login:fail:{who}``              counter: recent failed sign-ins (per address, per user)
 - ``P:secret:action_token``           shared secret for the in-app custom action route
 """
 
@@ -80,6 +83,16 @@ class Keys:
     @property
     def feedback(self) -> str:
         return f"{self.prefix}:feedback"
+
+    @property
+    def accounts(self) -> str:
+        return f"{self.prefix}:accounts"
+
+    def session(self, token_digest: str) -> str:
+        return f"{self.prefix}:session:{token_digest}"
+
+    def login_failures(self, who: str) -> str:
+        return f"{self.prefix}:login:fail:{who}"
 
     @property
     def action_token(self) -> str:

@@ -1,0 +1,1 @@
+"""People who sign in: support agents, trainers and admins."""

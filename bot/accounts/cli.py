@@ -1,0 +1,64 @@
+"""`python -m bot users add|passwd|list`: accounts from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+
+from redis.asyncio import Redis
+
+from bot.accounts.store import ROLES, AccountError, Accounts
+from bot.redis_keys import Keys
+from bot.settings import Settings
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    users = sub.add_parser("users", help="add accounts, change passwords, list accounts")
+    commands = users.add_subparsers(dest="users_command", required=True)
+    add = commands.add_parser("add", help="add an account")
+    add.add_argument("username")
+    add.add_argument("--role", choices=ROLES, default="agent")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    passwd = commands.add_parser("passwd", help="set an account's password")
+    passwd.add_argument("username")
+    passwd.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin"
+    )
+    commands.add_parser("list", help="list accounts and roles")
+
+
+def _password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise AccountError("the two passwords differ")
+    return first
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    accounts = Accounts(redis, Keys(settings.key_prefix))
+    try:
+        if args.users_command == "list":
+            for account in await accounts.list():
+                print(f"{account.username}\t{account.role}")
+        elif args.users_command == "add":
+            account = await accounts.add(args.username, _password(args.password_stdin), args.role)
+            print(f"added {account.username} ({account.role})")
+        else:
+            await accounts.set_password(args.username, _password(args.password_stdin))
+            print(f"password of {args.username} changed")
+        return 0
+    finally:
+        await redis.close()
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        return asyncio.run(_run(args, settings))
+    except AccountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

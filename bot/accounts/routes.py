@@ -1,0 +1,89 @@
+"""Sign-in for the console and the review screens: `/console/api/login|logout|me`."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bot.accounts.sessions import COOKIE, CSRF_HEADER, SESSION_TTL, Session
+from bot.channels.inbound import read_json_object
+from bot.errors import ApiError
+from bot.jsonutil import json_response
+from bot.keys import ACCOUNTS, LOGIN_THROTTLE, SESSIONS
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def require(request: web.Request, *roles: str) -> Session:
+    """The signed-in session, with one of `roles` (any role if none given).
+
+    Refuses (401) without a valid session, (403) with another role, and (403)
+    a state-changing request without the session's CSRF token.
+    """
+    session = await request.app[SESSIONS].get(request.cookies.get(COOKIE))
+    if session is None:
+        raise ApiError(401, "not_signed_in", "Sign in first.")
+    if roles and session.role not in roles:
+        raise ApiError(403, "forbidden", f"This needs the role {' or '.join(roles)}.")
+    if request.method not in SAFE_METHODS and not session.csrf_ok(request.headers.get(CSRF_HEADER)):
+        raise ApiError(403, "csrf_token_missing", f"Send the {CSRF_HEADER} header of this session.")
+    return session
+
+
+async def login(request: web.Request) -> web.Response:
+    body = await read_json_object(request)
+    username, password = body.get("username"), body.get("password")
+    if (
+        not isinstance(username, str)
+        or not isinstance(password, str)
+        or not username
+        or not password
+    ):
+        raise ApiError(400, "missing_credentials", "Send `username` and `password`.")
+    address = request.remote or "unknown"
+    throttle = request.app[LOGIN_THROTTLE]
+    wait = await throttle.blocked_for(address, username)
+    if wait:
+        raise ApiError(
+            429, "too_many_attempts", f"Too many failed sign-ins; try again in {wait} s."
+        )
+    account = await request.app[ACCOUNTS].verify(username, password)
+    if account is None:
+        await throttle.failed(address, username)
+        raise ApiError(401, "wrong_credentials", "Wrong username or password.")
+    await throttle.succeeded(address, username)
+    token, session = await request.app[SESSIONS].create(account)
+    response = json_response(
+        {"username": session.username, "role": session.role, "csrf": session.csrf}
+    )
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=SESSION_TTL,
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+        path="/",
+    )
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    await require(request)
+    await request.app[SESSIONS].delete(request.cookies[COOKIE])
+    response = json_response({"status": "signed_out"})
+    response.del_cookie(COOKIE, path="/")
+    return response
+
+
+async def me(request: web.Request) -> web.Response:
+    return json_response(_describe(await require(request)))
+
+
+def _describe(session: Session) -> dict[str, str]:
+    return {"username": session.username, "role": session.role, "csrf": session.csrf}
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/console/api/login", login)
+    app.router.add_post("/console/api/logout", logout)
+    app.router.add_get("/console/api/me", me)

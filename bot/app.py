@@ -120,7 +120,7 @@ async def content_ctx(app: web.Application) -> AsyncIterator[None]:
 async def accounts_ctx(app: web.Application) -> AsyncIterator[None]:
     """Sign-in; on the very first start, an admin account with a random password."""
     keys = Keys(app[SETTINGS].key_prefix)
-    accounts = Accounts(app[REDIS], keys)
+    accounts = Accounts(app[REDIS], keys, rounds=app[SETTINGS].bcrypt_rounds)
     app[ACCOUNTS] = accounts
     app[SESSIONS] = Sessions(app[REDIS], keys)
     app[LOGIN_THROTTLE] = LoginThrottle(app[REDIS], keys)

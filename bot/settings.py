@@ -94,6 +94,7 @@ class Settings:
     messages_file: Path = Path("nlu_data/messages.yml")
     knowledge_max_age_days: int = DEFAULT_KNOWLEDGE_MAX_AGE_DAYS
     workers: int = 1
+    bcrypt_rounds: int = 12
     order_backend: str = "demo"
     order_api_url: str | None = None
     order_api_token: str | None = None
@@ -123,6 +124,7 @@ class Settings:
             raise SettingsError("ORDER_BACKEND=http needs ORDER_API_URL")
         return cls(
             workers=_positive(env, "BOT_WORKERS", 1, int),
+            bcrypt_rounds=min(max(_positive(env, "BOT_BCRYPT_ROUNDS", 12, int), 4), 16),
             order_backend=order_backend,
             order_api_url=order_api_url,
             order_api_token=env.get("ORDER_API_TOKEN", "").strip() or None,

@@ -79,6 +79,8 @@ def settings(redis_url: str, key_prefix: str, model_dir: Path) -> Settings:
             "BOT_ADMIN_TOKEN": ADMIN_TOKEN,
             "BOT_KEY_PREFIX": key_prefix,
             "BOT_MODEL_DIR": str(model_dir),
+            # Cheap hashing for the many apps tests start; the default cost is 12.
+            "BOT_BCRYPT_ROUNDS": "4",
         },
         dotenv=None,
     )

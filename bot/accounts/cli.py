@@ -40,7 +40,7 @@ def _password(from_stdin: bool) -> str:
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
-    accounts = Accounts(redis, Keys(settings.key_prefix))
+    accounts = Accounts(redis, Keys(settings.key_prefix), rounds=settings.bcrypt_rounds)
     try:
         if args.users_command == "list":
             for account in await accounts.list():

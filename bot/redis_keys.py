@@ -10,9 +10,11 @@ Layout (``P`` is the configured prefix, ``BOT_KEY_PREFIX``, default ``kefu``):
 - ``P:conv:{conversation}:meta``      hash: channel, first/last activity, message count, last text
 - ``P:conv:{conversation}:log``       stream: every inbound and outbound message, in order
 - ``P:conv:{conversation}:nlu``       hash: inbound entry id -> NLU result (JSON)
-- ``P:handoff:requests``              sorted set: conversation -> time a person was requested
 - ``P:handoff:{conversation}``        hash: the latest request for a person (reason, text, time)
 - ``P:handoff:{conversation}:reasons`` list: every escalation reason code, oldest first
+- ``P:handoff:{conversation}:state``  hash: bot, waiting, assigned or closed (handoff/states.py)
+- ``P:handoff:waiting``               sorted set: waiting conversations in serving order
+- ``P:handoff:waits``                 list: recent queue waiting times (seconds)
 - ``P:demo:orders``                   hash: the demo order backend's orders (id -> JSON)
 - ``P:csat:{conversation}``          hash: satisfaction question status, rating, times
 - ``P:csat:ratings``                  stream: every rating given (conversation, rating, time)
@@ -59,12 +61,19 @@ class Keys:
     def conv_nlu(self, conversation: str) -> str:
         return f"{self.prefix}:conv:{conversation}:nlu"
 
-    @property
-    def handoff_requests(self) -> str:
-        return f"{self.prefix}:handoff:requests"
-
     def handoff(self, conversation: str) -> str:
         return f"{self.prefix}:handoff:{conversation}"
+
+    def handoff_state(self, conversation: str) -> str:
+        return f"{self.prefix}:handoff:{conversation}:state"
+
+    @property
+    def handoff_waiting(self) -> str:
+        return f"{self.prefix}:handoff:waiting"
+
+    @property
+    def handoff_waits(self) -> str:
+        return f"{self.prefix}:handoff:waits"
 
     def handoff_reasons(self, conversation: str) -> str:
         return f"{self.prefix}:handoff:{conversation}:reasons"

@@ -74,7 +74,7 @@ async def test_request_for_a_person_is_recorded_and_answered_honestly(client, ad
     assert "人工" in text
     redis = client.app[REDIS]
     keys = Keys(client.app[SETTINGS].key_prefix)
-    assert await redis.zscore(keys.handoff_requests, "h1") is not None
+    assert await redis.zscore(keys.handoff_waiting, "h1") is not None  # in the queue
     details = await redis.hgetall(keys.handoff("h1"))
     assert details["reason"] == "request_human"
     assert details["text"] == "我要转人工客服"

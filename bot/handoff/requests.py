@@ -6,6 +6,7 @@ import time
 
 from redis.asyncio import Redis
 
+from bot.handoff.states import ConversationStates
 from bot.redis_keys import Keys
 
 # Why a conversation went to a person; recorded on the conversation.
@@ -23,11 +24,12 @@ REASONS = (
 
 
 class HandoffRequests:
-    """A minimal queue of conversations waiting for a person, oldest first."""
+    """Escalations: the reason and the customer's words, and a place in the queue."""
 
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self._redis = redis
         self._keys = keys
+        self.states = ConversationStates(redis, keys)
 
     async def request(self, conversation: str, reason: str, text: str) -> None:
         """Record that `conversation` needs a person; an earlier request keeps its place."""
@@ -36,17 +38,12 @@ class HandoffRequests:
         now = time.time()
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.rpush(self._keys.handoff_reasons(conversation), reason)
-            pipe.zadd(self._keys.handoff_requests, {conversation: now}, nx=True)
             pipe.hset(
                 self._keys.handoff(conversation),
                 mapping={"reason": reason, "text": text, "requested_at": repr(now)},
             )
             await pipe.execute()
-
-    async def waiting(self) -> list[tuple[str, float]]:
-        """Conversations waiting for a person, with the time each asked."""
-        rows = await self._redis.zrange(self._keys.handoff_requests, 0, -1, withscores=True)
-        return [(conversation, float(score)) for conversation, score in rows]
+        await self.states.escalate(conversation, reason)
 
     async def details(self, conversation: str) -> dict[str, str]:
         return dict(await self._redis.hgetall(self._keys.handoff(conversation)))

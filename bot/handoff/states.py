@@ -1,0 +1,187 @@
+"""Who has a conversation: the bot, the queue, an agent; every change atomic.
+
+States: ``bot`` → ``waiting`` (queued with a reason and a priority) →
+``assigned`` (to one agent) → ``bot`` (released) or ``closed`` (with a
+resolution tag); an assigned conversation can also go back to ``waiting`` or
+to another agent. Each transition is one Lua script that checks the current
+state and changes it in the same step, so two agents claiming one
+conversation at once cannot both win, and an invalid transition changes
+nothing. The state lives in our own keys, not in Rasa's tracker, whose
+``ConversationPaused`` is undone when a session expires.
+
+Layout (``P`` the key prefix):
+- ``P:handoff:{conversation}:state`` hash: state, reason, priority, agent,
+  since (entered this state), waiting_since, tag, version (bumped on every change)
+- ``P:handoff:waiting`` sorted set: waiting conversations, in serving order
+- ``P:handoff:waits`` list: the latest queue waiting times, seconds, newest first
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from bot.redis_keys import Keys
+
+BOT, WAITING, ASSIGNED, CLOSED = "bot", "waiting", "assigned", "closed"
+# Served first: lower number. Complaints go ahead of everything else.
+PRIORITIES = {"complaint": 0, "abuse": 1, "payment_issue": 1, "account_issue": 1}
+DEFAULT_PRIORITY = 2
+# How many recent waiting times the expected wait is computed from.
+RECENT_WAITS = 50
+
+
+class InvalidTransition(Exception):
+    """The conversation is not in a state that allows this change."""
+
+    def __init__(self, conversation: str, current: str, wanted: str) -> None:
+        super().__init__(f"{conversation!r} is {current}; cannot {wanted}")
+        self.current = current
+
+
+# KEYS: state hash, waiting zset, waits list.
+# ARGV: action, now, then per action: escalate(reason, priority) claim(agent)
+#       release() close(tag) requeue() transfer(from_agent, to_agent)
+# Returns {ok (1/0), state before}. Queue scores are priority * 1e10 + enqueue
+# time, so a priority level outweighs any difference in waiting time.
+_TRANSITION = """
+local state = redis.call('HGET', KEYS[1], 'state') or 'bot'
+local action, now = ARGV[1], tonumber(ARGV[2])
+local cid = ARGV[#ARGV]
+local function enter(new)
+  redis.call('HSET', KEYS[1], 'state', new, 'since', now)
+  redis.call('HINCRBY', KEYS[1], 'version', 1)
+end
+if action == 'escalate' then
+  if state == 'waiting' or state == 'assigned' then return {0, state} end
+  enter('waiting')
+  local priority = tonumber(ARGV[4])
+  redis.call('HSET', KEYS[1], 'reason', ARGV[3], 'priority', priority)
+  redis.call('HSET', KEYS[1], 'waiting_since', now, 'agent', '')
+  redis.call('ZADD', KEYS[2], priority * 10000000000 + now, cid)
+  return {1, state}
+elseif action == 'claim' then
+  if state ~= 'waiting' then return {0, state} end
+  enter('assigned')
+  redis.call('HSET', KEYS[1], 'agent', ARGV[3])
+  redis.call('ZREM', KEYS[2], cid)
+  local since = tonumber(redis.call('HGET', KEYS[1], 'waiting_since') or now)
+  redis.call('LPUSH', KEYS[3], now - since)
+  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
+  return {1, state}
+elseif action == 'release' or action == 'close' then
+  if state ~= 'assigned' then return {0, state} end
+  if action == 'release' then enter('bot') else
+    enter('closed')
+    redis.call('HSET', KEYS[1], 'tag', ARGV[3])
+  end
+  redis.call('HSET', KEYS[1], 'agent', '')
+  return {1, state}
+elseif action == 'requeue' then
+  if state ~= 'assigned' then return {0, state} end
+  enter('waiting')
+  local priority = tonumber(redis.call('HGET', KEYS[1], 'priority') or '2')
+  redis.call('HSET', KEYS[1], 'agent', '', 'waiting_since', now)
+  redis.call('ZADD', KEYS[2], priority * 10000000000 + now, cid)
+  return {1, state}
+elseif action == 'transfer' then
+  local holder = redis.call('HGET', KEYS[1], 'agent')
+  if state ~= 'assigned' or holder ~= ARGV[3] then return {0, state} end
+  redis.call('HSET', KEYS[1], 'agent', ARGV[4], 'since', now)
+  redis.call('HINCRBY', KEYS[1], 'version', 1)
+  return {1, state}
+end
+return redis.error_reply('unknown action ' .. action)
+"""
+
+
+@dataclass(frozen=True)
+class Handoff:
+    conversation: str
+    state: str
+    reason: str = ""
+    priority: int = DEFAULT_PRIORITY
+    agent: str = ""
+    since: float = 0.0
+    waiting_since: float = 0.0
+    tag: str = ""
+    version: int = 0
+
+
+class ConversationStates:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._script = redis.register_script(_TRANSITION)
+
+    async def _apply(self, conversation: str, action: str, *args: str | int | float) -> str:
+        keys = [
+            self._keys.handoff_state(conversation),
+            self._keys.handoff_waiting,
+            self._keys.handoff_waits,
+        ]
+        ok, before = await self._script(keys=keys, args=[action, time.time(), *args, conversation])
+        if not int(ok):
+            raise InvalidTransition(conversation, str(before), action)
+        return str(before)
+
+    async def escalate(self, conversation: str, reason: str) -> bool:
+        """Queue the conversation for a person.
+
+        False when people have it already: an earlier request keeps its place.
+        """
+        try:
+            await self._apply(
+                conversation, "escalate", reason, PRIORITIES.get(reason, DEFAULT_PRIORITY)
+            )
+        except InvalidTransition:
+            return False
+        return True
+
+    async def claim(self, conversation: str, agent: str) -> None:
+        await self._apply(conversation, "claim", agent, RECENT_WAITS)
+
+    async def release(self, conversation: str) -> None:
+        await self._apply(conversation, "release")
+
+    async def close(self, conversation: str, tag: str) -> None:
+        await self._apply(conversation, "close", tag)
+
+    async def requeue(self, conversation: str) -> None:
+        await self._apply(conversation, "requeue")
+
+    async def transfer(self, conversation: str, from_agent: str, to_agent: str) -> None:
+        await self._apply(conversation, "transfer", from_agent, to_agent)
+
+    async def get(self, conversation: str) -> Handoff:
+        raw = await self._redis.hgetall(self._keys.handoff_state(conversation))
+        return Handoff(
+            conversation=conversation,
+            state=raw.get("state", BOT),
+            reason=raw.get("reason", ""),
+            priority=int(raw.get("priority", DEFAULT_PRIORITY)),
+            agent=raw.get("agent", ""),
+            since=float(raw.get("since", 0)),
+            waiting_since=float(raw.get("waiting_since", 0)),
+            tag=raw.get("tag", ""),
+            version=int(raw.get("version", 0)),
+        )
+
+    async def waiting(self) -> list[str]:
+        """Waiting conversations in the order they will be served."""
+        return list(await self._redis.zrange(self._keys.handoff_waiting, 0, -1))
+
+    async def position(self, conversation: str) -> int | None:
+        """How many conversations will be served before this one (None: not waiting)."""
+        rank = await self._redis.zrank(self._keys.handoff_waiting, conversation)
+        return None if rank is None else int(rank)
+
+    async def expected_wait(self, ahead: int) -> float | None:
+        """Seconds, from the median of recent real waits; None when there are none yet."""
+        waits = [float(w) for w in await self._redis.lrange(self._keys.handoff_waits, 0, -1)]
+        if not waits:
+            return None
+        return statistics.median(waits) * (ahead + 1)

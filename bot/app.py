@@ -24,6 +24,8 @@ from bot.accounts.sessions import LoginThrottle, Sessions
 from bot.accounts.store import Accounts
 from bot.channels import rest, webchat
 from bot.chat.service import ChatService, ModelSlot
+from bot.console import api as console_api
+from bot.console.store import ConsoleStore
 from bot.content.knowledge import KnowledgeBase
 from bot.content.messages import Messages
 from bot.conversation_log import api as conversation_api
@@ -34,14 +36,18 @@ from bot.engine.lock_store import RedisTicketLockStore
 from bot.engine.runtime import RasaEngine, latest_model
 from bot.engine.tracker_store import AsyncRedisTrackerStore
 from bot.errors import error_middleware
+from bot.events import Events
 from bot.feedback.store import FeedbackLog
 from bot.handoff.requests import HandoffRequests
+from bot.handoff.states import ConversationStates
 from bot.keys import (
     ACCOUNTS,
     ACTION_SERVER,
     CHAT,
     CLOCK,
+    CONSOLE,
     CONVERSATION_LOG,
+    EVENTS,
     KNOWLEDGE,
     LOGIN_THROTTLE,
     MESSAGES,
@@ -51,6 +57,7 @@ from bot.keys import (
     SATISFACTION,
     SESSIONS,
     SETTINGS,
+    STATES,
 )
 from bot.orders.demo import RedisDemoOrders
 from bot.orders.http import HttpOrderBackend
@@ -87,6 +94,7 @@ def create_app(
     webchat.setup(app)
     conversation_api.setup(app)
     account_routes.setup(app)
+    console_api.setup(app)
     action_route.setup(app)
     return app
 
@@ -161,6 +169,9 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
     keys = Keys(app[SETTINGS].key_prefix)
     app[CONVERSATION_LOG] = ConversationLog(app[REDIS], keys)
     app[SATISFACTION] = SatisfactionStore(app[REDIS], keys)
+    app[STATES] = ConversationStates(app[REDIS], keys)
+    app[CONSOLE] = ConsoleStore(app[REDIS], keys)
+    app[EVENTS] = Events(app[REDIS], keys)
     app[CHAT] = ChatService(app[CONVERSATION_LOG], app[MODEL], app[SATISFACTION], app[MESSAGES])
     yield
 

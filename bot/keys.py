@@ -11,10 +11,13 @@ from redis.asyncio import Redis
 from bot.accounts.sessions import LoginThrottle, Sessions
 from bot.accounts.store import Accounts
 from bot.chat.service import ChatService, ModelSlot
+from bot.console.store import ConsoleStore
 from bot.content.knowledge import KnowledgeBase
 from bot.content.messages import Messages
 from bot.conversation_log.store import ConversationLog
 from bot.custom_actions.server import ActionServer
+from bot.events import Events
+from bot.handoff.states import ConversationStates
 from bot.orders.backend import OrderBackend
 from bot.satisfaction.store import SatisfactionStore
 from bot.settings import Settings
@@ -32,5 +35,8 @@ SATISFACTION = web.AppKey("satisfaction", SatisfactionStore)
 ACCOUNTS = web.AppKey("accounts", Accounts)
 SESSIONS = web.AppKey("sessions", Sessions)
 LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+STATES = web.AppKey("states", ConversationStates)
+CONSOLE = web.AppKey("console", ConsoleStore)
+EVENTS = web.AppKey("events", Events)
 # What time the bot believes it is (service hours); tests set it.
 CLOCK: web.AppKey[Callable[[], dt.datetime]] = web.AppKey("clock")

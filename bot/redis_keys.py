@@ -9,6 +9,8 @@ Layout (``P`` is the configured prefix, ``BOT_KEY_PREFIX``, default ``kefu``):
 - ``P:conversations``                 sorted set: conversation -> last activity (unix seconds)
 - ``P:conv:{conversation}:meta``      hash: channel, first/last activity, message count, last text
 - ``P:conv:{conversation}:log``       stream: every inbound and outbound message, in order
+- ``P:conv:{conversation}:notes``     list: agents' internal notes (JSON), never shown to customers
+- ``P:canned``                        list: canned replies for agents
 - ``P:conv:{conversation}:nlu``       hash: inbound entry id -> NLU result (JSON)
 - ``P:handoff:{conversation}``        hash: the latest request for a person (reason, text, time)
 - ``P:handoff:{conversation}:reasons`` list: every escalation reason code, oldest first
@@ -22,6 +24,7 @@ Layout (``P`` is the configured prefix, ``BOT_KEY_PREFIX``, default ``kefu``):
 - ``P:accounts``                      hash: username -> JSON (bcrypt hash, role, created)
 - ``P:session:{sha256(token)}``       string: a signed-in session (JSON: user, role, csrf)
 - ``P:login:fail:{who}``              counter: recent failed sign-ins (per address, per user)
+- ``P:events``                        pub/sub: events every process must hear (bot/events.py)
 - ``P:secret:action_token``           shared secret for the in-app custom action route
 """
 
@@ -57,6 +60,13 @@ class Keys:
 
     def conv_log(self, conversation: str) -> str:
         return f"{self.prefix}:conv:{conversation}:log"
+
+    def conv_notes(self, conversation: str) -> str:
+        return f"{self.prefix}:conv:{conversation}:notes"
+
+    @property
+    def canned(self) -> str:
+        return f"{self.prefix}:canned"
 
     def conv_nlu(self, conversation: str) -> str:
         return f"{self.prefix}:conv:{conversation}:nlu"
@@ -102,6 +112,10 @@ class Keys:
 
     def login_failures(self, who: str) -> str:
         return f"{self.prefix}:login:fail:{who}"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}:events"
 
     @property
     def action_token(self) -> str:

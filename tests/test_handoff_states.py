@@ -38,7 +38,9 @@ async def test_full_cycle(states):
     assert (await states.get("c")).state == BOT
     await states.escalate("c", "complaint")
     await states.claim("c", "agent2")
-    await states.close("c", "resolved")
+    with pytest.raises(InvalidTransition):
+        await states.close("c", "resolved", agent="agent1")  # not agent1's any more
+    await states.close("c", "resolved", agent="agent2")
     closed = await states.get("c")
     assert (closed.state, closed.tag, closed.agent) == (CLOSED, "resolved", "")
 

@@ -144,6 +144,10 @@ class ConversationLog:
     async def recent(self, offset: int = 0, limit: int = 20) -> list[ConversationSummary]:
         """Conversations, latest activity first."""
         ids = await self._redis.zrevrange(self._keys.conversations, offset, offset + limit - 1)
+        return await self.summaries(list(ids))
+
+    async def summaries(self, ids: list[str]) -> list[ConversationSummary]:
+        """The list-view facts of these conversations, in the order given."""
         if not ids:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:

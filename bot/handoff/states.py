@@ -73,10 +73,12 @@ elseif action == 'claim' then
   redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
   return {1, state}
 elseif action == 'release' or action == 'close' then
-  if state ~= 'assigned' then return {0, state} end
+  -- ARGV[3]: the agent who must hold it ('' lets an admin act on anyone's)
+  local holder = redis.call('HGET', KEYS[1], 'agent')
+  if state ~= 'assigned' or (ARGV[3] ~= '' and holder ~= ARGV[3]) then return {0, state} end
   if action == 'release' then enter('bot') else
     enter('closed')
-    redis.call('HSET', KEYS[1], 'tag', ARGV[3])
+    redis.call('HSET', KEYS[1], 'tag', ARGV[4])
   end
   redis.call('HSET', KEYS[1], 'agent', '')
   return {1, state}
@@ -144,11 +146,13 @@ class ConversationStates:
     async def claim(self, conversation: str, agent: str) -> None:
         await self._apply(conversation, "claim", agent, RECENT_WAITS)
 
-    async def release(self, conversation: str) -> None:
-        await self._apply(conversation, "release")
+    async def release(self, conversation: str, agent: str = "") -> None:
+        """Back to the bot; with `agent`, only if that agent holds it."""
+        await self._apply(conversation, "release", agent)
 
-    async def close(self, conversation: str, tag: str) -> None:
-        await self._apply(conversation, "close", tag)
+    async def close(self, conversation: str, tag: str, agent: str = "") -> None:
+        """Closed with a resolution tag; with `agent`, only if that agent holds it."""
+        await self._apply(conversation, "close", agent, tag)
 
     async def requeue(self, conversation: str) -> None:
         await self._apply(conversation, "requeue")

@@ -1,0 +1,1 @@
+"""The support agents' console: the queue, conversations, and acting on them."""

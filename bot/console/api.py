@@ -1,0 +1,177 @@
+"""`/console/api/...`: what a signed-in agent can see and do.
+
+Agents and admins work conversations; every state change goes through the
+atomic transitions of `ConversationStates` and answers 409 when the
+conversation is not in a state that allows it (someone else claimed it first,
+it is not yours, it is not waiting). Replies are logged like any outbound
+message and published for the customer's channel; notes stay internal.
+"""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from bot.accounts.routes import require
+from bot.channels.inbound import message_text, read_json_object
+from bot.conversation_log.store import Outbound
+from bot.errors import ApiError
+from bot.handoff.states import ASSIGNED, InvalidTransition
+from bot.jsonutil import json_response
+from bot.keys import ACCOUNTS, CONSOLE, CONVERSATION_LOG, EVENTS, SETTINGS, STATES
+
+WORKERS = ("agent", "admin")
+MAX_TAG = 40
+
+
+async def queue(request: web.Request) -> web.Response:
+    await require(request, *WORKERS)
+    states = request.app[STATES]
+    ids = await states.waiting()
+    summaries = {s.id: s for s in await request.app[CONVERSATION_LOG].summaries(ids)}
+    now = time.time()
+    items = []
+    for position, conversation in enumerate(ids):
+        handoff = await states.get(conversation)
+        summary = summaries.get(conversation)
+        items.append(
+            {
+                "conversation": conversation,
+                "position": position,
+                "reason": handoff.reason,
+                "priority": handoff.priority,
+                "waiting_seconds": round(now - handoff.waiting_since, 1),
+                "channel": summary.channel if summary else "",
+                "last_text": summary.last_text if summary else "",
+            }
+        )
+    return json_response({"waiting": items})
+
+
+async def conversation(request: web.Request) -> web.Response:
+    await require(request, *WORKERS)
+    cid = request.match_info["conversation_id"]
+    timeline = await request.app[CONVERSATION_LOG].timeline(cid)
+    if not timeline:
+        raise ApiError(404, "not_found", f"No conversation {cid!r}.")
+    handoff = await request.app[STATES].get(cid)
+    return json_response(
+        {
+            "conversation": cid,
+            "channel": timeline[0]["channel"],
+            "state": handoff.state,
+            "agent": handoff.agent,
+            "reason": handoff.reason,
+            "messages": timeline,
+            "notes": await request.app[CONSOLE].notes(cid),
+        }
+    )
+
+
+async def _transition(request: web.Request, action: str) -> web.Response:
+    session = await require(request, *WORKERS)
+    cid = request.match_info["conversation_id"]
+    states = request.app[STATES]
+    # An admin may act on a conversation another agent holds; an agent only on their own.
+    holder = "" if session.role == "admin" else session.username
+    try:
+        if action == "claim":
+            await states.claim(cid, session.username)
+        elif action == "release":
+            await states.release(cid, holder)
+        elif action == "close":
+            body = await read_json_object(request)
+            tag = body.get("tag")
+            if not isinstance(tag, str) or not tag.strip() or len(tag) > MAX_TAG:
+                raise ApiError(400, "invalid_tag", f"`tag` is 1 to {MAX_TAG} characters.")
+            await states.close(cid, tag.strip(), holder)
+        elif action == "transfer":
+            body = await read_json_object(request)
+            target = body.get("to")
+            accounts = {a.username: a.role for a in await request.app[ACCOUNTS].list()}
+            if not isinstance(target, str) or accounts.get(target) not in WORKERS:
+                raise ApiError(400, "invalid_agent", "`to` must name an agent account.")
+            current = (await states.get(cid)).agent if session.role == "admin" else session.username
+            await states.transfer(cid, current, target)
+    except InvalidTransition as exc:
+        raise ApiError(409, "conflict", str(exc)) from exc
+    handoff = await states.get(cid)
+    await request.app[EVENTS].publish("state", cid, state=handoff.state, agent=handoff.agent)
+    return json_response({"conversation": cid, "state": handoff.state, "agent": handoff.agent})
+
+
+async def claim(request: web.Request) -> web.Response:
+    return await _transition(request, "claim")
+
+
+async def release(request: web.Request) -> web.Response:
+    return await _transition(request, "release")
+
+
+async def close(request: web.Request) -> web.Response:
+    return await _transition(request, "close")
+
+
+async def transfer(request: web.Request) -> web.Response:
+    return await _transition(request, "transfer")
+
+
+async def reply(request: web.Request) -> web.Response:
+    session = await require(request, *WORKERS)
+    cid = request.match_info["conversation_id"]
+    body = await read_json_object(request)
+    text = message_text(body.get("text"), request.app[SETTINGS].max_message_chars, field="text")
+    handoff = await request.app[STATES].get(cid)
+    if handoff.state != ASSIGNED or handoff.agent != session.username:
+        raise ApiError(409, "conflict", "Claim the conversation before replying.")
+    timeline = await request.app[CONVERSATION_LOG].timeline(cid)
+    channel = timeline[0]["channel"] if timeline else ""
+    (entry_id,) = await request.app[CONVERSATION_LOG].append_outbound(
+        cid, channel, [Outbound(text=text, action=f"agent:{session.username}")]
+    )
+    await request.app[EVENTS].publish(
+        "agent_message", cid, id=entry_id, text=text, agent=session.username, channel=channel
+    )
+    return json_response({"id": entry_id, "conversation": cid})
+
+
+async def add_note(request: web.Request) -> web.Response:
+    session = await require(request, *WORKERS)
+    cid = request.match_info["conversation_id"]
+    body = await read_json_object(request)
+    text = message_text(body.get("text"), request.app[SETTINGS].max_message_chars, field="text")
+    note = await request.app[CONSOLE].add_note(cid, session.username, text)
+    await request.app[EVENTS].publish("note", cid, **note)
+    return json_response(note)
+
+
+async def get_canned(request: web.Request) -> web.Response:
+    await require(request, *WORKERS)
+    return json_response({"replies": await request.app[CONSOLE].canned()})
+
+
+async def put_canned(request: web.Request) -> web.Response:
+    await require(request, "admin")
+    body = await read_json_object(request)
+    replies = body.get("replies")
+    max_chars = request.app[SETTINGS].max_message_chars
+    if not isinstance(replies, list) or len(replies) > 100:
+        raise ApiError(400, "invalid_replies", "`replies` is a list of at most 100 texts.")
+    texts = [message_text(r, max_chars, field="replies[]") for r in replies]
+    await request.app[CONSOLE].set_canned(texts)
+    return json_response({"replies": texts})
+
+
+def setup(app: web.Application) -> None:
+    base = "/console/api/conversations/{conversation_id}"
+    app.router.add_get("/console/api/queue", queue)
+    app.router.add_get(base, conversation)
+    app.router.add_post(f"{base}/claim", claim)
+    app.router.add_post(f"{base}/release", release)
+    app.router.add_post(f"{base}/close", close)
+    app.router.add_post(f"{base}/transfer", transfer)
+    app.router.add_post(f"{base}/reply", reply)
+    app.router.add_post(f"{base}/notes", add_note)
+    app.router.add_get("/console/api/canned", get_canned)
+    app.router.add_put("/console/api/canned", put_canned)

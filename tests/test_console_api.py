@@ -1,0 +1,170 @@
+"""The agents' console API over real HTTP: roles, CSRF, conflicts, and what each action does."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+import pytest
+from redis.asyncio import Redis
+
+from bot.accounts.sessions import CSRF_HEADER
+from bot.keys import ACCOUNTS, SETTINGS, STATES
+from bot.redis_keys import Keys
+from tests.helpers import say
+
+PASSWORD = "a long enough password"
+BASE = "/console/api/conversations"
+
+
+class Agent:
+    def __init__(self, client, session: aiohttp.ClientSession, csrf: str) -> None:  # type: ignore[no-untyped-def]
+        self.client, self.session, self.csrf = client, session, csrf
+
+    def url(self, path: str) -> str:
+        return str(self.client.make_url(path))
+
+    async def get(self, path: str) -> aiohttp.ClientResponse:
+        return await self.session.get(self.url(path))
+
+    async def post(
+        self, path: str, body: dict | None = None, csrf: bool = True
+    ) -> aiohttp.ClientResponse:
+        headers = {CSRF_HEADER: self.csrf} if csrf else {}
+        return await self.session.post(self.url(path), json=body or {}, headers=headers)
+
+
+@pytest.fixture
+async def sign_in(client):  # type: ignore[no-untyped-def]
+    sessions: list[aiohttp.ClientSession] = []
+
+    async def _sign_in(username: str, role: str = "agent") -> Agent:
+        await client.app[ACCOUNTS].add(username, PASSWORD, role)
+        # unsafe=True: accept cookies from an IP address (127.0.0.1), as browsers do.
+        session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        sessions.append(session)
+        resp = await session.post(
+            str(client.make_url("/console/api/login")),
+            json={"username": username, "password": PASSWORD},
+        )
+        assert resp.status == 200
+        return Agent(client, session, (await resp.json())["csrf"])
+
+    yield _sign_in
+    for session in sessions:
+        await session.close()
+
+
+async def waiting_conversation(client, sender: str = "cust") -> str:  # type: ignore[no-untyped-def]
+    await say(client, sender, "我要转人工")
+    assert (await client.app[STATES].get(sender)).state == "waiting"
+    return sender
+
+
+async def test_everything_is_refused_without_sign_in_wrong_role_or_csrf(client, sign_in):
+    cid = await waiting_conversation(client)
+    assert (await client.get("/console/api/queue")).status == 401
+    assert (await client.post(f"{BASE}/{cid}/claim")).status == 401
+    trainer = await sign_in("trainer1", "trainer")
+    assert (await trainer.get("/console/api/queue")).status == 403
+    assert (await trainer.post(f"{BASE}/{cid}/claim")).status == 403
+    agent = await sign_in("agent1")
+    for action in ("claim", "release", "reply", "notes", "close", "transfer"):
+        resp = await agent.post(
+            f"{BASE}/{cid}/{action}", {"text": "x", "tag": "t", "to": "a"}, csrf=False
+        )
+        assert resp.status == 403, action
+        assert (await resp.json())["error"] == "csrf_token_missing"
+    assert (await client.app[STATES].get(cid)).state == "waiting"  # nothing changed
+
+
+async def test_queue_shows_waiting_conversations_with_reason_and_last_message(client, sign_in):
+    await say(client, "first", "我要转人工")
+    await say(client, "angry", "质量太差了，我要投诉")
+    agent = await sign_in("agent1")
+    body = await (await agent.get("/console/api/queue")).json()
+    rows = [(r["conversation"], r["reason"], r["position"]) for r in body["waiting"]]
+    assert rows == [("angry", "complaint", 0), ("first", "request_human", 1)]  # complaints first
+    assert body["waiting"][1]["channel"] == "rest" and body["waiting"][1]["last_text"]
+
+
+async def test_claim_race_between_two_agents_has_one_winner(client, sign_in):
+    cid = await waiting_conversation(client)
+    a, b = await sign_in("agent1"), await sign_in("agent2")
+    results = await asyncio.gather(a.post(f"{BASE}/{cid}/claim"), b.post(f"{BASE}/{cid}/claim"))
+    assert sorted(r.status for r in results) == [200, 409]
+
+
+async def test_reply_is_logged_and_published_only_by_the_holder(client, sign_in, redis_url):
+    cid = await waiting_conversation(client)
+    a, b = await sign_in("agent1"), await sign_in("agent2")
+    assert (await a.post(f"{BASE}/{cid}/reply", {"text": "您好"})).status == 409  # not claimed
+    assert (await a.post(f"{BASE}/{cid}/claim")).status == 200
+
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(Keys(client.app[SETTINGS].key_prefix).events)
+    await pubsub.get_message(timeout=1)  # the subscribe confirmation
+    resp = await a.post(f"{BASE}/{cid}/reply", {"text": "您好，我是客服小李，我来帮你看看。"})
+    assert resp.status == 200
+    event = await pubsub.get_message(ignore_subscribe_messages=True, timeout=2)
+    assert event is not None
+    payload = json.loads(event["data"])
+    assert (payload["type"], payload["conversation"], payload["agent"]) == (
+        "agent_message",
+        cid,
+        "agent1",
+    )
+    await pubsub.close()
+    await redis.close()
+
+    assert (await b.post(f"{BASE}/{cid}/reply", {"text": "插一句"})).status == 409
+    view = await (await a.get(f"{BASE}/{cid}")).json()
+    assert view["messages"][-1]["text"].startswith("您好，我是客服小李")
+    assert view["messages"][-1]["action"] == "agent:agent1"
+
+
+async def test_notes_stay_internal(client, sign_in):
+    cid = await waiting_conversation(client, "web-" + "a" * 32)
+    agent = await sign_in("agent1")
+    assert (await agent.post(f"{BASE}/{cid}/notes", {"text": "老客户，优先处理"})).status == 200
+    view = await (await agent.get(f"{BASE}/{cid}")).json()
+    assert [n["text"] for n in view["notes"]] == ["老客户，优先处理"]
+    history = await (await client.get(f"/webchat/api/history?session={'a' * 32}")).json()
+    assert all("老客户" not in m["text"] for m in history["messages"])
+
+
+async def test_release_close_and_transfer(client, sign_in):
+    cid = await waiting_conversation(client)
+    a, b = await sign_in("agent1"), await sign_in("agent2")
+    await sign_in("boss", "admin")
+    assert (await a.post(f"{BASE}/{cid}/claim")).status == 200
+    assert (await b.post(f"{BASE}/{cid}/release")).status == 409  # not b's
+    assert (await a.post(f"{BASE}/{cid}/transfer", {"to": "nobody"})).status == 400
+    assert (await a.post(f"{BASE}/{cid}/transfer", {"to": "agent2"})).status == 200
+    assert (await client.app[STATES].get(cid)).agent == "agent2"
+    assert (await b.post(f"{BASE}/{cid}/release")).status == 200
+    assert (await client.app[STATES].get(cid)).state == "bot"
+    assert (await b.post(f"{BASE}/{cid}/release")).status == 409  # already released
+
+    await say(client, cid, "我还是要人工")
+    assert (await a.post(f"{BASE}/{cid}/claim")).status == 200
+    assert (await a.post(f"{BASE}/{cid}/close", {"tag": ""})).status == 400
+    assert (await a.post(f"{BASE}/{cid}/close", {"tag": "已解决"})).status == 200
+    handoff = await client.app[STATES].get(cid)
+    assert (handoff.state, handoff.tag) == ("closed", "已解决")
+
+
+async def test_canned_replies_are_read_by_agents_and_edited_by_admins(client, sign_in):
+    agent, admin = await sign_in("agent1"), await sign_in("boss", "admin")
+    replies = {"replies": ["您好，我是人工客服，请问有什么可以帮您？", "稍等，我查一下。"]}
+    put = await agent.session.put(
+        agent.url("/console/api/canned"), json=replies, headers={CSRF_HEADER: agent.csrf}
+    )
+    assert put.status == 403
+    put = await admin.session.put(
+        admin.url("/console/api/canned"), json=replies, headers={CSRF_HEADER: admin.csrf}
+    )
+    assert put.status == 200
+    assert (await (await agent.get("/console/api/canned")).json())["replies"] == replies["replies"]

@@ -61,6 +61,7 @@ from bot.keys import (
 )
 from bot.orders.demo import RedisDemoOrders
 from bot.orders.http import HttpOrderBackend
+from bot.realtime import hub_ctx
 from bot.redis_keys import Keys
 from bot.satisfaction.store import SatisfactionStore
 from bot.settings import Settings
@@ -88,6 +89,7 @@ def create_app(
     app.cleanup_ctx.append(conversation_ctx)
     app.cleanup_ctx.append(order_backend_ctx)
     app.cleanup_ctx.append(accounts_ctx)
+    app.cleanup_ctx.append(hub_ctx)
     app.cleanup_ctx.append(_model_ctx(engine))
     health.setup(app)
     rest.setup(app)
@@ -172,7 +174,9 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
     app[STATES] = ConversationStates(app[REDIS], keys)
     app[CONSOLE] = ConsoleStore(app[REDIS], keys)
     app[EVENTS] = Events(app[REDIS], keys)
-    app[CHAT] = ChatService(app[CONVERSATION_LOG], app[MODEL], app[SATISFACTION], app[MESSAGES])
+    app[CHAT] = ChatService(
+        app[CONVERSATION_LOG], app[MODEL], app[SATISFACTION], app[MESSAGES], app[EVENTS]
+    )
     yield
 
 

@@ -19,6 +19,7 @@ from bot.custom_actions.server import ActionServer
 from bot.events import Events
 from bot.handoff.states import ConversationStates
 from bot.orders.backend import OrderBackend
+from bot.realtime import Hub
 from bot.satisfaction.store import SatisfactionStore
 from bot.settings import Settings
 
@@ -38,5 +39,6 @@ LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
 STATES = web.AppKey("states", ConversationStates)
 CONSOLE = web.AppKey("console", ConsoleStore)
 EVENTS = web.AppKey("events", Events)
+HUB = web.AppKey("hub", Hub)
 # What time the bot believes it is (service hours); tests set it.
 CLOCK: web.AppKey[Callable[[], dt.datetime]] = web.AppKey("clock")

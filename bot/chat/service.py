@@ -14,6 +14,7 @@ from bot.conversation_log.store import ConversationLog, Outbound
 from bot.engine.output import Reply
 from bot.engine.runtime import RasaEngine
 from bot.errors import ServiceUnavailable
+from bot.events import Events
 from bot.nlu.normalizer import normalize
 from bot.satisfaction.store import PENDING, SatisfactionStore, parse_rating
 
@@ -59,11 +60,13 @@ class ChatService:
         model: ModelSlot,
         satisfaction: SatisfactionStore,
         messages: Messages,
+        events: Events,
     ) -> None:
         self._log = log
         self._model = model
         self._satisfaction = satisfaction
         self._messages = messages
+        self._events = events
 
     async def handle(
         self,
@@ -91,6 +94,15 @@ class ChatService:
             intent = parse_data["intent"].get("name")
             confidence = float(parse_data["intent"].get("confidence") or 0.0)
             await self._log.annotate(sender_id, inbound_id, parse_data, engine.version)
+            await self._events.publish(
+                "customer_message",
+                sender_id,
+                id=inbound_id,
+                text=text,
+                channel=channel,
+                intent=intent,
+                confidence=confidence,
+            )
             replies = await engine.handle(
                 text, sender_id, channel, parse_data, message_id=inbound_id, metadata=metadata
             )
@@ -123,6 +135,9 @@ class ChatService:
                 )
                 for r in replies
             ],
+        )
+        await self._events.publish(
+            "bot_message", sender_id, texts=[r.text for r in replies], channel=channel
         )
         return TurnReply(
             replies=replies, inbound_id=inbound_id, intent=intent, confidence=confidence

@@ -19,7 +19,7 @@ from bot.conversation_log.store import Outbound
 from bot.errors import ApiError
 from bot.handoff.states import ASSIGNED, InvalidTransition
 from bot.jsonutil import json_response
-from bot.keys import ACCOUNTS, CONSOLE, CONVERSATION_LOG, EVENTS, SETTINGS, STATES
+from bot.keys import ACCOUNTS, CONSOLE, CONVERSATION_LOG, EVENTS, HUB, SETTINGS, STATES
 
 WORKERS = ("agent", "admin")
 MAX_TAG = 40
@@ -163,7 +163,15 @@ async def put_canned(request: web.Request) -> web.Response:
     return json_response({"replies": texts})
 
 
+async def live(request: web.Request) -> web.WebSocketResponse:
+    """Every event, live, for a signed-in agent."""
+    await require(request, *WORKERS)
+    hub = request.app[HUB]
+    return await hub.serve(request, hub.agents)
+
+
 def setup(app: web.Application) -> None:
+    app.router.add_get("/console/ws", live)
     base = "/console/api/conversations/{conversation_id}"
     app.router.add_get("/console/api/queue", queue)
     app.router.add_get(base, conversation)

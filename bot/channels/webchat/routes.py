@@ -10,7 +10,7 @@ from aiohttp import web
 from bot.channels.inbound import message_text, read_json_object
 from bot.errors import ApiError
 from bot.jsonutil import json_response
-from bot.keys import CHAT, CONVERSATION_LOG, SETTINGS
+from bot.keys import CHAT, CONVERSATION_LOG, HUB, SETTINGS
 
 CHANNEL = "webchat"
 STATIC = Path(__file__).parent / "static"
@@ -59,7 +59,19 @@ async def history(request: web.Request) -> web.Response:
     return json_response({"messages": messages})
 
 
+async def live(request: web.Request) -> web.WebSocketResponse:
+    """Replies that do not answer a request of the customer's (an agent's), as they come."""
+    conversation = conversation_id(request.query.get("session"))
+    hub = request.app[HUB]
+    try:
+        return await hub.serve(request, hub.customers[conversation])
+    finally:
+        if not hub.customers.get(conversation):
+            hub.customers.pop(conversation, None)
+
+
 def setup(app: web.Application) -> None:
+    app.router.add_get("/webchat/ws", live)
     app.router.add_get("/", index)
     app.router.add_post("/webchat/api/messages", send)
     app.router.add_get("/webchat/api/history", history)

@@ -10,7 +10,6 @@ connected to another.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections import defaultdict
@@ -19,10 +18,13 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 
+# How long one wait for an event lasts: also how long a shutdown may take.
+POLL_SECONDS = 0.1
 # Sent to customers: only what they may see, never notes, intents or agents' names.
 CUSTOMER_EVENTS = frozenset({"agent_message"})
 
@@ -33,22 +35,35 @@ class Hub:
         self._channel = channel
         self.agents: set[web.WebSocketResponse] = set()
         self.customers: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
+        self._pubsub: PubSub | None = None
+        self._stopped = asyncio.Event()
 
     async def run(self) -> None:
-        """Relay events from Redis to local sockets; resubscribe after a Redis outage."""
-        while True:
-            pubsub = self._redis.pubsub()
+        """Relay events from Redis to local sockets; resubscribe after a Redis outage.
+
+        Polls with a timeout rather than blocking in ``listen()`` and stops on
+        a flag rather than by cancellation: redis-py 4.6 can swallow a
+        cancellation that lands while it connects, and the task would never end.
+        """
+        while not self._stopped.is_set():
+            self._pubsub = self._redis.pubsub()
             try:
-                await pubsub.subscribe(self._channel)
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
+                await self._pubsub.subscribe(self._channel)
+                while not self._stopped.is_set():
+                    message = await self._pubsub.get_message(
+                        ignore_subscribe_messages=True, timeout=POLL_SECONDS
+                    )
+                    if message is not None:
                         await self.dispatch(json.loads(message["data"]))
             except (RedisError, OSError) as exc:
                 logger.warning("event subscription lost (%s); retrying", exc)
+                await self._close_pubsub()
                 await asyncio.sleep(1)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.close()
+
+    async def _close_pubsub(self) -> None:
+        if self._pubsub is not None:
+            await _bounded(self._pubsub.close(), 2)
+            self._pubsub = None
 
     async def dispatch(self, event: dict[str, Any]) -> None:
         await _send_all(self.agents, event)
@@ -71,7 +86,11 @@ class Hub:
             sockets.discard(ws)
         return ws
 
+    def stop(self) -> None:
+        self._stopped.set()
+
     async def close(self) -> None:
+        await self._close_pubsub()
         for ws in [*self.agents, *(w for s in self.customers.values() for w in s)]:
             await ws.close()
 
@@ -85,16 +104,35 @@ async def _send_all(sockets: set[web.WebSocketResponse], event: dict[str, Any]) 
             sockets.discard(ws)
 
 
+async def _bounded(awaitable: Any, seconds: float) -> None:
+    """Wait for `awaitable` at most `seconds`, then leave it cancelled without waiting on it.
+
+    ``asyncio.wait_for`` would wait for the cancellation to finish, which is
+    exactly what redis-py 4.6 pub/sub connections sometimes never do.
+    """
+    task = asyncio.ensure_future(awaitable)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()
+        logger.warning("gave up waiting for %r to finish", awaitable)
+    elif not task.cancelled() and task.exception() is not None:
+        logger.debug("closing raised %r", task.exception())
+
+
 async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
     # Imported here: bot.keys imports this module for the Hub type.
-    from bot.keys import HUB, REDIS, SETTINGS
+    from bot.app import connect_redis
+    from bot.keys import HUB, SETTINGS
     from bot.redis_keys import Keys
 
-    hub = Hub(app[REDIS], Keys(app[SETTINGS].key_prefix).events)
+    # Its own client: a subscription holds its connection, and shutting it down
+    # must not wait on the pool every other request uses.
+    redis = connect_redis(app[SETTINGS])
+    hub = Hub(redis, Keys(app[SETTINGS].key_prefix).events)
     app[HUB] = hub
     task = asyncio.create_task(hub.run())
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    hub.stop()
+    await _bounded(task, 3)
     await hub.close()
+    await _bounded(redis.close(close_connection_pool=True), 2)

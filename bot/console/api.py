@@ -125,8 +125,9 @@ async def reply(request: web.Request) -> web.Response:
     handoff = await request.app[STATES].get(cid)
     if handoff.state != ASSIGNED or handoff.agent != session.username:
         raise ApiError(409, "conflict", "Claim the conversation before replying.")
-    timeline = await request.app[CONVERSATION_LOG].timeline(cid)
-    channel = timeline[0]["channel"] if timeline else ""
+    # The channel from the conversation's summary, not by reading its whole log.
+    summaries = await request.app[CONVERSATION_LOG].summaries([cid])
+    channel = summaries[0].channel if summaries else ""
     (entry_id,) = await request.app[CONVERSATION_LOG].append_outbound(
         cid, channel, [Outbound(text=text, action=f"agent:{session.username}")]
     )

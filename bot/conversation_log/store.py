@@ -169,9 +169,6 @@ class ConversationLog:
             )
         return summaries
 
-    async def exists(self, conversation: str) -> bool:
-        return bool(await self._redis.exists(self._keys.conv_log(conversation)))
-
     async def timeline(self, conversation: str) -> list[dict[str, Any]]:
         """Every message of a conversation in order, inbound ones with their NLU result."""
         keys = self._keys

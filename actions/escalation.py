@@ -2,7 +2,8 @@
 
 Every escalation records a reason code on the conversation (the handoff queue)
 and then tells the customer honestly what happens next: a person will answer
-here, now or, outside the service hours, when they are back. The message is
+here, with their place in the queue and the wait recent customers really had,
+or, outside the service hours, when people are back. The message is
 sent only once the record is written; if writing fails, the action fails and
 the customer gets an apology instead of a promise.
 """
@@ -18,12 +19,17 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from bot.content.messages import Messages
 from bot.handoff.hours import ServiceHours
+from bot.handoff.standing import Standing
 
 FALLBACK = "nlu_fallback"
 
 
 class HandoffQueue(Protocol):
     async def request(self, conversation: str, reason: str, text: str) -> None: ...
+
+    async def standing(
+        self, conversation: str, hours: ServiceHours, now: dt.datetime
+    ) -> Standing | None: ...
 
 
 class Feedback(Protocol):
@@ -72,6 +78,9 @@ class Escalator:
         now = self.clock()
         if self.hours.is_open(now):
             say(dispatcher, self.messages, "handoff_in_hours")
+            place = await self.queue.standing(tracker.sender_id, self.hours, now)
+            if place is not None:
+                say(dispatcher, self.messages, place.key, **place.values)
         else:
             say(
                 dispatcher,

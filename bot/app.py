@@ -23,6 +23,7 @@ from bot.accounts import routes as account_routes
 from bot.accounts.sessions import LoginThrottle, Sessions
 from bot.accounts.store import Accounts
 from bot.channels import rest, webchat
+from bot.channels.delivery import Delivery
 from bot.chat.service import ChatService, ModelSlot
 from bot.console import api as console_api
 from bot.console.store import ConsoleStore
@@ -40,6 +41,7 @@ from bot.events import Events
 from bot.feedback.store import FeedbackLog
 from bot.handoff.requests import HandoffRequests
 from bot.handoff.states import ConversationStates
+from bot.handoff.sweeper import sweeper_ctx
 from bot.keys import (
     ACCOUNTS,
     ACTION_SERVER,
@@ -47,6 +49,7 @@ from bot.keys import (
     CLOCK,
     CONSOLE,
     CONVERSATION_LOG,
+    DELIVERY,
     EVENTS,
     KNOWLEDGE,
     LOGIN_THROTTLE,
@@ -90,6 +93,7 @@ def create_app(
     app.cleanup_ctx.append(order_backend_ctx)
     app.cleanup_ctx.append(accounts_ctx)
     app.cleanup_ctx.append(hub_ctx)
+    app.cleanup_ctx.append(sweeper_ctx)
     app.cleanup_ctx.append(_model_ctx(engine))
     health.setup(app)
     rest.setup(app)
@@ -174,8 +178,16 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
     app[STATES] = ConversationStates(app[REDIS], keys)
     app[CONSOLE] = ConsoleStore(app[REDIS], keys)
     app[EVENTS] = Events(app[REDIS], keys)
+    app[DELIVERY] = Delivery(app[EVENTS])
     app[CHAT] = ChatService(
-        app[CONVERSATION_LOG], app[MODEL], app[SATISFACTION], app[MESSAGES], app[EVENTS]
+        app[CONVERSATION_LOG],
+        app[MODEL],
+        app[SATISFACTION],
+        app[MESSAGES],
+        app[EVENTS],
+        app[STATES],
+        app[KNOWLEDGE].hours,
+        app[CLOCK],
     )
     yield
 

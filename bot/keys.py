@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from bot.accounts.sessions import LoginThrottle, Sessions
 from bot.accounts.store import Accounts
+from bot.channels.delivery import Delivery
 from bot.chat.service import ChatService, ModelSlot
 from bot.console.store import ConsoleStore
 from bot.content.knowledge import KnowledgeBase
@@ -40,5 +41,6 @@ STATES = web.AppKey("states", ConversationStates)
 CONSOLE = web.AppKey("console", ConsoleStore)
 EVENTS = web.AppKey("events", Events)
 HUB = web.AppKey("hub", Hub)
+DELIVERY = web.AppKey("delivery", Delivery)
 # What time the bot believes it is (service hours); tests set it.
 CLOCK: web.AppKey[Callable[[], dt.datetime]] = web.AppKey("clock")

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 # How long one wait for an event lasts: also how long a shutdown may take.
 POLL_SECONDS = 0.1
 # Sent to customers: only what they may see, never notes, intents or agents' names.
-CUSTOMER_EVENTS = frozenset({"agent_message"})
+CUSTOMER_EVENTS = {"agent_message": "agent", "notice": "bot"}
 
 
 class Hub:
@@ -67,9 +67,10 @@ class Hub:
 
     async def dispatch(self, event: dict[str, Any]) -> None:
         await _send_all(self.agents, event)
-        if event.get("type") in CUSTOMER_EVENTS:
+        sender = CUSTOMER_EVENTS.get(event.get("type", ""))
+        if sender is not None:
             customer_view = {"type": "message", "direction": "out", "text": event.get("text", ""),
-                             "id": event.get("id"), "from": "agent"}  # fmt: skip
+                             "id": event.get("id"), "from": sender}  # fmt: skip
             await _send_all(self.customers.get(event.get("conversation", ""), set()), customer_view)
 
     async def serve(

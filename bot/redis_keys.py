@@ -17,6 +17,7 @@ Layout (``P`` is the configured prefix, ``BOT_KEY_PREFIX``, default ``kefu``):
 - ``P:handoff:{conversation}:state``  hash: bot, waiting, assigned or closed (handoff/states.py)
 - ``P:handoff:waiting``               sorted set: waiting conversations in serving order
 - ``P:handoff:waits``                 list: recent queue waiting times (seconds)
+- ``P:handoff:assigned``              sorted set: assigned conversations by last agent activity
 - ``P:demo:orders``                   hash: the demo order backend's orders (id -> JSON)
 - ``P:csat:{conversation}``          hash: satisfaction question status, rating, times
 - ``P:csat:ratings``                  stream: every rating given (conversation, rating, time)
@@ -84,6 +85,10 @@ class Keys:
     @property
     def handoff_waits(self) -> str:
         return f"{self.prefix}:handoff:waits"
+
+    @property
+    def handoff_assigned(self) -> str:
+        return f"{self.prefix}:handoff:assigned"
 
     def handoff_reasons(self, conversation: str) -> str:
         return f"{self.prefix}:handoff:{conversation}:reasons"

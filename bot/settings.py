@@ -99,6 +99,11 @@ class Settings:
     order_api_url: str | None = None
     order_api_token: str | None = None
     order_api_timeout: float = DEFAULT_ORDER_API_TIMEOUT
+    # Handoff: re-announce a waiting conversation nobody took after this long;
+    # return an assigned one whose agent did nothing for this long to the queue.
+    handoff_reannounce_seconds: float = 300.0
+    handoff_idle_seconds: float = 600.0
+    handoff_sweep_seconds: float = 5.0
 
     @classmethod
     def from_env(
@@ -151,6 +156,9 @@ class Settings:
             knowledge_max_age_days=_positive(
                 env, "BOT_KNOWLEDGE_MAX_AGE_DAYS", DEFAULT_KNOWLEDGE_MAX_AGE_DAYS, int
             ),
+            handoff_reannounce_seconds=_positive(env, "BOT_HANDOFF_REANNOUNCE", 300.0, float),
+            handoff_idle_seconds=_positive(env, "BOT_HANDOFF_IDLE", 600.0, float),
+            handoff_sweep_seconds=_positive(env, "BOT_HANDOFF_SWEEP", 5.0, float),
         )
 
     def with_(self, **changes: object) -> Settings:

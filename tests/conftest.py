@@ -19,6 +19,7 @@ from bot.app import create_app
 from bot.engine.runtime import RasaEngine
 from bot.settings import DEFAULT_REDIS_URL, Settings
 from bot.training import train
+from tests.helpers import Agent, Logins
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_TOKEN = "test-admin-token-0123456789"
@@ -92,6 +93,23 @@ async def client(
 ) -> AsyncIterator[TestClient]:  # type: ignore[no-untyped-def]
     # The app serves on settings.port because the model's action endpoint points there.
     yield await aiohttp_client(create_app(settings, engine), server_kwargs={"port": settings.port})
+
+
+@pytest.fixture
+async def logins() -> AsyncIterator[Logins]:
+    logins = Logins()
+    yield logins
+    await logins.close()
+
+
+@pytest.fixture
+def sign_in(client: TestClient, logins: Logins):  # type: ignore[no-untyped-def]
+    """`await sign_in("agent1", "agent")`: an account on `client`'s app, signed in."""
+
+    async def _sign_in(username: str, role: str = "agent") -> Agent:
+        return await logins.sign_in(client, username, role)
+
+    return _sign_in
 
 
 @pytest.fixture

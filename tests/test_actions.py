@@ -70,7 +70,7 @@ async def run(deps: ActionDeps, name: str, t: Tracker) -> list[str]:
 
 async def test_request_human_records_the_reason_then_says_a_person_will_answer(deps):
     said = await run(deps, "action_request_human", tracker("c1", "找真人", "request_human"))
-    assert len(said) == 1 and "人工" in said[0]
+    assert len(said) == 2 and "人工" in said[0] and "第1位" in said[1]
     assert await deps.handoff.reasons("c1") == ["request_human"]
     assert (await deps.handoff.details("c1"))["text"] == "找真人"
 
@@ -88,7 +88,7 @@ async def test_first_insult_gets_a_calm_reply_the_second_a_person(deps):
     second = await run(
         deps, "action_handle_abuse", tracker("c3", "傻逼", "abuse", ["abuse", "greet"])
     )
-    assert len(second) == 2
+    assert len(second) == 3  # the calm line, the handoff, the place in the queue
     assert await deps.handoff.reasons("c3") == ["abuse"]
 
 
@@ -107,7 +107,7 @@ async def test_two_misunderstood_turns_in_a_row_escalate(deps):
 
 async def test_complaint_is_kept_in_the_customers_words_and_escalated(deps):
     said = await run(deps, "action_handle_complaint", tracker("c5", "质量太差了", "complaint"))
-    assert len(said) == 2
+    assert len(said) == 3
     (entry,) = await deps.feedback.recent()
     assert (entry["kind"], entry["conversation"], entry["text"]) == (
         "complaint",
@@ -155,6 +155,8 @@ def test_every_line_has_two_variations_and_is_short():
         "order": "尾号4321",
         "status": "运输中，已到达杭州转运中心",
         "updated": "2026-11-25 09:10",
+        "place": "12",
+        "wait": "约15分钟",
     }
     for key, texts in messages.variants.items():
         assert len(texts) >= 2, key

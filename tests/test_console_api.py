@@ -5,55 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 
-import aiohttp
-import pytest
 from redis.asyncio import Redis
 
 from bot.accounts.sessions import CSRF_HEADER
-from bot.keys import ACCOUNTS, SETTINGS, STATES
+from bot.keys import SETTINGS, STATES
 from bot.redis_keys import Keys
 from tests.helpers import say
 
-PASSWORD = "a long enough password"
 BASE = "/console/api/conversations"
-
-
-class Agent:
-    def __init__(self, client, session: aiohttp.ClientSession, csrf: str) -> None:  # type: ignore[no-untyped-def]
-        self.client, self.session, self.csrf = client, session, csrf
-
-    def url(self, path: str) -> str:
-        return str(self.client.make_url(path))
-
-    async def get(self, path: str) -> aiohttp.ClientResponse:
-        return await self.session.get(self.url(path))
-
-    async def post(
-        self, path: str, body: dict | None = None, csrf: bool = True
-    ) -> aiohttp.ClientResponse:
-        headers = {CSRF_HEADER: self.csrf} if csrf else {}
-        return await self.session.post(self.url(path), json=body or {}, headers=headers)
-
-
-@pytest.fixture
-async def sign_in(client):  # type: ignore[no-untyped-def]
-    sessions: list[aiohttp.ClientSession] = []
-
-    async def _sign_in(username: str, role: str = "agent") -> Agent:
-        await client.app[ACCOUNTS].add(username, PASSWORD, role)
-        # unsafe=True: accept cookies from an IP address (127.0.0.1), as browsers do.
-        session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-        sessions.append(session)
-        resp = await session.post(
-            str(client.make_url("/console/api/login")),
-            json={"username": username, "password": PASSWORD},
-        )
-        assert resp.status == 200
-        return Agent(client, session, (await resp.json())["csrf"])
-
-    yield _sign_in
-    for session in sessions:
-        await session.close()
 
 
 async def waiting_conversation(client, sender: str = "cust") -> str:  # type: ignore[no-untyped-def]

@@ -53,6 +53,8 @@ async def test_agent_reply_on_one_process_reaches_the_customer_on_another(two_ap
     session, csrf = await signed_in(b)
     base = str(b.make_url(f"/console/api/conversations/{cid}"))
     assert (await session.post(f"{base}/claim", headers={CSRF_HEADER: csrf})).status == 200
+    joined = await next_event(customer, "message")
+    assert joined["from"] == "bot" and "接入" in joined["text"]  # told that a person is here
     reply = await session.post(
         f"{base}/reply", json={"text": "您好，我是客服小李"}, headers={CSRF_HEADER: csrf}
     )

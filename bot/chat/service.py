@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +17,9 @@ from bot.engine.output import Reply
 from bot.engine.runtime import RasaEngine
 from bot.errors import ServiceUnavailable
 from bot.events import Events
+from bot.handoff.hours import ServiceHours
+from bot.handoff.standing import standing
+from bot.handoff.states import ASSIGNED, BOT, WAITING, ConversationStates
 from bot.nlu.normalizer import normalize
 from bot.satisfaction.store import PENDING, SatisfactionStore, parse_rating
 
@@ -22,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 # How a satisfaction rating is labelled in the conversation log (not an NLU intent).
 RATING_INTENT = "csat_rating"
+# A waiting customer asking for a person again is told their place in the queue.
+ASKS_FOR_PERSON = "request_human"
 
 # Said when the turn failed and the model's own apology is not available.
 LAST_RESORT_APOLOGY = (
@@ -51,6 +58,8 @@ class TurnReply:
     inbound_id: str
     intent: str | None = None
     confidence: float = 0.0
+    # Who has the conversation: bot, or waiting / assigned (people: the bot is silent).
+    state: str = BOT
 
 
 class ChatService:
@@ -61,12 +70,18 @@ class ChatService:
         satisfaction: SatisfactionStore,
         messages: Messages,
         events: Events,
+        states: ConversationStates,
+        hours: ServiceHours,
+        clock: Callable[[], dt.datetime],
     ) -> None:
         self._log = log
         self._model = model
         self._satisfaction = satisfaction
         self._messages = messages
         self._events = events
+        self._states = states
+        self._hours = hours
+        self._clock = clock
 
     async def handle(
         self,
@@ -84,6 +99,9 @@ class ChatService:
         """
         engine = self._model.require()
         inbound_id = await self._log.append_inbound(sender_id, channel, text)
+        state = (await self._states.get(sender_id)).state
+        if state in (WAITING, ASSIGNED):
+            return await self._with_people(engine, state, channel, sender_id, text, inbound_id)
         rated = await self._answer_to_rating(sender_id, channel, text, inbound_id)
         if rated is not None:
             return rated
@@ -139,9 +157,69 @@ class ChatService:
         await self._events.publish(
             "bot_message", sender_id, texts=[r.text for r in replies], channel=channel
         )
+        # The turn may have handed the conversation to people.
+        after = (await self._states.get(sender_id)).state
         return TurnReply(
-            replies=replies, inbound_id=inbound_id, intent=intent, confidence=confidence
+            replies=replies,
+            inbound_id=inbound_id,
+            intent=intent,
+            confidence=confidence,
+            state=after,
         )
+
+    async def _with_people(
+        self,
+        engine: RasaEngine,
+        state: str,
+        channel: str,
+        sender_id: str,
+        text: str,
+        inbound_id: str,
+    ) -> TurnReply:
+        """A message while people have the conversation: logged, classified, shown, not answered.
+
+        Rasa never sees it, so the dialogue resumes after a release where it
+        left off, and Rasa's session expiry cannot hand the conversation back
+        to the bot. The one exception: a waiting customer who asks for a person
+        again hears their place in the queue and the expected wait.
+        """
+        intent: str | None = None
+        confidence = 0.0
+        try:
+            parse_data = engine.parse(text, sender_id)
+            intent = parse_data["intent"].get("name")
+            confidence = float(parse_data["intent"].get("confidence") or 0.0)
+            await self._log.annotate(sender_id, inbound_id, parse_data, engine.version)
+        except RedisError:
+            raise
+        except Exception:  # the agent still gets the message, without an intent
+            logger.exception("could not classify %r (entry %s)", sender_id, inbound_id)
+        await self._events.publish(
+            "customer_message",
+            sender_id,
+            id=inbound_id,
+            text=text,
+            channel=channel,
+            intent=intent,
+            confidence=confidence,
+            state=state,
+        )
+        replies: list[Reply] = []
+        if state == WAITING and intent == ASKS_FOR_PERSON:
+            place = await standing(self._states, self._hours, sender_id, self._clock())
+            if place is not None:
+                line = self._messages.pick(place.key, **place.values)
+                replies.append(
+                    Reply(
+                        payload={"recipient_id": sender_id, "text": line},
+                        action="queue_status",
+                        response=place.key,
+                    )
+                )
+                outbound = Outbound(text=line, action="queue_status", response=place.key)
+                await self._log.append_outbound(sender_id, channel, [outbound])
+                await self._events.publish("bot_message", sender_id, texts=[line], channel=channel)
+        return TurnReply(replies, inbound_id, intent=intent, confidence=confidence, state=state)
 
     async def _answer_to_rating(
         self, sender_id: str, channel: str, text: str, inbound_id: str

@@ -19,7 +19,17 @@ from bot.conversation_log.store import Outbound
 from bot.errors import ApiError
 from bot.handoff.states import ASSIGNED, InvalidTransition
 from bot.jsonutil import json_response
-from bot.keys import ACCOUNTS, CONSOLE, CONVERSATION_LOG, EVENTS, HUB, SETTINGS, STATES
+from bot.keys import (
+    ACCOUNTS,
+    CONSOLE,
+    CONVERSATION_LOG,
+    DELIVERY,
+    EVENTS,
+    HUB,
+    MESSAGES,
+    SETTINGS,
+    STATES,
+)
 
 WORKERS = ("agent", "admin")
 MAX_TAG = 40
@@ -49,6 +59,44 @@ async def queue(request: web.Request) -> web.Response:
     return json_response({"waiting": items})
 
 
+async def assigned(request: web.Request) -> web.Response:
+    """Conversations agents hold: an agent's own, or everyone's for an admin."""
+    session = await require(request, *WORKERS)
+    states = request.app[STATES]
+    ids = await states.assigned()
+    summaries = {s.id: s for s in await request.app[CONVERSATION_LOG].summaries(ids)}
+    items = []
+    for conversation_id in ids:
+        handoff = await states.get(conversation_id)
+        if session.role != "admin" and handoff.agent != session.username:
+            continue
+        summary = summaries.get(conversation_id)
+        items.append(
+            {
+                "conversation": conversation_id,
+                "agent": handoff.agent,
+                "reason": handoff.reason,
+                "since": handoff.since,
+                "channel": summary.channel if summary else "",
+                "last_text": summary.last_text if summary else "",
+            }
+        )
+    return json_response({"assigned": items})
+
+
+async def agents(request: web.Request) -> web.Response:
+    """Who a conversation can be transferred to."""
+    await require(request, *WORKERS)
+    accounts = await request.app[ACCOUNTS].list()
+    return json_response(
+        {
+            "agents": [
+                {"username": a.username, "role": a.role} for a in accounts if a.role in WORKERS
+            ]
+        }
+    )
+
+
 async def conversation(request: web.Request) -> web.Response:
     await require(request, *WORKERS)
     cid = request.match_info["conversation_id"]
@@ -56,10 +104,12 @@ async def conversation(request: web.Request) -> web.Response:
     if not timeline:
         raise ApiError(404, "not_found", f"No conversation {cid!r}.")
     handoff = await request.app[STATES].get(cid)
+    channel = timeline[0]["channel"]
     return json_response(
         {
             "conversation": cid,
-            "channel": timeline[0]["channel"],
+            "channel": channel,
+            "can_push": request.app[DELIVERY].can_push(channel),
             "state": handoff.state,
             "agent": handoff.agent,
             "reason": handoff.reason,
@@ -98,7 +148,24 @@ async def _transition(request: web.Request, action: str) -> web.Response:
         raise ApiError(409, "conflict", str(exc)) from exc
     handoff = await states.get(cid)
     await request.app[EVENTS].publish("state", cid, state=handoff.state, agent=handoff.agent)
+    notice = NOTICES.get(action)
+    if notice is not None:
+        await _tell_customer(request, cid, notice)
     return json_response({"conversation": cid, "state": handoff.state, "agent": handoff.agent})
+
+
+# What the customer is told when a person joins or leaves: they always know who answers.
+NOTICES = {"claim": "agent_joined", "release": "agent_left", "close": "agent_left"}
+
+
+async def _tell_customer(request: web.Request, cid: str, key: str) -> None:
+    text = request.app[MESSAGES].pick(key)
+    summaries = await request.app[CONVERSATION_LOG].summaries([cid])
+    channel = summaries[0].channel if summaries else ""
+    (entry_id,) = await request.app[CONVERSATION_LOG].append_outbound(
+        cid, channel, [Outbound(text=text, action=key, response=key)]
+    )
+    await request.app[DELIVERY].push("notice", channel, cid, entry_id, text)
 
 
 async def claim(request: web.Request) -> web.Response:
@@ -131,10 +198,21 @@ async def reply(request: web.Request) -> web.Response:
     (entry_id,) = await request.app[CONVERSATION_LOG].append_outbound(
         cid, channel, [Outbound(text=text, action=f"agent:{session.username}")]
     )
-    await request.app[EVENTS].publish(
-        "agent_message", cid, id=entry_id, text=text, agent=session.username, channel=channel
+    await _touch(request, cid, session.username)
+    pushed = await request.app[DELIVERY].push(
+        "agent_message", channel, cid, entry_id, text, agent=session.username
     )
-    return json_response({"id": entry_id, "conversation": cid})
+    # `pushed` false: the channel cannot send unprompted (the REST webhook); the
+    # reply is logged and the customer's client finds it in the history.
+    return json_response({"id": entry_id, "conversation": cid, "pushed": pushed})
+
+
+async def _touch(request: web.Request, cid: str, agent: str) -> None:
+    """The holding agent is working on it: not idle (nothing if someone else holds it)."""
+    try:
+        await request.app[STATES].touch(cid, agent)
+    except InvalidTransition:
+        pass
 
 
 async def add_note(request: web.Request) -> web.Response:
@@ -143,6 +221,7 @@ async def add_note(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     text = message_text(body.get("text"), request.app[SETTINGS].max_message_chars, field="text")
     note = await request.app[CONSOLE].add_note(cid, session.username, text)
+    await _touch(request, cid, session.username)
     await request.app[EVENTS].publish("note", cid, **note)
     return json_response(note)
 
@@ -175,6 +254,8 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/console/ws", live)
     base = "/console/api/conversations/{conversation_id}"
     app.router.add_get("/console/api/queue", queue)
+    app.router.add_get("/console/api/assigned", assigned)
+    app.router.add_get("/console/api/agents", agents)
     app.router.add_get(base, conversation)
     app.router.add_post(f"{base}/claim", claim)
     app.router.add_post(f"{base}/release", release)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 from redis.asyncio import Redis
 
+from bot.handoff.hours import ServiceHours
+from bot.handoff.standing import Standing, standing
 from bot.handoff.states import ConversationStates
 from bot.redis_keys import Keys
 
@@ -44,6 +47,11 @@ class HandoffRequests:
             )
             await pipe.execute()
         await self.states.escalate(conversation, reason)
+
+    async def standing(
+        self, conversation: str, hours: ServiceHours, now: dt.datetime
+    ) -> Standing | None:
+        return await standing(self.states, hours, conversation, now)
 
     async def details(self, conversation: str) -> dict[str, str]:
         return dict(await self._redis.hgetall(self._keys.handoff(conversation)))

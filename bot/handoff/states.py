@@ -11,9 +11,12 @@ nothing. The state lives in our own keys, not in Rasa's tracker, whose
 
 Layout (``P`` the key prefix):
 - ``P:handoff:{conversation}:state`` hash: state, reason, priority, agent,
-  since (entered this state), waiting_since, tag, version (bumped on every change)
+  since (entered this state), waiting_since, queued_at (first queued: a conversation
+  returned to the queue keeps its place), announced, tag, version (bumped on every change)
 - ``P:handoff:waiting`` sorted set: waiting conversations, in serving order
 - ``P:handoff:waits`` list: the latest queue waiting times, seconds, newest first
+- ``P:handoff:assigned`` sorted set: assigned conversations by their agent's
+  last activity (claim, transfer, reply, note), for returning idle ones
 """
 
 from __future__ import annotations
@@ -42,9 +45,10 @@ class InvalidTransition(Exception):
         self.current = current
 
 
-# KEYS: state hash, waiting zset, waits list.
-# ARGV: action, now, then per action: escalate(reason, priority) claim(agent)
-#       release() close(tag) requeue() transfer(from_agent, to_agent)
+# KEYS: state hash, waiting zset, waits list, assigned zset.
+# ARGV: action, now, then per action: escalate(reason, priority) claim(agent, recent)
+#       release(agent) close(agent, tag) requeue(idle_before) transfer(from, to)
+#       touch(agent) announce(quiet_before); the conversation id always last.
 # Returns {ok (1/0), state before}. Queue scores are priority * 1e10 + enqueue
 # time, so a priority level outweighs any difference in waiting time.
 _TRANSITION = """
@@ -60,7 +64,8 @@ if action == 'escalate' then
   enter('waiting')
   local priority = tonumber(ARGV[4])
   redis.call('HSET', KEYS[1], 'reason', ARGV[3], 'priority', priority)
-  redis.call('HSET', KEYS[1], 'waiting_since', now, 'agent', '')
+  redis.call('HSET', KEYS[1], 'waiting_since', now, 'queued_at', now, 'agent', '')
+  redis.call('HDEL', KEYS[1], 'announced')
   redis.call('ZADD', KEYS[2], priority * 10000000000 + now, cid)
   return {1, state}
 elseif action == 'claim' then
@@ -68,6 +73,7 @@ elseif action == 'claim' then
   enter('assigned')
   redis.call('HSET', KEYS[1], 'agent', ARGV[3])
   redis.call('ZREM', KEYS[2], cid)
+  redis.call('ZADD', KEYS[4], now, cid)
   local since = tonumber(redis.call('HGET', KEYS[1], 'waiting_since') or now)
   redis.call('LPUSH', KEYS[3], now - since)
   redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
@@ -81,19 +87,43 @@ elseif action == 'release' or action == 'close' then
     redis.call('HSET', KEYS[1], 'tag', ARGV[4])
   end
   redis.call('HSET', KEYS[1], 'agent', '')
+  redis.call('ZREM', KEYS[4], cid)
   return {1, state}
 elseif action == 'requeue' then
+  -- ARGV[3]: only if the agent's last activity is older than this ('' = always)
   if state ~= 'assigned' then return {0, state} end
+  if ARGV[3] ~= '' then
+    local active = tonumber(redis.call('ZSCORE', KEYS[4], cid) or '0')
+    if active > tonumber(ARGV[3]) then return {0, state} end
+  end
   enter('waiting')
   local priority = tonumber(redis.call('HGET', KEYS[1], 'priority') or '2')
+  -- Back in its first place: the customer has waited already.
+  local queued = tonumber(redis.call('HGET', KEYS[1], 'queued_at') or now)
   redis.call('HSET', KEYS[1], 'agent', '', 'waiting_since', now)
-  redis.call('ZADD', KEYS[2], priority * 10000000000 + now, cid)
+  redis.call('HDEL', KEYS[1], 'announced')
+  redis.call('ZREM', KEYS[4], cid)
+  redis.call('ZADD', KEYS[2], priority * 10000000000 + queued, cid)
   return {1, state}
 elseif action == 'transfer' then
   local holder = redis.call('HGET', KEYS[1], 'agent')
   if state ~= 'assigned' or holder ~= ARGV[3] then return {0, state} end
   redis.call('HSET', KEYS[1], 'agent', ARGV[4], 'since', now)
   redis.call('HINCRBY', KEYS[1], 'version', 1)
+  redis.call('ZADD', KEYS[4], now, cid)
+  return {1, state}
+elseif action == 'touch' then
+  local holder = redis.call('HGET', KEYS[1], 'agent')
+  if state ~= 'assigned' or holder ~= ARGV[3] then return {0, state} end
+  redis.call('ZADD', KEYS[4], now, cid)
+  return {1, state}
+elseif action == 'announce' then
+  -- Once per quiet period: only if neither queued nor announced after ARGV[3].
+  if state ~= 'waiting' then return {0, state} end
+  local last = tonumber(redis.call('HGET', KEYS[1], 'announced')
+    or redis.call('HGET', KEYS[1], 'waiting_since') or now)
+  if last > tonumber(ARGV[3]) then return {0, state} end
+  redis.call('HSET', KEYS[1], 'announced', now)
   return {1, state}
 end
 return redis.error_reply('unknown action ' .. action)
@@ -111,6 +141,7 @@ class Handoff:
     waiting_since: float = 0.0
     tag: str = ""
     version: int = 0
+    announced: float = 0.0
 
 
 class ConversationStates:
@@ -124,6 +155,7 @@ class ConversationStates:
             self._keys.handoff_state(conversation),
             self._keys.handoff_waiting,
             self._keys.handoff_waits,
+            self._keys.handoff_assigned,
         ]
         ok, before = await self._script(keys=keys, args=[action, time.time(), *args, conversation])
         if not int(ok):
@@ -154,8 +186,33 @@ class ConversationStates:
         """Closed with a resolution tag; with `agent`, only if that agent holds it."""
         await self._apply(conversation, "close", agent, tag)
 
-    async def requeue(self, conversation: str) -> None:
-        await self._apply(conversation, "requeue")
+    async def requeue(self, conversation: str, idle_before: float | None = None) -> None:
+        """Back to the queue; with `idle_before`, only if the agent has done nothing since."""
+        await self._apply(conversation, "requeue", "" if idle_before is None else idle_before)
+
+    async def touch(self, conversation: str, agent: str) -> None:
+        """The holding agent did something (replied, wrote a note): not idle."""
+        await self._apply(conversation, "touch", agent)
+
+    async def announce(self, conversation: str, quiet_before: float) -> bool:
+        """Claim the right to re-announce a waiting conversation nobody took.
+
+        True for exactly one caller, and only if the conversation has been
+        waiting, unannounced, since before `quiet_before`.
+        """
+        try:
+            await self._apply(conversation, "announce", quiet_before)
+        except InvalidTransition:
+            return False
+        return True
+
+    async def idle(self, before: float) -> list[str]:
+        """Assigned conversations whose agent has done nothing since `before`."""
+        return list(await self._redis.zrangebyscore(self._keys.handoff_assigned, "-inf", before))
+
+    async def assigned(self) -> list[str]:
+        """Every assigned conversation, least recently active first."""
+        return list(await self._redis.zrange(self._keys.handoff_assigned, 0, -1))
 
     async def transfer(self, conversation: str, from_agent: str, to_agent: str) -> None:
         await self._apply(conversation, "transfer", from_agent, to_agent)
@@ -172,6 +229,7 @@ class ConversationStates:
             waiting_since=float(raw.get("waiting_since", 0)),
             tag=raw.get("tag", ""),
             version=int(raw.get("version", 0)),
+            announced=float(raw.get("announced", 0)),
         )
 
     async def waiting(self) -> list[str]:

@@ -44,6 +44,8 @@ async def send(request: web.Request) -> web.Response:
                 }
                 for r in turn.replies
             ],
+            # waiting / assigned: people have the conversation and answer over the socket
+            "state": turn.state,
         }
     )
 

@@ -1,0 +1,125 @@
+"""The queue's housekeeping: nobody took it, or the agent walked away.
+
+Every bot process runs the sweep every few seconds; the transitions it makes
+are atomic and conditional (``announce`` and ``requeue`` with a cut-off), so
+with many processes each conversation is still re-announced once per quiet
+period and returned to the queue once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from bot.channels.delivery import Delivery
+from bot.content.messages import Messages
+from bot.conversation_log.store import ConversationLog, Outbound
+from bot.events import Events
+from bot.handoff.states import WAITING, ConversationStates, InvalidTransition
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepResult:
+    announced: list[str] = field(default_factory=list)
+    requeued: list[str] = field(default_factory=list)
+
+
+class Sweeper:
+    def __init__(
+        self,
+        states: ConversationStates,
+        log: ConversationLog,
+        events: Events,
+        delivery: Delivery,
+        messages: Messages,
+        reannounce_after: float,
+        idle_after: float,
+    ) -> None:
+        self._states = states
+        self._log = log
+        self._events = events
+        self._delivery = delivery
+        self._messages = messages
+        self._reannounce_after = reannounce_after
+        self._idle_after = idle_after
+
+    async def sweep(self) -> SweepResult:
+        now = time.time()
+        result = SweepResult()
+        for conversation in await self._states.waiting():
+            if await self._states.announce(conversation, now - self._reannounce_after):
+                handoff = await self._states.get(conversation)
+                await self._events.publish(
+                    "reannounce",
+                    conversation,
+                    reason=handoff.reason,
+                    waiting_seconds=round(now - handoff.waiting_since, 1),
+                )
+                result.announced.append(conversation)
+        cutoff = now - self._idle_after
+        for conversation in await self._states.idle(cutoff):
+            agent = (await self._states.get(conversation)).agent
+            try:
+                await self._states.requeue(conversation, idle_before=cutoff)
+            except InvalidTransition:
+                continue  # the agent acted just now, or another process was first
+            logger.info("%r returned to the queue: %s was idle", conversation, agent)
+            await self._events.publish(
+                "state", conversation, state=WAITING, agent="", previous_agent=agent, why="idle"
+            )
+            await self._tell_customer(conversation)
+            result.requeued.append(conversation)
+        return result
+
+    async def _tell_customer(self, conversation: str) -> None:
+        summaries = await self._log.summaries([conversation])
+        channel = summaries[0].channel if summaries else ""
+        text = self._messages.pick("handoff_requeued")
+        (entry_id,) = await self._log.append_outbound(
+            conversation,
+            channel,
+            [Outbound(text=text, action="handoff_requeued", response="handoff_requeued")],
+        )
+        await self._delivery.push("notice", channel, conversation, entry_id, text)
+
+
+async def run_forever(sweeper: Sweeper, every: float, stopped: asyncio.Event) -> None:
+    while not stopped.is_set():
+        try:
+            await sweeper.sweep()
+        except (RedisError, OSError) as exc:
+            logger.warning("handoff sweep failed (%s); next try in %.0f s", exc, every)
+        except Exception:
+            logger.exception("handoff sweep failed")
+        try:
+            await asyncio.wait_for(stopped.wait(), timeout=every)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
+    from bot.keys import CONVERSATION_LOG, DELIVERY, EVENTS, MESSAGES, SETTINGS, STATES
+
+    settings = app[SETTINGS]
+    sweeper = Sweeper(
+        app[STATES],
+        app[CONVERSATION_LOG],
+        app[EVENTS],
+        app[DELIVERY],
+        app[MESSAGES],
+        reannounce_after=settings.handoff_reannounce_seconds,
+        idle_after=settings.handoff_idle_seconds,
+    )
+    stopped = asyncio.Event()
+    task = asyncio.create_task(run_forever(sweeper, settings.handoff_sweep_seconds, stopped))
+    yield
+    stopped.set()
+    await task

@@ -26,6 +26,7 @@ from bot.channels import rest, webchat
 from bot.channels.delivery import Delivery
 from bot.chat.service import ChatService, ModelSlot
 from bot.console import api as console_api
+from bot.console import page as console_page
 from bot.console.store import ConsoleStore
 from bot.content.knowledge import KnowledgeBase
 from bot.content.messages import Messages
@@ -64,7 +65,7 @@ from bot.keys import (
 )
 from bot.orders.demo import RedisDemoOrders
 from bot.orders.http import HttpOrderBackend
-from bot.realtime import hub_ctx
+from bot.realtime import close_sockets_on_shutdown, hub_ctx
 from bot.redis_keys import Keys
 from bot.satisfaction.store import SatisfactionStore
 from bot.settings import Settings
@@ -93,6 +94,7 @@ def create_app(
     app.cleanup_ctx.append(order_backend_ctx)
     app.cleanup_ctx.append(accounts_ctx)
     app.cleanup_ctx.append(hub_ctx)
+    app.on_shutdown.append(close_sockets_on_shutdown)
     app.cleanup_ctx.append(sweeper_ctx)
     app.cleanup_ctx.append(_model_ctx(engine))
     health.setup(app)
@@ -101,6 +103,7 @@ def create_app(
     conversation_api.setup(app)
     account_routes.setup(app)
     console_api.setup(app)
+    console_page.setup(app)
     action_route.setup(app)
     return app
 

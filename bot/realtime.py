@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
@@ -71,6 +71,8 @@ class Hub:
         if sender is not None:
             customer_view = {"type": "message", "direction": "out", "text": event.get("text", ""),
                              "id": event.get("id"), "from": sender}  # fmt: skip
+            if "state" in event:
+                customer_view["state"] = event["state"]
             await _send_all(self.customers.get(event.get("conversation", ""), set()), customer_view)
 
     async def serve(
@@ -90,10 +92,14 @@ class Hub:
     def stop(self) -> None:
         self._stopped.set()
 
+    async def close_sockets(self) -> None:
+        """Say goodbye to every client; their pages reconnect to another process."""
+        for ws in [*self.agents, *(w for s in self.customers.values() for w in s)]:
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+
     async def close(self) -> None:
         await self._close_pubsub()
-        for ws in [*self.agents, *(w for s in self.customers.values() for w in s)]:
-            await ws.close()
+        await self.close_sockets()
 
 
 async def _send_all(sockets: set[web.WebSocketResponse], event: dict[str, Any]) -> None:
@@ -137,3 +143,11 @@ async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
     await _bounded(task, 3)
     await hub.close()
     await _bounded(redis.close(close_connection_pool=True), 2)
+
+
+async def close_sockets_on_shutdown(app: web.Application) -> None:
+    """Runs before the server waits for open handlers: an open socket would hold it up."""
+    from bot.keys import HUB
+
+    if HUB in app:
+        await app[HUB].close_sockets()

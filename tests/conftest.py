@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import redis as redis_sync
 from aiohttp.test_utils import TestClient
+from playwright.async_api import async_playwright
 
 from bot.app import create_app
 from bot.engine.runtime import RasaEngine
@@ -22,6 +23,14 @@ from bot.training import train
 from tests.helpers import Agent, Logins
 
 ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "test-artifacts"))
+
+# Browser tests run in Debian's chromium; in CI (where make test installs it) never skipped.
+needs_chromium = pytest.mark.skipif(
+    not Path(CHROMIUM).exists() and not os.environ.get("CI"),
+    reason="Debian's chromium is not installed (make test installs it)",
+)
 ADMIN_TOKEN = "test-admin-token-0123456789"
 
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
@@ -171,3 +180,27 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture
+async def browser():  # type: ignore[no-untyped-def]
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield browser
+        await browser.close()

@@ -2,7 +2,8 @@
 
 Proves the lock store across processes: every message is answered, in order,
 none is lost from Rasa's tracker, and none waits for a dead holder longer than
-the lock lifetime.
+the lock lifetime. And the handoff: an agent signed in to one process works a
+conversation whose messages arrive at the others.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ import pytest
 import redis as redis_sync
 from redis.asyncio import Redis
 
+from bot.accounts.store import Accounts
 from bot.engine.lock_store import RedisTicketLockStore
 from bot.redis_keys import Keys
 from tests.conftest import ADMIN_TOKEN, ROOT, free_port
+from tests.helpers import PASSWORD
 
 pytestmark = pytest.mark.slow
 
@@ -238,3 +241,55 @@ def test_workers_share_one_port_and_stop_together(redis_url, model_path):
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+async def _next(ws: aiohttp.ClientWebSocketResponse, match, timeout: float = 10.0) -> dict:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        event = await ws.receive_json(timeout=deadline - time.monotonic())
+        if match(event):
+            return event
+    raise AssertionError("no matching event")
+
+
+async def test_an_agent_on_one_process_works_a_web_chat_served_by_others(cluster, redis_url):
+    ports, prefix = cluster["ports"], cluster["prefix"]
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    await Accounts(redis, Keys(prefix), rounds=4).add("mp-agent", PASSWORD, "agent")
+    await redis.close()
+    session_id = uuid.uuid4().hex
+    cid = f"web-{session_id}"
+    url = "http://127.0.0.1:{}{}".format
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar) as agent, aiohttp.ClientSession() as customer:
+        login = await agent.post(
+            url(ports[1], "/console/api/login"), json={"username": "mp-agent", "password": PASSWORD}
+        )
+        headers = {"X-CSRF-Token": (await login.json())["csrf"]}
+        console = await agent.ws_connect(url(ports[1], "/console/ws"))
+        chat = await customer.ws_connect(url(ports[0], f"/webchat/ws?session={session_id}"))
+
+        async def write(port: int, text: str) -> dict:
+            resp = await customer.post(
+                url(port, "/webchat/api/messages"), json={"session": session_id, "text": text}
+            )
+            assert resp.status == 200
+            return await resp.json()
+
+        assert (await write(ports[0], "我要转人工"))["state"] == "waiting"
+        await _next(console, lambda e: e["type"] == "customer_message" and e["conversation"] == cid)
+        base = url(ports[1], f"/console/api/conversations/{cid}")
+        assert (await agent.post(f"{base}/claim", headers=headers)).status == 200
+        await _next(chat, lambda e: e["from"] == "bot" and "接入" in e["text"])
+        assert (await agent.post(f"{base}/reply", json={"text": "您好"}, headers=headers)).ok
+        await _next(chat, lambda e: e["from"] == "agent" and e["text"] == "您好")
+        # A third process gets the next message: silent there too, and the agent sees it.
+        assert (await write(ports[2], "好的，在等"))["replies"] == []
+        seen = await _next(
+            console, lambda e: e["type"] == "customer_message" and e["text"] == "好的，在等"
+        )
+        assert seen["state"] == "assigned"
+        assert (await agent.post(f"{base}/release", headers=headers)).status == 200
+        assert (await write(ports[2], "你好"))["replies"]
+        await console.close()
+        await chat.close()

@@ -2,53 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
-from playwright.async_api import async_playwright
 
 from bot.app import create_app
-from tests.conftest import ROOT
+from tests.conftest import needs_chromium
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "test-artifacts"))
-
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists() and not os.environ.get("CI"),
-    reason="Debian's chromium is not installed (make test installs it)",
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture
 async def page_url(aiohttp_server, settings, engine):  # type: ignore[no-untyped-def]
     server = await aiohttp_server(create_app(settings, engine), port=settings.port)
     return f"http://127.0.0.1:{server.port}/"
-
-
-@pytest.fixture
-def artifacts() -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    return ARTIFACTS
-
-
-@pytest.fixture
-async def browser():  # type: ignore[no-untyped-def]
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield browser
-        await browser.close()
 
 
 async def test_customer_chats_in_chinese_and_a_reload_keeps_the_conversation(

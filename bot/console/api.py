@@ -150,7 +150,7 @@ async def _transition(request: web.Request, action: str) -> web.Response:
     await request.app[EVENTS].publish("state", cid, state=handoff.state, agent=handoff.agent)
     notice = NOTICES.get(action)
     if notice is not None:
-        await _tell_customer(request, cid, notice)
+        await _tell_customer(request, cid, notice, handoff.state)
     return json_response({"conversation": cid, "state": handoff.state, "agent": handoff.agent})
 
 
@@ -158,14 +158,14 @@ async def _transition(request: web.Request, action: str) -> web.Response:
 NOTICES = {"claim": "agent_joined", "release": "agent_left", "close": "agent_left"}
 
 
-async def _tell_customer(request: web.Request, cid: str, key: str) -> None:
+async def _tell_customer(request: web.Request, cid: str, key: str, state: str) -> None:
     text = request.app[MESSAGES].pick(key)
     summaries = await request.app[CONVERSATION_LOG].summaries([cid])
     channel = summaries[0].channel if summaries else ""
     (entry_id,) = await request.app[CONVERSATION_LOG].append_outbound(
         cid, channel, [Outbound(text=text, action=key, response=key)]
     )
-    await request.app[DELIVERY].push("notice", channel, cid, entry_id, text)
+    await request.app[DELIVERY].push("notice", channel, cid, entry_id, text, state=state)
 
 
 async def claim(request: web.Request) -> web.Response:

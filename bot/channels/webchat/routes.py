@@ -10,7 +10,7 @@ from aiohttp import web
 from bot.channels.inbound import message_text, read_json_object
 from bot.errors import ApiError
 from bot.jsonutil import json_response
-from bot.keys import CHAT, CONVERSATION_LOG, HUB, SETTINGS
+from bot.keys import CHAT, CONVERSATION_LOG, HUB, SETTINGS, STATES
 
 CHANNEL = "webchat"
 STATIC = Path(__file__).parent / "static"
@@ -55,10 +55,23 @@ async def history(request: web.Request) -> web.Response:
     timeline = await request.app[CONVERSATION_LOG].timeline(conversation)
     # The customer sees the conversation, not the bot's internals.
     messages = [
-        {"id": e["id"], "ts": e["ts"], "direction": e["direction"], "text": e["text"]}
+        {
+            "id": e["id"],
+            "ts": e["ts"],
+            "direction": e["direction"],
+            "text": e["text"],
+            **({"from": _author(e)} if e["direction"] == "out" else {}),
+        }
         for e in timeline
     ]
-    return json_response({"messages": messages})
+    state = (await request.app[STATES].get(conversation)).state
+    return json_response({"messages": messages, "state": state})
+
+
+def _author(entry: dict[str, object]) -> str:
+    """`agent` for a person's reply, `bot` for everything else (never the agent's name)."""
+    action = entry.get("action")
+    return "agent" if isinstance(action, str) and action.startswith("agent:") else "bot"
 
 
 async def live(request: web.Request) -> web.WebSocketResponse:

@@ -29,10 +29,22 @@
   }
   var sid = session();
 
-  function add(direction, text) {
+  var handoff = document.getElementById("handoff");
+  var shown = {};  // ids of logged messages on screen: a pushed one is never shown twice
+  var retry = 1000;
+
+  function add(direction, text, from, id) {
+    if (id && shown[id]) return null;
+    if (id) shown[id] = true;
     var item = document.createElement("li");
-    item.className = "msg msg--" + direction;
-    item.textContent = text;
+    item.className = "msg msg--" + direction + (from === "agent" ? " msg--agent" : "");
+    if (from === "agent") {
+      var label = document.createElement("span");
+      label.className = "msg__from";
+      label.textContent = "人工客服";
+      item.appendChild(label);
+    }
+    item.appendChild(document.createTextNode(text));
     list.appendChild(item);
     list.scrollTop = list.scrollHeight;
     return item;
@@ -40,14 +52,50 @@
 
   function say(text) { status.textContent = text || ""; }
 
+  // Who answers now, said plainly: the bot, the queue, or a person.
+  function showState(state) {
+    var text = state === "waiting" ? "已为你转人工，正在排队，客服同事接入后会在这里回复。"
+      : state === "assigned" ? "人工客服接待中" : "";
+    handoff.textContent = text;
+    handoff.hidden = !text;
+  }
+
   function loadHistory() {
-    fetch("/webchat/api/history?session=" + encodeURIComponent(sid))
+    return fetch("/webchat/api/history?session=" + encodeURIComponent(sid))
       .then(function (r) { return r.ok ? r.json() : Promise.reject(r); })
       .then(function (body) {
-        body.messages.forEach(function (m) { add(m.direction, m.text); });
+        list.replaceChildren();
+        shown = {};
+        body.messages.forEach(function (m) { add(m.direction, m.text, m.from, m.id); });
         if (!body.messages.length) add("out", "你好～有什么可以帮你的？");
+        showState(body.state);
       })
       .catch(function () { say("历史消息暂时没加载出来，刷新试试。"); });
+  }
+
+  // Replies nobody asked for this moment (a person's, a notice) arrive over a socket.
+  function listen() {
+    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    var socket = new WebSocket(scheme + location.host + "/webchat/ws?session=" + encodeURIComponent(sid));
+    var opened = false;
+    socket.onopen = function () {
+      if (retry > 1000) loadHistory();  // catch up on what came while disconnected
+      opened = true;
+      retry = 1000;
+    };
+    socket.onmessage = function (message) {
+      var event;
+      try { event = JSON.parse(message.data); } catch (e) { return; }
+      if (event.type !== "message") return;
+      add("out", event.text, event.from, event.id);
+      if (event.state) showState(event.state);
+      else if (event.from === "agent") showState("assigned");
+    };
+    socket.onclose = function () {
+      if (!opened && retry === 1000) retry = 2000;
+      setTimeout(listen, retry);
+      retry = Math.min(retry * 2, 30000);
+    };
   }
 
   function send(text) {
@@ -71,6 +119,7 @@
           return;
         }
         res.body.replies.forEach(function (reply) { if (reply.text) add("out", reply.text); });
+        showState(res.body.state);
       })
       .catch(function () {
         mine.classList.remove("msg--pending");
@@ -97,6 +146,6 @@
       form.requestSubmit ? form.requestSubmit() : form.dispatchEvent(new Event("submit"));
     }
   });
-  loadHistory();
+  loadHistory().then(listen);
   input.focus();
 })();

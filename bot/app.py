@@ -94,7 +94,7 @@ def create_app(
     app.cleanup_ctx.append(order_backend_ctx)
     app.cleanup_ctx.append(accounts_ctx)
     app.cleanup_ctx.append(hub_ctx)
-    app.on_shutdown.append(close_sockets_on_shutdown)
+    app.on_shutdown.append(close_sockets_on_shutdown)  # type: ignore[arg-type]  # aiosignal typing
     app.cleanup_ctx.append(sweeper_ctx)
     app.cleanup_ctx.append(_model_ctx(engine))
     health.setup(app)

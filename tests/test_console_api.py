@@ -45,7 +45,8 @@ async def test_queue_shows_waiting_conversations_with_reason_and_last_message(cl
     body = await (await agent.get("/console/api/queue")).json()
     rows = [(r["conversation"], r["reason"], r["position"]) for r in body["waiting"]]
     assert rows == [("angry", "complaint", 0), ("first", "request_human", 1)]  # complaints first
-    assert body["waiting"][1]["channel"] == "rest" and body["waiting"][1]["last_text"]
+    assert body["waiting"][1]["channel"] == "rest"
+    assert body["waiting"][1]["last_text"] == "我要转人工"  # the customer's words, not the bot's
 
 
 async def test_claim_race_between_two_agents_has_one_winner(client, sign_in):

@@ -53,7 +53,7 @@ async def queue(request: web.Request) -> web.Response:
                 "priority": handoff.priority,
                 "waiting_seconds": round(now - handoff.waiting_since, 1),
                 "channel": summary.channel if summary else "",
-                "last_text": summary.last_text if summary else "",
+                "last_text": summary.last_customer_text if summary else "",
             }
         )
     return json_response({"waiting": items})
@@ -78,7 +78,7 @@ async def assigned(request: web.Request) -> web.Response:
                 "reason": handoff.reason,
                 "since": handoff.since,
                 "channel": summary.channel if summary else "",
-                "last_text": summary.last_text if summary else "",
+                "last_text": summary.last_customer_text if summary else "",
             }
         )
     return json_response({"assigned": items})

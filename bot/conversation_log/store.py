@@ -44,6 +44,7 @@ class ConversationSummary:
     first_activity: float
     messages: int
     last_text: str
+    last_customer_text: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -53,6 +54,7 @@ class ConversationSummary:
             "last_activity": self.last_activity,
             "messages": self.messages,
             "last_text": self.last_text,
+            "last_customer_text": self.last_customer_text,
         }
 
 
@@ -67,7 +69,7 @@ class ConversationLog:
         """Record a customer message before it is processed; return its entry id."""
         ts = time.time() if now is None else now
         entry = {"ts": repr(ts), "channel": channel, "direction": INBOUND, "text": text}
-        ids = await self._append(conversation, channel, [entry], ts, text)
+        ids = await self._append(conversation, channel, [entry], ts, text, from_customer=True)
         return ids[0]
 
     async def annotate(
@@ -124,6 +126,7 @@ class ConversationLog:
         entries: list[dict[str, str]],
         ts: float,
         last_text: str,
+        from_customer: bool = False,
     ) -> list[str]:
         keys = self._keys
         meta = keys.conv_meta(conversation)
@@ -133,7 +136,10 @@ class ConversationLog:
             pipe.zadd(keys.conversations, {conversation: ts})
             pipe.hsetnx(meta, "first_activity", repr(ts))
             pipe.hsetnx(meta, "channel", channel)
-            pipe.hset(meta, mapping={"last_activity": repr(ts), "last_text": last_text[:200]})
+            latest = {"last_activity": repr(ts), "last_text": last_text[:200]}
+            if from_customer:
+                latest["last_customer_text"] = last_text[:200]
+            pipe.hset(meta, mapping=latest)
             pipe.hincrby(meta, "messages", len(entries))
             results = await pipe.execute()
         return list(results[: len(entries)])
@@ -165,6 +171,7 @@ class ConversationLog:
                     last_activity=float(m.get("last_activity", 0) or 0),
                     messages=int(m.get("messages", 0) or 0),
                     last_text=m.get("last_text", ""),
+                    last_customer_text=m.get("last_customer_text", ""),
                 )
             )
         return summaries

@@ -24,6 +24,7 @@ from bot.accounts.sessions import LoginThrottle, Sessions
 from bot.accounts.store import Accounts
 from bot.channels import rest, webchat
 from bot.channels.delivery import Delivery
+from bot.channels.wechat import routes as wechat
 from bot.chat.service import ChatService, ModelSlot
 from bot.console import api as console_api
 from bot.console import page as console_page
@@ -97,6 +98,7 @@ def create_app(
     app.on_shutdown.append(close_sockets_on_shutdown)  # type: ignore[arg-type]  # aiosignal typing
     app.cleanup_ctx.append(sweeper_ctx)
     app.cleanup_ctx.append(_model_ctx(engine))
+    wechat.setup(app, settings)  # its routes and client, when WeChat is configured
     health.setup(app)
     rest.setup(app)
     webchat.setup(app)

@@ -11,6 +11,8 @@ from redis.asyncio import Redis
 from bot.accounts.sessions import LoginThrottle, Sessions
 from bot.accounts.store import Accounts
 from bot.channels.delivery import Delivery
+from bot.channels.wechat.channel import WeChatChannel
+from bot.channels.wechat.crypto import MessageCrypto
 from bot.chat.service import ChatService, ModelSlot
 from bot.console.store import ConsoleStore
 from bot.content.knowledge import KnowledgeBase
@@ -42,5 +44,8 @@ CONSOLE = web.AppKey("console", ConsoleStore)
 EVENTS = web.AppKey("events", Events)
 HUB = web.AppKey("hub", Hub)
 DELIVERY = web.AppKey("delivery", Delivery)
+WECHAT = web.AppKey("wechat", WeChatChannel)
+# None in plain mode (no WECHAT_AES_KEY).
+WECHAT_CRYPTO: web.AppKey[MessageCrypto | None] = web.AppKey("wechat_crypto")
 # What time the bot believes it is (service hours); tests set it.
 CLOCK: web.AppKey[Callable[[], dt.datetime]] = web.AppKey("clock")

@@ -27,6 +27,11 @@ Layout (``P`` is the configured prefix, ``BOT_KEY_PREFIX``, default ``kefu``):
 - ``P:login:fail:{who}``              counter: recent failed sign-ins (per address, per user)
 - ``P:events``                        pub/sub: events every process must hear (bot/events.py)
 - ``P:secret:action_token``           shared secret for the in-app custom action route
+- ``P:wechat:token``                  string: WeChat access_token, expiring before WeChat's does
+- ``P:wechat:token:lock``             string: held by the one process refreshing the token
+- ``P:wechat:msg:{id}``               string: a pushed message claimed (MsgId; user+time for events)
+- ``P:wechat:{conversation}:last_in`` string: when the customer last wrote (the 48-hour window)
+- ``P:wechat:{conversation}:closed``  string: WeChat said the window is closed (error 45015)
 """
 
 from __future__ import annotations
@@ -125,3 +130,20 @@ class Keys:
     @property
     def action_token(self) -> str:
         return f"{self.prefix}:secret:action_token"
+
+    @property
+    def wechat_token(self) -> str:
+        return f"{self.prefix}:wechat:token"
+
+    @property
+    def wechat_token_lock(self) -> str:
+        return f"{self.prefix}:wechat:token:lock"
+
+    def wechat_message(self, message_key: str) -> str:
+        return f"{self.prefix}:wechat:msg:{message_key}"
+
+    def wechat_last_inbound(self, conversation: str) -> str:
+        return f"{self.prefix}:wechat:{conversation}:last_in"
+
+    def wechat_window_closed(self, conversation: str) -> str:
+        return f"{self.prefix}:wechat:{conversation}:closed"

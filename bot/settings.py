@@ -104,6 +104,18 @@ class Settings:
     handoff_reannounce_seconds: float = 300.0
     handoff_idle_seconds: float = 600.0
     handoff_sweep_seconds: float = 5.0
+    # WeChat Official Account channel: off unless token, appid and secret are all set.
+    wechat_token: str | None = None
+    wechat_appid: str | None = None
+    wechat_secret: str | None = None
+    wechat_aes_key: str | None = None
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    wechat_reply_budget: float = 4.0
+    wechat_timestamp_window: float = 300.0
+
+    @property
+    def wechat_enabled(self) -> bool:
+        return bool(self.wechat_token and self.wechat_appid and self.wechat_secret)
 
     @classmethod
     def from_env(
@@ -124,6 +136,14 @@ class Settings:
             raise SettingsError(
                 f"ORDER_BACKEND must be one of {ORDER_BACKENDS}, got {order_backend!r}"
             )
+        wechat_aes_key = env.get("WECHAT_AES_KEY", "").strip() or None
+        if wechat_aes_key is not None:
+            from bot.channels.wechat.crypto import aes_key
+
+            try:
+                aes_key(wechat_aes_key)
+            except ValueError as exc:
+                raise SettingsError(str(exc)) from exc
         order_api_url = env.get("ORDER_API_URL", "").strip() or None
         if order_backend == "http" and not order_api_url:
             raise SettingsError("ORDER_BACKEND=http needs ORDER_API_URL")
@@ -159,6 +179,15 @@ class Settings:
             handoff_reannounce_seconds=_positive(env, "BOT_HANDOFF_REANNOUNCE", 300.0, float),
             handoff_idle_seconds=_positive(env, "BOT_HANDOFF_IDLE", 600.0, float),
             handoff_sweep_seconds=_positive(env, "BOT_HANDOFF_SWEEP", 5.0, float),
+            wechat_token=env.get("WECHAT_TOKEN", "").strip() or None,
+            wechat_appid=env.get("WECHAT_APPID", "").strip() or None,
+            wechat_secret=env.get("WECHAT_SECRET", "").strip() or None,
+            wechat_aes_key=wechat_aes_key,
+            wechat_api_base=(
+                env.get("WECHAT_API_BASE", "").strip() or "https://api.weixin.qq.com"
+            ).rstrip("/"),
+            wechat_reply_budget=_positive(env, "WECHAT_REPLY_BUDGET", 4.0, float),
+            wechat_timestamp_window=_positive(env, "WECHAT_TIMESTAMP_WINDOW", 300.0, float),
         )
 
     def with_(self, **changes: object) -> Settings:

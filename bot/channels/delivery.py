@@ -4,33 +4,56 @@ A reply to a customer's message travels back in the response to that message.
 Anything else has to be pushed through the customer's channel. Every such
 message is published on the events channel (consoles see it; a web chat
 receives it over its websocket, on whichever process it is connected to);
-channels that push through an API of their own register a sender here.
+channels that push through an API of their own (WeChat) register a sender.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+import logging
+from typing import Any, Protocol
 
 from bot.events import Events
 
+logger = logging.getLogger(__name__)
+
 # Channels whose customers receive pushed messages over the events websocket.
 SOCKET_CHANNELS = frozenset({"webchat"})
+CANNOT_PUSH = "这个渠道不能主动推送消息：客户要再发消息或刷新才会看到你的回复。"
 
-Sender = Callable[[str, str], Awaitable[None]]
+
+class DeliveryFailed(Exception):
+    """The channel refused the message (it is logged all the same)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class ChannelSender(Protocol):
+    async def send(self, conversation: str, text: str) -> None:
+        """Push `text`; DeliveryFailed if the channel refuses it."""
+
+    async def unreachable(self, conversation: str) -> str | None:
+        """Why the customer cannot be written to now (for agents), or None."""
 
 
 class Delivery:
     def __init__(self, events: Events) -> None:
         self._events = events
-        self._senders: dict[str, Sender] = {}
+        self._senders: dict[str, ChannelSender] = {}
 
-    def register(self, channel: str, sender: Sender) -> None:
-        """`sender(conversation, text)` pushes a message to a customer of `channel`."""
+    def register(self, channel: str, sender: ChannelSender) -> None:
         self._senders[channel] = sender
 
-    def can_push(self, channel: str) -> bool:
-        return channel in SOCKET_CHANNELS or channel in self._senders
+    async def unreachable(self, channel: str, conversation: str) -> str | None:
+        """Why an agent's reply would not reach this customer now, or None if it would."""
+        if channel in SOCKET_CHANNELS:
+            return None
+        sender = self._senders.get(channel)
+        if sender is None:
+            return CANNOT_PUSH
+        return await sender.unreachable(conversation)
 
     async def push(
         self, kind: str, channel: str, conversation: str, entry_id: str, text: str, **data: Any
@@ -39,11 +62,25 @@ class Delivery:
 
         The message is in the conversation log already, so a customer whose
         channel cannot push (the plain REST webhook) still finds it there.
+        Raises DeliveryFailed when the channel's API refuses it.
         """
         await self._events.publish(
             kind, conversation, id=entry_id, text=text, channel=channel, **data
         )
+        if channel in SOCKET_CHANNELS:
+            return True
         sender = self._senders.get(channel)
-        if sender is not None:
-            await sender(conversation, text)
-        return self.can_push(channel)
+        if sender is None:
+            return False
+        await sender.send(conversation, text)
+        return True
+
+    async def push_quietly(
+        self, kind: str, channel: str, conversation: str, entry_id: str, text: str, **data: Any
+    ) -> bool:
+        """`push` for notices: a refusal is logged, not raised (the notice is in the log)."""
+        try:
+            return await self.push(kind, channel, conversation, entry_id, text, **data)
+        except DeliveryFailed as exc:
+            logger.warning("could not push a %s to %r: %s", kind, conversation, exc.message)
+            return False

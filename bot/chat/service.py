@@ -167,6 +167,39 @@ class ChatService:
             state=after,
         )
 
+    async def handle_unreadable(
+        self, channel: str, sender_id: str, description: str, reply_key: str | None
+    ) -> TurnReply:
+        """A message the NLU cannot read (a picture, a location, an event).
+
+        Logged as `description` and shown to agents like any message; answered
+        with the fixed line `reply_key` (nlu_data/messages.yml) unless people
+        have the conversation or there is nothing to say.
+        """
+        inbound_id = await self._log.append_inbound(sender_id, channel, description)
+        state = (await self._states.get(sender_id)).state
+        await self._events.publish(
+            "customer_message",
+            sender_id,
+            id=inbound_id,
+            text=description,
+            channel=channel,
+            intent=None,
+            confidence=0.0,
+            state=state,
+        )
+        if reply_key is None or state in (WAITING, ASSIGNED):
+            return TurnReply([], inbound_id, state=state)
+        line = self._messages.pick(reply_key)
+        reply = Reply(
+            payload={"recipient_id": sender_id, "text": line}, action=reply_key, response=reply_key
+        )
+        await self._log.append_outbound(
+            sender_id, channel, [Outbound(text=line, action=reply_key, response=reply_key)]
+        )
+        await self._events.publish("bot_message", sender_id, texts=[line], channel=channel)
+        return TurnReply([reply], inbound_id, state=state)
+
     async def _with_people(
         self,
         engine: RasaEngine,

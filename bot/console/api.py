@@ -14,6 +14,7 @@ import time
 from aiohttp import web
 
 from bot.accounts.routes import require
+from bot.channels.delivery import DeliveryFailed
 from bot.channels.inbound import message_text, read_json_object
 from bot.conversation_log.store import Outbound
 from bot.errors import ApiError
@@ -105,11 +106,13 @@ async def conversation(request: web.Request) -> web.Response:
         raise ApiError(404, "not_found", f"No conversation {cid!r}.")
     handoff = await request.app[STATES].get(cid)
     channel = timeline[0]["channel"]
+    unreachable = await request.app[DELIVERY].unreachable(channel, cid)
     return json_response(
         {
             "conversation": cid,
             "channel": channel,
-            "can_push": request.app[DELIVERY].can_push(channel),
+            "can_push": unreachable is None,
+            "push_note": unreachable,
             "state": handoff.state,
             "agent": handoff.agent,
             "reason": handoff.reason,
@@ -165,7 +168,7 @@ async def _tell_customer(request: web.Request, cid: str, key: str, state: str) -
     (entry_id,) = await request.app[CONVERSATION_LOG].append_outbound(
         cid, channel, [Outbound(text=text, action=key, response=key)]
     )
-    await request.app[DELIVERY].push("notice", channel, cid, entry_id, text, state=state)
+    await request.app[DELIVERY].push_quietly("notice", channel, cid, entry_id, text, state=state)
 
 
 async def claim(request: web.Request) -> web.Response:
@@ -199,11 +202,22 @@ async def reply(request: web.Request) -> web.Response:
         cid, channel, [Outbound(text=text, action=f"agent:{session.username}")]
     )
     await _touch(request, cid, session.username)
-    pushed = await request.app[DELIVERY].push(
-        "agent_message", channel, cid, entry_id, text, agent=session.username
-    )
-    # `pushed` false: the channel cannot send unprompted (the REST webhook); the
-    # reply is logged and the customer's client finds it in the history.
+    # `pushed` false: the channel cannot send unprompted (the REST webhook) or
+    # refused (WeChat's 48-hour window); the reply is logged either way.
+    try:
+        pushed = await request.app[DELIVERY].push(
+            "agent_message", channel, cid, entry_id, text, agent=session.username
+        )
+    except DeliveryFailed as exc:
+        return json_response(
+            {
+                "id": entry_id,
+                "conversation": cid,
+                "pushed": False,
+                "error": exc.code,
+                "message": exc.message,
+            }
+        )
     return json_response({"id": entry_id, "conversation": cid, "pushed": pushed})
 
 

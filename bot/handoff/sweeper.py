@@ -88,7 +88,9 @@ class Sweeper:
             channel,
             [Outbound(text=text, action="handoff_requeued", response="handoff_requeued")],
         )
-        await self._delivery.push("notice", channel, conversation, entry_id, text, state=WAITING)
+        await self._delivery.push_quietly(
+            "notice", channel, conversation, entry_id, text, state=WAITING
+        )
 
 
 async def run_forever(sweeper: Sweeper, every: float, stopped: asyncio.Event) -> None:

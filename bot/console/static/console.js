@@ -230,7 +230,7 @@
       var canReply = body.state === "assigned" && body.agent === me.username;
       $("reply-text").disabled = $("reply-send").disabled = $("canned").disabled = !canReply;
       $("reply-text").placeholder = canReply ? "回复客户（回车发送，Shift+回车换行）" : "接入后才能回复";
-      var warning = body.can_push ? "" : "这个渠道不能主动推送消息：客户要再发消息或刷新才会看到你的回复。";
+      var warning = body.can_push ? "" : (body.push_note || "这个渠道现在不能主动推送消息。");
       $("conv-warning").textContent = warning;
       $("conv-warning").hidden = !warning;
       var list = $("transcript");
@@ -271,7 +271,11 @@
     var conversation = current;
     $("reply-send").disabled = true;
     api("POST", "/console/api/conversations/" + encodeURIComponent(conversation) + "/reply", { text: text })
-      .then(function () { $("reply-text").value = ""; return openConversation(conversation); })
+      .then(function (body) {
+        $("reply-text").value = "";
+        if (!body.pushed) status(body.message || "回复已记录，但没能推送给客户。");
+        return openConversation(conversation);
+      })
       .catch(function (e) { status(e.message); })
       .then(function () { $("reply-send").disabled = false; $("reply-text").focus(); });
   });

@@ -1,0 +1,1 @@
+"""The WeChat Official Account channel (message push protocol, customer-service API)."""

@@ -1,0 +1,167 @@
+"""`/webhooks/wechat`: WeChat's server verification (GET) and message push (POST).
+
+Every refusal is a 4xx with a JSON body and a log line: a bad signature or a
+timestamp outside `WECHAT_TIMESTAMP_WINDOW` (403), a message encrypted for
+another AppID (403), a body over the size limit (413), XML with a DTD or
+entities, malformed XML or a broken ``Encrypt`` field (400).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from bot.channels.wechat.api import WeChatClient
+from bot.channels.wechat.channel import CHANNEL, WeChatChannel
+from bot.channels.wechat.crypto import CryptoError, MessageCrypto, signature, signature_ok
+from bot.channels.wechat.xml import XmlError, encrypted_reply, parse, text_reply
+from bot.errors import ApiError
+from bot.keys import CHAT, DELIVERY, REDIS, SETTINGS, WECHAT, WECHAT_CRYPTO
+from bot.redis_keys import Keys
+from bot.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def _checked(request: web.Request) -> tuple[str, str]:
+    """(timestamp, nonce) of a request WeChat signed, recently; 403 otherwise."""
+    settings = request.app[SETTINGS]
+    timestamp, nonce = request.query.get("timestamp", ""), request.query.get("nonce", "")
+    try:
+        age = abs(time.time() - int(timestamp))
+    except ValueError:
+        raise ApiError(403, "bad_timestamp", "`timestamp` must be unix seconds.") from None
+    if age > settings.wechat_timestamp_window:
+        raise ApiError(403, "stale_timestamp", "`timestamp` is outside the accepted window.")
+    assert settings.wechat_token is not None
+    if not signature_ok(request.query.get("signature"), settings.wechat_token, timestamp, nonce):
+        raise ApiError(403, "bad_signature", "The signature does not match.")
+    return timestamp, nonce
+
+
+async def verify(request: web.Request) -> web.Response:
+    """WeChat checks the URL once, when it is saved in the admin console."""
+    _checked(request)
+    return web.Response(text=request.query.get("echostr", ""))
+
+
+async def receive(request: web.Request) -> web.Response:
+    timestamp, nonce = _checked(request)
+    settings = request.app[SETTINGS]
+    limit = settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "too_large", f"The body is over {limit} bytes.")
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise ApiError(413, "too_large", f"The body is over {limit} bytes.")
+    fields = _xml(body)
+    crypto = request.app[WECHAT_CRYPTO]
+    encrypted = request.query.get("encrypt_type") == "aes"
+    if encrypted:
+        fields = _decrypted(request, crypto, fields, timestamp, nonce)
+    reply = await request.app[WECHAT].receive(fields)
+    if reply is None:
+        return web.Response(text="success")
+    xml = text_reply(
+        fields.get("FromUserName", ""), fields.get("ToUserName", ""), int(time.time()), reply
+    )
+    if encrypted and crypto is not None:
+        xml = _encrypted(crypto, xml)
+    return web.Response(text=xml, content_type="application/xml")
+
+
+def _xml(body: bytes | str) -> dict[str, str]:
+    try:
+        return parse(body)
+    except XmlError as exc:
+        raise ApiError(400, "invalid_xml", str(exc)) from exc
+
+
+def _decrypted(
+    request: web.Request,
+    crypto: MessageCrypto | None,
+    fields: dict[str, str],
+    timestamp: str,
+    nonce: str,
+) -> dict[str, str]:
+    if crypto is None:
+        raise ApiError(400, "aes_not_configured", "Safe mode needs WECHAT_AES_KEY.")
+    encrypt = fields.get("Encrypt")
+    if not encrypt:
+        raise ApiError(400, "invalid_message", "Safe mode needs an `Encrypt` field.")
+    expected = request.query.get("msg_signature")
+    if not signature_ok(expected, crypto.token, timestamp, nonce, encrypt):
+        raise ApiError(403, "bad_signature", "`msg_signature` does not match.")
+    try:
+        plain = crypto.decrypt(encrypt)
+    except CryptoError as exc:
+        if "AppID" in str(exc):
+            raise ApiError(403, "wrong_appid", str(exc)) from exc
+        raise ApiError(400, "invalid_encrypt", str(exc)) from exc
+    return _xml(plain)
+
+
+def _encrypted(crypto: MessageCrypto, xml: str) -> str:
+    encrypt = crypto.encrypt(xml)
+    timestamp, nonce = str(int(time.time())), secrets.token_hex(8)
+    return encrypted_reply(
+        encrypt, signature(crypto.token, timestamp, nonce, encrypt), timestamp, nonce
+    )
+
+
+def setup(app: web.Application, settings: Settings) -> None:
+    """Routes and client, only when WeChat is configured; otherwise one log line."""
+    if not settings.wechat_enabled:
+        missing = [
+            name
+            for name, value in (
+                ("WECHAT_TOKEN", settings.wechat_token),
+                ("WECHAT_APPID", settings.wechat_appid),
+                ("WECHAT_SECRET", settings.wechat_secret),
+            )
+            if not value
+        ]
+        logger.info("WeChat channel off: %s not set", ", ".join(missing))
+        return
+    app.router.add_get("/webhooks/wechat", verify)
+    app.router.add_post("/webhooks/wechat", receive)
+    app.cleanup_ctx.append(wechat_ctx)
+
+
+async def wechat_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    assert settings.wechat_token and settings.wechat_appid and settings.wechat_secret
+    keys = Keys(settings.key_prefix)
+    app[WECHAT_CRYPTO] = (
+        MessageCrypto(settings.wechat_token, settings.wechat_aes_key, settings.wechat_appid)
+        if settings.wechat_aes_key
+        else None
+    )
+    async with aiohttp.ClientSession() as session:
+        client = WeChatClient(
+            session,
+            app[REDIS],
+            keys,
+            settings.wechat_api_base,
+            settings.wechat_appid,
+            settings.wechat_secret,
+        )
+        channel = WeChatChannel(
+            app[CHAT],
+            client,
+            app[REDIS],
+            keys,
+            settings.wechat_reply_budget,
+            settings.max_message_chars,
+        )
+        app[WECHAT] = channel
+        app[DELIVERY].register(CHANNEL, channel)
+        mode = "safe mode (AES)" if app[WECHAT_CRYPTO] else "plain mode"
+        logger.info("WeChat channel on at /webhooks/wechat, %s", mode)
+        yield
+        await channel.drain(timeout=10)

@@ -36,7 +36,7 @@ from bot.conversation_log.store import ConversationLog
 from bot.custom_actions import route as action_route
 from bot.custom_actions.server import ActionServer, InProcessActionEndpoint
 from bot.engine.lock_store import RedisTicketLockStore
-from bot.engine.runtime import RasaEngine, latest_model
+from bot.engine.runtime import RasaEngine
 from bot.engine.tracker_store import AsyncRedisTrackerStore
 from bot.errors import error_middleware
 from bot.events import Events
@@ -53,12 +53,15 @@ from bot.keys import (
     CONVERSATION_LOG,
     DELIVERY,
     EVENTS,
+    HUB,
     KNOWLEDGE,
     LOGIN_THROTTLE,
     MESSAGES,
     MODEL,
     ORDERS,
     REDIS,
+    RELOADER,
+    REVIEW_INDEX,
     SATISFACTION,
     SESSIONS,
     SETTINGS,
@@ -66,8 +69,12 @@ from bot.keys import (
 )
 from bot.orders.demo import RedisDemoOrders
 from bot.orders.http import HttpOrderBackend
+from bot.privacy import keep, mask
 from bot.realtime import close_sockets_on_shutdown, hub_ctx
 from bot.redis_keys import Keys
+from bot.retrain.registry import serving_model
+from bot.retrain.reload import PROMOTED, Reloader
+from bot.review.index import ReviewIndex
 from bot.satisfaction.store import SatisfactionStore
 from bot.settings import Settings
 
@@ -184,6 +191,7 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
     app[CONSOLE] = ConsoleStore(app[REDIS], keys)
     app[EVENTS] = Events(app[REDIS], keys)
     app[DELIVERY] = Delivery(app[EVENTS])
+    app[REVIEW_INDEX] = ReviewIndex(app[REDIS], keys)
     app[CHAT] = ChatService(
         app[CONVERSATION_LOG],
         app[MODEL],
@@ -193,6 +201,8 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
         app[STATES],
         app[KNOWLEDGE].hours,
         app[CLOCK],
+        app[REVIEW_INDEX],
+        mask if app[SETTINGS].mask_pii else keep,
     )
     yield
 
@@ -201,9 +211,13 @@ def _model_ctx(
     preloaded: RasaEngine | None,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def model_ctx(app: web.Application) -> AsyncIterator[None]:
+        reloader = Reloader(app)
+        app[RELOADER] = reloader
+        app[HUB].listeners[PROMOTED].append(reloader.on_event)
         if preloaded is not None:
             await _serve(app, preloaded)
             yield
+            await reloader.close()
             return
         # Loading takes seconds: do it in the background so /healthz answers
         # meanwhile, and /readyz says when the model is there.
@@ -212,6 +226,7 @@ def _model_ctx(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await reloader.close()
 
     return model_ctx
 
@@ -220,7 +235,7 @@ async def _load_and_serve(app: web.Application) -> None:
     settings = app[SETTINGS]
     slot = app[MODEL]
     try:
-        path = latest_model(settings.model_dir)
+        path = serving_model(settings.model_dir)
         engine = await asyncio.to_thread(RasaEngine.load, path)
     except Exception as exc:
         logger.exception("could not load a model from %s", settings.model_dir)
@@ -270,6 +285,7 @@ async def _serve(app: web.Application, engine: RasaEngine) -> None:
     # The model is millions of long-lived objects; moving them out of the
     # collector's reach keeps full collections (and the pauses they cause in
     # every request being served) short.
+    gc.unfreeze()  # a reload: let the previous model be collected once no turn uses it
     gc.collect()
     gc.freeze()
     app[MODEL].engine = engine

@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         "--if-needed", action="store_true", help="skip when an up-to-date model exists"
     )
     train.add_argument("--root", type=Path, default=Path("."), help="project folder (default: .)")
+    train.add_argument(
+        "--no-gate", action="store_true", help="train only: do not score, promote or reload"
+    )
+    sub.add_parser("reload", help="tell running bots to serve the promoted model")
     add_users_parser(sub)
     sub.add_parser("seed-demo-orders", help="put the demo order backend's sample orders in Redis")
     evaluate = sub.add_parser("evaluate", help="evaluate on the held-out file, write reports/")
@@ -93,8 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(result["summary"])
         return 0 if result["targets_met"] else 1
-    from bot.training import train as run_training
+    if args.command == "reload":
+        from bot.retrain.cli import run_reload
 
-    path = run_training(args.root.resolve(), settings.model_dir.resolve(), if_needed=args.if_needed)
-    print(path)
-    return 0
+        return run_reload(settings)
+    from bot.retrain.cli import run_train
+
+    return run_train(args.root.resolve(), settings, args.if_needed, use_gate=not args.no_gate)

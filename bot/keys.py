@@ -23,6 +23,8 @@ from bot.events import Events
 from bot.handoff.states import ConversationStates
 from bot.orders.backend import OrderBackend
 from bot.realtime import Hub
+from bot.retrain.reload import Reloader
+from bot.review.index import ReviewIndex
 from bot.satisfaction.store import SatisfactionStore
 from bot.settings import Settings
 
@@ -43,6 +45,8 @@ STATES = web.AppKey("states", ConversationStates)
 CONSOLE = web.AppKey("console", ConsoleStore)
 EVENTS = web.AppKey("events", Events)
 HUB = web.AppKey("hub", Hub)
+RELOADER = web.AppKey("reloader", Reloader)
+REVIEW_INDEX = web.AppKey("review_index", ReviewIndex)
 DELIVERY = web.AppKey("delivery", Delivery)
 WECHAT = web.AppKey("wechat", WeChatChannel)
 # None in plain mode (no WECHAT_AES_KEY).

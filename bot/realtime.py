@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -37,6 +37,8 @@ class Hub:
         self.customers: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
         self._pubsub: PubSub | None = None
         self._stopped = asyncio.Event()
+        # In-process listeners by event type (a promoted model reloads every process).
+        self.listeners: dict[str, list[Callable[[dict[str, Any]], None]]] = defaultdict(list)
 
     async def run(self) -> None:
         """Relay events from Redis to local sockets; resubscribe after a Redis outage.
@@ -66,6 +68,8 @@ class Hub:
             self._pubsub = None
 
     async def dispatch(self, event: dict[str, Any]) -> None:
+        for listener in self.listeners.get(event.get("type", ""), ()):
+            listener(event)
         await _send_all(self.agents, event)
         sender = CUSTOMER_EVENTS.get(event.get("type", ""))
         if sender is not None:

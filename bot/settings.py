@@ -73,6 +73,15 @@ def _positive(env: Mapping[str, str], name: str, default: N, kind: type[N]) -> N
     return value
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service can be told from outside. See README for each name."""
@@ -112,6 +121,12 @@ class Settings:
     wechat_api_base: str = "https://api.weixin.qq.com"
     wechat_reply_budget: float = 4.0
     wechat_timestamp_window: float = 300.0
+    # Trainers' loop: the project folder holding config.yml and nlu_data/ (relabels
+    # are written there, retraining reads it); log retention; masking in the log.
+    data_root: Path = Path(".")
+    retention_days: int = 180
+    mask_pii: bool = False
+    metrics_token: str | None = None
 
     @property
     def wechat_enabled(self) -> bool:
@@ -188,6 +203,10 @@ class Settings:
             ).rstrip("/"),
             wechat_reply_budget=_positive(env, "WECHAT_REPLY_BUDGET", 4.0, float),
             wechat_timestamp_window=_positive(env, "WECHAT_TIMESTAMP_WINDOW", 300.0, float),
+            data_root=Path(env.get("BOT_DATA_ROOT", "").strip() or "."),
+            retention_days=_positive(env, "BOT_RETENTION_DAYS", 180, int),
+            mask_pii=_flag(env, "BOT_MASK_PII"),
+            metrics_token=env.get("BOT_METRICS_TOKEN", "").strip() or None,
         )
 
     def with_(self, **changes: object) -> Settings:

@@ -21,6 +21,7 @@ from bot.handoff.hours import ServiceHours
 from bot.handoff.standing import standing
 from bot.handoff.states import ASSIGNED, BOT, WAITING, ConversationStates
 from bot.nlu.normalizer import normalize
+from bot.review.index import ReviewIndex, entry_time
 from bot.satisfaction.store import PENDING, SatisfactionStore, parse_rating
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,8 @@ class ChatService:
         states: ConversationStates,
         hours: ServiceHours,
         clock: Callable[[], dt.datetime],
+        index: ReviewIndex,
+        mask: Callable[[str], str],
     ) -> None:
         self._log = log
         self._model = model
@@ -82,6 +85,9 @@ class ChatService:
         self._states = states
         self._hours = hours
         self._clock = clock
+        self._index = index
+        # What is written to the log (masked when BOT_MASK_PII); the NLU reads `text`.
+        self._mask = mask
 
     async def handle(
         self,
@@ -98,7 +104,8 @@ class ChatService:
         can be recorded.
         """
         engine = self._model.require()
-        inbound_id = await self._log.append_inbound(sender_id, channel, text)
+        logged = self._mask(text)
+        inbound_id = await self._log.append_inbound(sender_id, channel, logged)
         state = (await self._states.get(sender_id)).state
         if state in (WAITING, ASSIGNED):
             return await self._with_people(engine, state, channel, sender_id, text, inbound_id)
@@ -112,11 +119,12 @@ class ChatService:
             intent = parse_data["intent"].get("name")
             confidence = float(parse_data["intent"].get("confidence") or 0.0)
             await self._log.annotate(sender_id, inbound_id, parse_data, engine.version)
+            await self._index.add(sender_id, inbound_id, channel, logged, intent, confidence)
             await self._events.publish(
                 "customer_message",
                 sender_id,
                 id=inbound_id,
-                text=text,
+                text=logged,
                 channel=channel,
                 intent=intent,
                 confidence=confidence,
@@ -177,6 +185,7 @@ class ChatService:
         have the conversation or there is nothing to say.
         """
         inbound_id = await self._log.append_inbound(sender_id, channel, description)
+        await self._index.add(sender_id, inbound_id, channel, description, None, 0.0)
         state = (await self._states.get(sender_id)).state
         await self._events.publish(
             "customer_message",
@@ -227,11 +236,13 @@ class ChatService:
             raise
         except Exception:  # the agent still gets the message, without an intent
             logger.exception("could not classify %r (entry %s)", sender_id, inbound_id)
+        logged = self._mask(text)
+        await self._index.add(sender_id, inbound_id, channel, logged, intent, confidence)
         await self._events.publish(
             "customer_message",
             sender_id,
             id=inbound_id,
-            text=text,
+            text=logged,
             channel=channel,
             intent=intent,
             confidence=confidence,
@@ -270,6 +281,7 @@ class ChatService:
             await self._satisfaction.decline(sender_id)
             return None
         await self._satisfaction.record(sender_id, rating)
+        await self._index.rated(sender_id, rating, entry_time(inbound_id))
         parse = {
             "intent": {"name": RATING_INTENT, "confidence": 1.0},
             "entities": [{"entity": "rating", "value": rating}],

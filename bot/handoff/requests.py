@@ -11,6 +11,7 @@ from bot.handoff.hours import ServiceHours
 from bot.handoff.standing import Standing, standing
 from bot.handoff.states import ConversationStates
 from bot.redis_keys import Keys
+from bot.review.index import ReviewIndex
 
 # Why a conversation went to a person; recorded on the conversation.
 REASONS = (
@@ -33,6 +34,7 @@ class HandoffRequests:
         self._redis = redis
         self._keys = keys
         self.states = ConversationStates(redis, keys)
+        self._index = ReviewIndex(redis, keys)
 
     async def request(self, conversation: str, reason: str, text: str) -> None:
         """Record that `conversation` needs a person; an earlier request keeps its place."""
@@ -47,6 +49,7 @@ class HandoffRequests:
             )
             await pipe.execute()
         await self.states.escalate(conversation, reason)
+        await self._index.escalated(conversation, reason, now)
 
     async def standing(
         self, conversation: str, hours: ServiceHours, now: dt.datetime

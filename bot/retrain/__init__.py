@@ -1,0 +1,1 @@
+"""Retrain, gate, promote, reload: how a trainer's relabels reach the running bot."""

@@ -1,0 +1,1 @@
+"""Trainers' review: finding misunderstood messages, relabelling them into nlu_data/."""

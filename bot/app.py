@@ -61,6 +61,7 @@ from bot.keys import (
     ORDERS,
     REDIS,
     RELOADER,
+    RETRAIN,
     REVIEW_INDEX,
     SATISFACTION,
     SESSIONS,
@@ -72,8 +73,10 @@ from bot.orders.http import HttpOrderBackend
 from bot.privacy import keep, mask
 from bot.realtime import close_sockets_on_shutdown, hub_ctx
 from bot.redis_keys import Keys
+from bot.retrain.jobs import RetrainJobs
 from bot.retrain.registry import serving_model
 from bot.retrain.reload import PROMOTED, Reloader
+from bot.review import api as review_api
 from bot.review.index import ReviewIndex
 from bot.satisfaction.store import SatisfactionStore
 from bot.settings import Settings
@@ -113,6 +116,7 @@ def create_app(
     account_routes.setup(app)
     console_api.setup(app)
     console_page.setup(app)
+    review_api.setup(app)
     action_route.setup(app)
     return app
 
@@ -192,6 +196,7 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
     app[EVENTS] = Events(app[REDIS], keys)
     app[DELIVERY] = Delivery(app[EVENTS])
     app[REVIEW_INDEX] = ReviewIndex(app[REDIS], keys)
+    app[RETRAIN] = RetrainJobs(app[REDIS], keys, app[SETTINGS])
     app[CHAT] = ChatService(
         app[CONVERSATION_LOG],
         app[MODEL],
@@ -205,6 +210,7 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
         mask if app[SETTINGS].mask_pii else keep,
     )
     yield
+    await app[RETRAIN].close()
 
 
 def _model_ctx(
@@ -258,8 +264,8 @@ async def _serve(app: web.Application, engine: RasaEngine) -> None:
     keys = Keys(settings.key_prefix)
     executor = ActionExecutor()
     deps = ActionDeps(
-        handoff=HandoffRequests(redis, keys),
-        feedback=FeedbackLog(redis, keys),
+        handoff=HandoffRequests(redis, keys, mask if settings.mask_pii else keep),
+        feedback=FeedbackLog(redis, keys, mask if settings.mask_pii else keep),
         knowledge=app[KNOWLEDGE],
         messages=app[MESSAGES],
         orders=app[ORDERS],

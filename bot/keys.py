@@ -23,6 +23,7 @@ from bot.events import Events
 from bot.handoff.states import ConversationStates
 from bot.orders.backend import OrderBackend
 from bot.realtime import Hub
+from bot.retrain.jobs import RetrainJobs
 from bot.retrain.reload import Reloader
 from bot.review.index import ReviewIndex
 from bot.satisfaction.store import SatisfactionStore
@@ -46,6 +47,7 @@ CONSOLE = web.AppKey("console", ConsoleStore)
 EVENTS = web.AppKey("events", Events)
 HUB = web.AppKey("hub", Hub)
 RELOADER = web.AppKey("reloader", Reloader)
+RETRAIN = web.AppKey("retrain", RetrainJobs)
 REVIEW_INDEX = web.AppKey("review_index", ReviewIndex)
 DELIVERY = web.AppKey("delivery", Delivery)
 WECHAT = web.AppKey("wechat", WeChatChannel)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -13,9 +14,12 @@ KINDS = ("complaint", "praise", "suggestion")
 
 
 class FeedbackLog:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, mask: Callable[[str], str] = lambda text: text
+    ) -> None:
         self._redis = redis
         self._keys = keys
+        self._mask = mask  # BOT_MASK_PII: the customer's words are kept masked
 
     async def record(self, kind: str, conversation: str, text: str, channel: str = "") -> str:
         if kind not in KINDS:
@@ -23,7 +27,7 @@ class FeedbackLog:
         fields = {
             "kind": kind,
             "conversation": conversation,
-            "text": text,
+            "text": self._mask(text),
             "channel": channel,
             "ts": repr(time.time()),
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 
 from redis.asyncio import Redis
 
@@ -30,9 +31,12 @@ REASONS = (
 class HandoffRequests:
     """Escalations: the reason and the customer's words, and a place in the queue."""
 
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, mask: Callable[[str], str] = lambda text: text
+    ) -> None:
         self._redis = redis
         self._keys = keys
+        self._mask = mask
         self.states = ConversationStates(redis, keys)
         self._index = ReviewIndex(redis, keys)
 
@@ -45,7 +49,7 @@ class HandoffRequests:
             pipe.rpush(self._keys.handoff_reasons(conversation), reason)
             pipe.hset(
                 self._keys.handoff(conversation),
-                mapping={"reason": reason, "text": text, "requested_at": repr(now)},
+                mapping={"reason": reason, "text": self._mask(text), "requested_at": repr(now)},
             )
             await pipe.execute()
         await self.states.escalate(conversation, reason)

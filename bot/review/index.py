@@ -121,16 +121,27 @@ class ReviewIndex:
         return await self._range(sets, query)
 
     async def conversations(
-        self, reason: str | None, rated_low: bool, query: Query
+        self, reasons: list[str], rated_low: bool, query: Query
     ) -> tuple[int, list[str]]:
-        sets = []
-        if reason:
-            sets.append(self.key("conv", "escalated", reason))
+        """Conversations escalated for any of `reasons` and/or rated 1-2, newest first."""
+        sets, union = [], None
+        if len(reasons) == 1:
+            sets.append(self.key("conv", "escalated", reasons[0]))
+        elif reasons:
+            union = self.key("tmp", uuid.uuid4().hex)
+            await self._redis.zunionstore(
+                union, [self.key("conv", "escalated", r) for r in reasons], aggregate="MAX"
+            )
+            sets.append(union)
         if rated_low:
             sets.append(self.key("conv", "rated_low"))
         if not sets:
             return 0, []
-        return await self._range(sets, query)
+        try:
+            return await self._range(sets, query)
+        finally:
+            if union:
+                await self._redis.delete(union)
 
     async def _range(self, sets: list[str], query: Query) -> tuple[int, list[str]]:
         low = "-inf" if query.since is None else query.since

@@ -1,0 +1,111 @@
+"""Retraining started from the review page: one job at a time, in a child process.
+
+Training holds a CPU core for its whole run, so it runs as `python -m bot train`
+in a child process (the same command a trainer types), never in the serving
+event loop. Its step lines are kept in Redis, so the page on any process can
+show progress; when the gate promotes the model, the command itself tells
+every bot process to switch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from typing import Any
+
+from redis.asyncio import Redis
+
+from bot.errors import ApiError
+from bot.redis_keys import Keys
+from bot.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+LOCK_SECONDS = 1800
+LOG_LINES = 200
+# `python -m bot train` exit codes: 0 promoted (or already serving), 3 refused by the gate.
+OUTCOMES = {0: "promoted", 3: "refused"}
+
+
+class RetrainJobs:
+    def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
+        self._redis = redis
+        self._settings = settings
+        self._key = f"{keys.prefix}:retrain:job"
+        self._log = f"{keys.prefix}:retrain:log"
+        self._lock = f"{keys.prefix}:retrain:lock"
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self, by: str) -> dict[str, Any]:
+        job = uuid.uuid4().hex[:12]
+        if not await self._redis.set(self._lock, job, nx=True, ex=LOCK_SECONDS):
+            raise ApiError(409, "retrain_running", "A retraining is already running.")
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._key, self._log)
+            pipe.hset(
+                self._key,
+                mapping={"id": job, "state": "running", "by": by, "started": repr(time.time())},
+            )
+            await pipe.execute()
+        task = asyncio.create_task(self._run(job))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return await self.status()
+
+    async def status(self) -> dict[str, Any]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self._key)
+            pipe.lrange(self._log, 0, -1)
+            raw, lines = await pipe.execute()
+        status: dict[str, Any] = dict(raw) or {"state": "idle"}
+        if "gate" in status:
+            status["gate"] = json.loads(status["gate"])
+        status["log"] = lines
+        return status
+
+    async def _run(self, job: str) -> None:
+        settings = self._settings
+        root = settings.data_root.resolve()
+        env = {
+            **os.environ,
+            "BOT_MODEL_DIR": str(settings.model_dir.resolve()),
+            "REDIS_URL": settings.redis_url,
+            "BOT_KEY_PREFIX": settings.key_prefix,
+            "BOT_LOG_LEVEL": "WARNING",
+            "RASA_TELEMETRY_ENABLED": "false",
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+        }
+        state = "failed"
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", "train", "--root", str(root),
+                cwd=root, env=env,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+            assert proc.stdout is not None
+            async for raw in proc.stdout:
+                line = raw.decode("utf-8", "replace").rstrip()
+                if line:
+                    await self._redis.rpush(self._log, line[:500])
+                    await self._redis.ltrim(self._log, -LOG_LINES, -1)
+            state = OUTCOMES.get(await proc.wait(), "failed")
+            gate = root / "reports" / "gate.json"
+            fields = {"state": state, "finished": repr(time.time())}
+            if state != "failed" and gate.is_file():
+                fields["gate"] = gate.read_text(encoding="utf-8")
+            await self._redis.hset(self._key, mapping=fields)
+        except Exception:
+            logger.exception("retraining job %s failed", job)
+            await self._redis.hset(self._key, mapping={"state": "failed"})
+        finally:
+            await self._redis.delete(self._lock)
+            logger.info("retraining job %s: %s", job, state)
+
+    async def close(self) -> None:
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=5)

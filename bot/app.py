@@ -67,6 +67,7 @@ from bot.keys import (
     SESSIONS,
     SETTINGS,
     STATES,
+    STATS,
 )
 from bot.orders.demo import RedisDemoOrders
 from bot.orders.http import HttpOrderBackend
@@ -80,6 +81,9 @@ from bot.review import api as review_api
 from bot.review.index import ReviewIndex
 from bot.satisfaction.store import SatisfactionStore
 from bot.settings import Settings
+from bot.stats import api as stats_api
+from bot.stats.metrics import Metrics
+from bot.stats.recorder import Stats
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +121,7 @@ def create_app(
     console_api.setup(app)
     console_page.setup(app)
     review_api.setup(app)
+    stats_api.setup(app)
     action_route.setup(app)
     return app
 
@@ -189,7 +194,14 @@ async def order_backend_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
     keys = Keys(app[SETTINGS].key_prefix)
-    app[CONVERSATION_LOG] = ConversationLog(app[REDIS], keys)
+    app[STATS] = Stats(
+        app[REDIS],
+        keys,
+        app[KNOWLEDGE].hours.timezone,
+        app[SETTINGS].retention_days,
+        Metrics(),
+    )
+    app[CONVERSATION_LOG] = ConversationLog(app[REDIS], keys, app[STATS])
     app[SATISFACTION] = SatisfactionStore(app[REDIS], keys)
     app[STATES] = ConversationStates(app[REDIS], keys)
     app[CONSOLE] = ConsoleStore(app[REDIS], keys)
@@ -208,6 +220,7 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
         app[CLOCK],
         app[REVIEW_INDEX],
         mask if app[SETTINGS].mask_pii else keep,
+        app[STATS],
     )
     yield
     await app[RETRAIN].close()
@@ -264,7 +277,7 @@ async def _serve(app: web.Application, engine: RasaEngine) -> None:
     keys = Keys(settings.key_prefix)
     executor = ActionExecutor()
     deps = ActionDeps(
-        handoff=HandoffRequests(redis, keys, mask if settings.mask_pii else keep),
+        handoff=HandoffRequests(redis, keys, mask if settings.mask_pii else keep, app[STATS]),
         feedback=FeedbackLog(redis, keys, mask if settings.mask_pii else keep),
         knowledge=app[KNOWLEDGE],
         messages=app[MESSAGES],
@@ -296,4 +309,5 @@ async def _serve(app: web.Application, engine: RasaEngine) -> None:
     gc.freeze()
     app[MODEL].engine = engine
     app[MODEL].error = None
+    app[STATS].metrics.serving(engine.version)
     logger.info("serving model %s", engine.version)

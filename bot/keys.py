@@ -28,6 +28,7 @@ from bot.retrain.reload import Reloader
 from bot.review.index import ReviewIndex
 from bot.satisfaction.store import SatisfactionStore
 from bot.settings import Settings
+from bot.stats.recorder import Stats
 
 SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", Redis)
@@ -46,6 +47,7 @@ STATES = web.AppKey("states", ConversationStates)
 CONSOLE = web.AppKey("console", ConsoleStore)
 EVENTS = web.AppKey("events", Events)
 HUB = web.AppKey("hub", Hub)
+STATS = web.AppKey("stats", Stats)
 RELOADER = web.AppKey("reloader", Reloader)
 RETRAIN = web.AppKey("retrain", RetrainJobs)
 REVIEW_INDEX = web.AppKey("review_index", ReviewIndex)

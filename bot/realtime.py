@@ -34,6 +34,7 @@ class Hub:
         self._redis = redis
         self._channel = channel
         self.agents: set[web.WebSocketResponse] = set()
+        self.agent_names: dict[web.WebSocketResponse, str] = {}
         self.customers: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
         self._pubsub: PubSub | None = None
         self._stopped = asyncio.Event()
@@ -80,17 +81,20 @@ class Hub:
             await _send_all(self.customers.get(event.get("conversation", ""), set()), customer_view)
 
     async def serve(
-        self, request: web.Request, sockets: set[web.WebSocketResponse]
+        self, request: web.Request, sockets: set[web.WebSocketResponse], who: str | None = None
     ) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=30)
         await ws.prepare(request)
         sockets.add(ws)
+        if who is not None:
+            self.agent_names[ws] = who
         try:
             async for message in ws:  # the client only listens; pings are answered by aiohttp
                 if message.type == WSMsgType.ERROR:
                     break
         finally:
             sockets.discard(ws)
+            self.agent_names.pop(ws, None)
         return ws
 
     def stop(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from bot.handoff.states import ASSIGNED, BOT, WAITING, ConversationStates
 from bot.nlu.normalizer import normalize
 from bot.review.index import ReviewIndex, entry_time
 from bot.satisfaction.store import PENDING, SatisfactionStore, parse_rating
+from bot.stats.recorder import Stats
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +78,7 @@ class ChatService:
         clock: Callable[[], dt.datetime],
         index: ReviewIndex,
         mask: Callable[[str], str],
+        stats: Stats,
     ) -> None:
         self._log = log
         self._model = model
@@ -88,6 +91,7 @@ class ChatService:
         self._index = index
         # What is written to the log (masked when BOT_MASK_PII); the NLU reads `text`.
         self._mask = mask
+        self._stats = stats
 
     async def handle(
         self,
@@ -104,6 +108,7 @@ class ChatService:
         can be recorded.
         """
         engine = self._model.require()
+        started = time.monotonic()
         logged = self._mask(text)
         inbound_id = await self._log.append_inbound(sender_id, channel, logged)
         state = (await self._states.get(sender_id)).state
@@ -115,11 +120,11 @@ class ChatService:
         intent: str | None = None
         confidence = 0.0
         try:
-            parse_data = engine.parse(text, sender_id)
+            parse_data = self._parse(engine, text, sender_id)
             intent = parse_data["intent"].get("name")
             confidence = float(parse_data["intent"].get("confidence") or 0.0)
             await self._log.annotate(sender_id, inbound_id, parse_data, engine.version)
-            await self._index.add(sender_id, inbound_id, channel, logged, intent, confidence)
+            await self._classified(sender_id, inbound_id, channel, logged, intent, confidence)
             await self._events.publish(
                 "customer_message",
                 sender_id,
@@ -162,6 +167,9 @@ class ChatService:
                 for r in replies
             ],
         )
+        elapsed = time.monotonic() - started
+        await self._stats.duration("bot_response", elapsed)
+        self._stats.metrics.turn_seconds.observe(elapsed)
         await self._events.publish(
             "bot_message", sender_id, texts=[r.text for r in replies], channel=channel
         )
@@ -174,6 +182,26 @@ class ChatService:
             confidence=confidence,
             state=after,
         )
+
+    def _parse(self, engine: RasaEngine, text: str, sender_id: str) -> dict[str, Any]:
+        started = time.monotonic()
+        parse_data = engine.parse(text, sender_id)
+        self._stats.metrics.nlu_seconds.observe(time.monotonic() - started)
+        return parse_data
+
+    async def _classified(
+        self,
+        sender_id: str,
+        inbound_id: str,
+        channel: str,
+        logged: str,
+        intent: str | None,
+        confidence: float,
+    ) -> None:
+        """Index the message for review and count its intent for the KPIs."""
+        await self._index.add(sender_id, inbound_id, channel, logged, intent, confidence)
+        if intent:
+            await self._stats.classified(intent, logged, entry_time(inbound_id))
 
     async def handle_unreadable(
         self, channel: str, sender_id: str, description: str, reply_key: str | None
@@ -227,8 +255,9 @@ class ChatService:
         """
         intent: str | None = None
         confidence = 0.0
+        logged = self._mask(text)
         try:
-            parse_data = engine.parse(text, sender_id)
+            parse_data = self._parse(engine, text, sender_id)
             intent = parse_data["intent"].get("name")
             confidence = float(parse_data["intent"].get("confidence") or 0.0)
             await self._log.annotate(sender_id, inbound_id, parse_data, engine.version)
@@ -236,8 +265,7 @@ class ChatService:
             raise
         except Exception:  # the agent still gets the message, without an intent
             logger.exception("could not classify %r (entry %s)", sender_id, inbound_id)
-        logged = self._mask(text)
-        await self._index.add(sender_id, inbound_id, channel, logged, intent, confidence)
+        await self._classified(sender_id, inbound_id, channel, logged, intent, confidence)
         await self._events.publish(
             "customer_message",
             sender_id,
@@ -282,6 +310,7 @@ class ChatService:
             return None
         await self._satisfaction.record(sender_id, rating)
         await self._index.rated(sender_id, rating, entry_time(inbound_id))
+        await self._stats.rating(rating, entry_time(inbound_id))
         parse = {
             "intent": {"name": RATING_INTENT, "confidence": 1.0},
             "entities": [{"entity": "rating", "value": rating}],

@@ -30,6 +30,7 @@ from bot.keys import (
     MESSAGES,
     SETTINGS,
     STATES,
+    STATS,
 )
 
 WORKERS = ("agent", "admin")
@@ -128,6 +129,7 @@ async def _transition(request: web.Request, action: str) -> web.Response:
     states = request.app[STATES]
     # An admin may act on a conversation another agent holds; an agent only on their own.
     holder = "" if session.role == "admin" else session.username
+    before = await states.get(cid)
     try:
         if action == "claim":
             await states.claim(cid, session.username)
@@ -150,6 +152,11 @@ async def _transition(request: web.Request, action: str) -> web.Response:
     except InvalidTransition as exc:
         raise ApiError(409, "conflict", str(exc)) from exc
     handoff = await states.get(cid)
+    stats = request.app[STATS]
+    if action == "claim":
+        await stats.duration("queue_wait", handoff.claimed_at - handoff.waiting_since)
+    elif action in ("release", "close") and before.claimed_at:
+        await stats.duration("handling", handoff.since - before.claimed_at)
     await request.app[EVENTS].publish("state", cid, state=handoff.state, agent=handoff.agent)
     notice = NOTICES.get(action)
     if notice is not None:
@@ -202,6 +209,8 @@ async def reply(request: web.Request) -> web.Response:
         cid, channel, [Outbound(text=text, action=f"agent:{session.username}")]
     )
     await _touch(request, cid, session.username)
+    if await request.app[STATES].first_answer(cid):
+        await request.app[STATS].duration("human_response", time.time() - handoff.queued_at)
     # `pushed` false: the channel cannot send unprompted (the REST webhook) or
     # refused (WeChat's 48-hour window); the reply is logged either way.
     try:
@@ -259,9 +268,9 @@ async def put_canned(request: web.Request) -> web.Response:
 
 async def live(request: web.Request) -> web.WebSocketResponse:
     """Every event, live, for a signed-in agent."""
-    await require(request, *WORKERS)
+    session = await require(request, *WORKERS)
     hub = request.app[HUB]
-    return await hub.serve(request, hub.agents)
+    return await hub.serve(request, hub.agents, who=session.username)
 
 
 def setup(app: web.Application) -> None:

@@ -14,11 +14,14 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 
 from bot.redis_keys import Keys
+
+if TYPE_CHECKING:
+    from bot.stats.recorder import Stats
 
 INBOUND = "in"
 OUTBOUND = "out"
@@ -59,9 +62,10 @@ class ConversationSummary:
 
 
 class ConversationLog:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, stats: Stats | None = None) -> None:
         self._redis = redis
         self._keys = keys
+        self._stats = stats  # every logged message is counted for the KPIs
 
     async def append_inbound(
         self, conversation: str, channel: str, text: str, now: float | None = None
@@ -70,6 +74,8 @@ class ConversationLog:
         ts = time.time() if now is None else now
         entry = {"ts": repr(ts), "channel": channel, "direction": INBOUND, "text": text}
         ids = await self._append(conversation, channel, [entry], ts, text, from_customer=True)
+        if self._stats is not None:
+            await self._stats.inbound(conversation, channel, ts)
         return ids[0]
 
     async def annotate(
@@ -117,7 +123,11 @@ class ConversationLog:
             if reply.data:
                 entry["data"] = json.dumps(reply.data, ensure_ascii=False)
             entries.append(entry)
-        return await self._append(conversation, channel, entries, ts, replies[-1].text)
+        ids = await self._append(conversation, channel, entries, ts, replies[-1].text)
+        if self._stats is not None:
+            by_agent = any((r.action or "").startswith("agent:") for r in replies)
+            await self._stats.outbound(channel, len(replies), by_agent, ts)
+        return ids
 
     async def _append(
         self,

@@ -13,6 +13,7 @@ from bot.handoff.standing import Standing, standing
 from bot.handoff.states import ConversationStates
 from bot.redis_keys import Keys
 from bot.review.index import ReviewIndex
+from bot.stats.recorder import Stats
 
 # Why a conversation went to a person; recorded on the conversation.
 REASONS = (
@@ -32,11 +33,16 @@ class HandoffRequests:
     """Escalations: the reason and the customer's words, and a place in the queue."""
 
     def __init__(
-        self, redis: Redis, keys: Keys, mask: Callable[[str], str] = lambda text: text
+        self,
+        redis: Redis,
+        keys: Keys,
+        mask: Callable[[str], str] = lambda text: text,
+        stats: Stats | None = None,
     ) -> None:
         self._redis = redis
         self._keys = keys
         self._mask = mask
+        self._stats = stats
         self.states = ConversationStates(redis, keys)
         self._index = ReviewIndex(redis, keys)
 
@@ -54,6 +60,8 @@ class HandoffRequests:
             await pipe.execute()
         await self.states.escalate(conversation, reason)
         await self._index.escalated(conversation, reason, now)
+        if self._stats is not None:
+            await self._stats.escalation(conversation, reason, now)
 
     async def standing(
         self, conversation: str, hours: ServiceHours, now: dt.datetime

@@ -12,7 +12,8 @@ nothing. The state lives in our own keys, not in Rasa's tracker, whose
 Layout (``P`` the key prefix):
 - ``P:handoff:{conversation}:state`` hash: state, reason, priority, agent,
   since (entered this state), waiting_since, queued_at (first queued: a conversation
-  returned to the queue keeps its place), announced, tag, version (bumped on every change)
+  returned to the queue keeps its place), claimed_at, announced, answered (an agent
+  replied since it was queued), tag, version (bumped on every change)
 - ``P:handoff:waiting`` sorted set: waiting conversations, in serving order
 - ``P:handoff:waits`` list: the latest queue waiting times, seconds, newest first
 - ``P:handoff:assigned`` sorted set: assigned conversations by their agent's
@@ -65,13 +66,13 @@ if action == 'escalate' then
   local priority = tonumber(ARGV[4])
   redis.call('HSET', KEYS[1], 'reason', ARGV[3], 'priority', priority)
   redis.call('HSET', KEYS[1], 'waiting_since', now, 'queued_at', now, 'agent', '')
-  redis.call('HDEL', KEYS[1], 'announced')
+  redis.call('HDEL', KEYS[1], 'announced', 'answered')
   redis.call('ZADD', KEYS[2], priority * 10000000000 + now, cid)
   return {1, state}
 elseif action == 'claim' then
   if state ~= 'waiting' then return {0, state} end
   enter('assigned')
-  redis.call('HSET', KEYS[1], 'agent', ARGV[3])
+  redis.call('HSET', KEYS[1], 'agent', ARGV[3], 'claimed_at', now)
   redis.call('ZREM', KEYS[2], cid)
   redis.call('ZADD', KEYS[4], now, cid)
   local since = tonumber(redis.call('HGET', KEYS[1], 'waiting_since') or now)
@@ -142,6 +143,8 @@ class Handoff:
     tag: str = ""
     version: int = 0
     announced: float = 0.0
+    queued_at: float = 0.0
+    claimed_at: float = 0.0
 
 
 class ConversationStates:
@@ -206,6 +209,13 @@ class ConversationStates:
             return False
         return True
 
+    async def first_answer(self, conversation: str) -> bool:
+        """True the first time an agent answers since the conversation was queued."""
+        field = await self._redis.hsetnx(
+            self._keys.handoff_state(conversation), "answered", time.time()
+        )
+        return bool(field)
+
     async def idle(self, before: float) -> list[str]:
         """Assigned conversations whose agent has done nothing since `before`."""
         return list(await self._redis.zrangebyscore(self._keys.handoff_assigned, "-inf", before))
@@ -230,6 +240,8 @@ class ConversationStates:
             tag=raw.get("tag", ""),
             version=int(raw.get("version", 0)),
             announced=float(raw.get("announced", 0)),
+            queued_at=float(raw.get("queued_at", 0)),
+            claimed_at=float(raw.get("claimed_at", 0)),
         )
 
     async def waiting(self) -> list[str]:

@@ -1,0 +1,1 @@
+"""KPIs for the brand and Prometheus metrics for operators."""

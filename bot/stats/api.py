@@ -1,0 +1,79 @@
+"""`/stats`, `GET /api/stats` (trainers, admins) and `GET /metrics` (Prometheus)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+from pathlib import Path
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from bot.accounts.routes import require
+from bot.errors import ApiError
+from bot.jsonutil import json_response
+from bot.keys import HUB, MODEL, REDIS, SETTINGS, STATS
+from bot.redis_keys import Keys
+from bot.stats.kpis import kpis
+
+STATIC = Path(__file__).parent / "static"
+DEFAULT_DAYS = 30
+MAX_DAYS = 366
+
+
+def _date(request: web.Request, name: str, default: dt.date) -> dt.date:
+    raw = request.query.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(400, "invalid_date", f"`{name}` must be YYYY-MM-DD.") from None
+
+
+async def stats(request: web.Request) -> web.Response:
+    await require(request, "trainer", "admin")
+    recorder = request.app[STATS]
+    today = dt.datetime.now(recorder.tz).date()
+    last = _date(request, "to", today)
+    first = _date(request, "from", last - dt.timedelta(days=DEFAULT_DAYS - 1))
+    if first > last:
+        raise ApiError(400, "invalid_range", "`from` must not be after `to`.")
+    if (last - first).days >= MAX_DAYS:
+        raise ApiError(400, "invalid_range", f"At most {MAX_DAYS} days at a time.")
+    return json_response(await kpis(request.app[REDIS], recorder, first, last))
+
+
+async def metrics(request: web.Request) -> web.Response:
+    token = request.app[SETTINGS].metrics_token
+    if token is not None:
+        sent = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+            raise ApiError(
+                401, "unauthorized", "Send `Authorization: Bearer` with BOT_METRICS_TOKEN."
+            )
+    recorder = request.app[STATS]
+    keys = Keys(request.app[SETTINGS].key_prefix)
+    recorder.metrics.queue_length.set(await request.app[REDIS].zcard(keys.handoff_waiting))
+    recorder.metrics.agents_online.set(len(set(request.app[HUB].agent_names.values())))
+    engine = request.app[MODEL].engine
+    if engine is not None:
+        recorder.metrics.serving(engine.version)
+    body = generate_latest(recorder.metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def page(request: web.Request) -> web.FileResponse:
+    from bot.console.page import POLICY
+
+    return web.FileResponse(
+        STATIC / "index.html",
+        headers={"Cache-Control": "no-cache", "Content-Security-Policy": POLICY},
+    )
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/stats", page)
+    app.router.add_static("/stats/static/", STATIC, append_version=True)
+    app.router.add_get("/api/stats", stats)
+    app.router.add_get("/metrics", metrics)

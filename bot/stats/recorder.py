@@ -1,0 +1,130 @@
+"""What the KPIs are computed from, recorded as things happen, per day.
+
+Days are the brand's (the service hours' timezone). Per day ``D``:
+
+- ``P:stats:{D}``              hash: counters (messages in/out by channel, classified
+                                and fallback messages, intents, escalations by reason,
+                                CSAT sum and count)
+- ``P:stats:{D}:conv``         set: conversations with a customer message that day
+- ``P:stats:{D}:escalated``    set: conversations escalated that day
+- ``P:stats:{D}:unrecognized`` sorted set: fallback messages (masked, normalised) by count
+- ``P:stats:{D}:t:{name}``     list: durations in seconds: ``bot_response`` (message to
+                                the bot's reply), ``human_response`` (queued to the first
+                                agent reply), ``queue_wait`` (queued to claimed),
+                                ``handling`` (claimed to released or closed)
+
+Every key expires after the retention period. The same calls feed the
+Prometheus metrics of this process (`bot/stats/metrics.py`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from zoneinfo import ZoneInfo
+
+from redis.asyncio import Redis
+
+from bot.nlu.normalizer import normalize
+from bot.redis_keys import Keys
+from bot.stats.metrics import Metrics
+
+FALLBACK = "nlu_fallback"
+DURATIONS = ("bot_response", "human_response", "queue_wait", "handling")
+# Durations kept per day and kind: enough for medians and p90s of a busy day.
+MAX_SAMPLES = 20_000
+
+
+class Stats:
+    def __init__(
+        self, redis: Redis, keys: Keys, tz: ZoneInfo, retention_days: int, metrics: Metrics
+    ) -> None:
+        self._redis = redis
+        self._prefix = f"{keys.prefix}:stats"
+        self.tz = tz
+        self._ttl = (retention_days + 2) * 86400
+        self.metrics = metrics
+
+    def day(self, ts: float) -> str:
+        return dt.datetime.fromtimestamp(ts, self.tz).date().isoformat()
+
+    def key(self, day: str, *parts: str) -> str:
+        return ":".join((self._prefix, day, *parts))
+
+    async def inbound(self, conversation: str, channel: str, ts: float | None = None) -> None:
+        """A customer message was logged."""
+        ts = time.time() if ts is None else ts
+        day = self.day(ts)
+        counters, conversations = self.key(day), self.key(day, "conv")
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(counters, "messages_in", 1)
+            pipe.hincrby(counters, f"in:{channel}", 1)
+            pipe.sadd(conversations, conversation)
+            pipe.expire(counters, self._ttl)
+            pipe.expire(conversations, self._ttl)
+            await pipe.execute()
+        self.metrics.messages.labels(channel, "in").inc()
+
+    async def classified(self, intent: str, text: str, ts: float | None = None) -> None:
+        """The NLU's verdict on a customer message (`text` as logged, masked if so configured)."""
+        ts = time.time() if ts is None else ts
+        day = self.day(ts)
+        counters = self.key(day)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(counters, "classified", 1)
+            pipe.hincrby(counters, f"intent:{intent}", 1)
+            if intent == FALLBACK:
+                pipe.hincrby(counters, "fallback", 1)
+                unrecognized = self.key(day, "unrecognized")
+                pipe.zincrby(unrecognized, 1, normalize(text)[:200])
+                pipe.expire(unrecognized, self._ttl)
+            pipe.expire(counters, self._ttl)
+            await pipe.execute()
+
+    async def outbound(
+        self, channel: str, count: int, by_agent: bool = False, ts: float | None = None
+    ) -> None:
+        """Messages to the customer were logged (the bot's, an agent's, notices)."""
+        ts = time.time() if ts is None else ts
+        counters = self.key(self.day(ts))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(counters, "messages_out", count)
+            pipe.hincrby(counters, f"out:{channel}", count)
+            if by_agent:
+                pipe.hincrby(counters, "agent_messages", count)
+            pipe.expire(counters, self._ttl)
+            await pipe.execute()
+        self.metrics.messages.labels(channel, "out").inc(count)
+
+    async def escalation(self, conversation: str, reason: str, ts: float | None = None) -> None:
+        ts = time.time() if ts is None else ts
+        day = self.day(ts)
+        counters, escalated = self.key(day), self.key(day, "escalated")
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(counters, "escalations", 1)
+            pipe.hincrby(counters, f"escalation:{reason}", 1)
+            pipe.sadd(escalated, conversation)
+            pipe.expire(counters, self._ttl)
+            pipe.expire(escalated, self._ttl)
+            await pipe.execute()
+        self.metrics.escalations.labels(reason).inc()
+
+    async def duration(self, name: str, seconds: float, ts: float | None = None) -> None:
+        if name not in DURATIONS:
+            raise ValueError(f"unknown duration {name!r}")
+        ts = time.time() if ts is None else ts
+        key = self.key(self.day(ts), "t", name)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.rpush(key, round(max(seconds, 0.0), 3))
+            pipe.ltrim(key, -MAX_SAMPLES, -1)
+            pipe.expire(key, self._ttl)
+            await pipe.execute()
+
+    async def rating(self, rating: int, ts: float | None = None) -> None:
+        ts = time.time() if ts is None else ts
+        counters = self.key(self.day(ts))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(counters, "csat_count", 1)
+            pipe.hincrby(counters, "csat_sum", rating)
+            pipe.expire(counters, self._ttl)
+            await pipe.execute()

@@ -74,6 +74,7 @@ from bot.orders.http import HttpOrderBackend
 from bot.privacy import keep, mask
 from bot.realtime import close_sockets_on_shutdown, hub_ctx
 from bot.redis_keys import Keys
+from bot.retention import retention_ctx
 from bot.retrain.jobs import RetrainJobs
 from bot.retrain.registry import serving_model
 from bot.retrain.reload import PROMOTED, Reloader
@@ -111,6 +112,7 @@ def create_app(
     app.cleanup_ctx.append(hub_ctx)
     app.on_shutdown.append(close_sockets_on_shutdown)  # type: ignore[arg-type]  # aiosignal typing
     app.cleanup_ctx.append(sweeper_ctx)
+    app.cleanup_ctx.append(retention_ctx)
     app.cleanup_ctx.append(_model_ctx(engine))
     wechat.setup(app, settings)  # its routes and client, when WeChat is configured
     health.setup(app)

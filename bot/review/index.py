@@ -174,23 +174,27 @@ class ReviewIndex:
         values = await self._redis.hmget(self.key("labels"), items)
         return {i: json.loads(v) for i, v in zip(items, values, strict=True) if v}
 
-    async def forget(self, conversation: str, entries: list[tuple[str, str]]) -> None:
-        """Remove a conversation's messages (entry id, text) from every index (retention)."""
-        items = [ref(conversation, e) for e, _ in entries]
+    async def forget_many(self, conversations: list[tuple[str, list[tuple[str, str]]]]) -> None:
+        """Remove conversations' messages, given as (entry id, text), from every index."""
+        if not conversations:
+            return
+        items = [ref(c, e) for c, entries in conversations for e, _ in entries]
+        names = {c for c, _ in conversations}
         async with self._redis.pipeline(transaction=False) as pipe:
-            for item, (_, text) in zip(items, entries, strict=True):
-                for token in tokens(text):
-                    pipe.zrem(self.key("word", token), item)
+            for conversation, entries in conversations:
+                for entry_id, text in entries:
+                    for token in tokens(text):
+                        pipe.zrem(self.key("word", token), ref(conversation, entry_id))
             if items:
                 for name in ("all", "queue"):
                     pipe.zrem(self.key(name), *items)
                 pipe.hdel(self.key("labels"), *items)
             await pipe.execute()
-        # Intent, channel and conversation sets: found by scanning their (few) keys.
+        # Intent, channel and conversation sets: a few keys, found by one scan.
         async for key in self._redis.scan_iter(match=self.key("*"), count=500):
-            if ":word:" in key or key.endswith((":all", ":queue", ":labels")):
+            if ":word:" in key or ":tmp:" in key or key.endswith((":all", ":queue", ":labels")):
                 continue
             if ":conv:" in key:
-                await self._redis.zrem(key, conversation)
+                await self._redis.zrem(key, *names)
             elif items:
                 await self._redis.zrem(key, *items)

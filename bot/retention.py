@@ -1,0 +1,129 @@
+"""Forgetting conversations after `BOT_RETENTION_DAYS`.
+
+Once an hour one bot process (a Redis lock decides which) removes every
+conversation whose last message is older than the retention period: its log,
+NLU results, notes, handoff state and reasons, rating, Rasa tracker, WeChat
+window, and its entries in the review indexes; and trims the feedback and
+rating streams to the same period. A conversation people still have
+(waiting or assigned) is kept until they are done. KPI counters expire on
+their own (`bot/stats/recorder.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from bot.conversation_log.store import INBOUND
+from bot.handoff.states import ASSIGNED, WAITING
+from bot.redis_keys import Keys
+from bot.review.index import ReviewIndex
+
+logger = logging.getLogger(__name__)
+
+EVERY = 3600.0
+BATCH = 200
+
+
+class Retention:
+    def __init__(self, redis: Redis, keys: Keys, index: ReviewIndex, days: int) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._index = index
+        self.days = days
+
+    def _keys_of(self, conversation: str) -> list[str]:
+        k = self._keys
+        return [
+            k.conv_meta(conversation),
+            k.conv_log(conversation),
+            k.conv_nlu(conversation),
+            k.conv_notes(conversation),
+            k.handoff(conversation),
+            k.handoff_state(conversation),
+            k.handoff_reasons(conversation),
+            k.csat(conversation),
+            f"{k.tracker_prefix}:tracker:{conversation}",
+            k.wechat_last_inbound(conversation),
+            k.wechat_window_closed(conversation),
+        ]
+
+    async def expire(self, now: float | None = None) -> list[str]:
+        """Remove what is older than the retention period; the conversations removed."""
+        now = time.time() if now is None else now
+        cutoff = now - self.days * 86400
+        seen: set[str] = set()
+        gone: list[str] = []
+        while True:
+            old = await self._redis.zrangebyscore(
+                self._keys.conversations, "-inf", cutoff, start=0, num=BATCH + len(seen)
+            )
+            batch = [c for c in old if c not in seen]
+            if not batch:
+                break
+            seen.update(batch)
+            gone += await self._forget(batch)
+        cutoff_id = f"{int(cutoff * 1000)}-0"
+        for stream in (self._keys.feedback, self._keys.csat_ratings):
+            await self._redis.xtrim(stream, minid=cutoff_id, approximate=False)
+        if gone:
+            logger.info(
+                "retention: removed %d conversations older than %d days", len(gone), self.days
+            )
+        return gone
+
+    async def _forget(self, conversations: list[str]) -> list[str]:
+        doomed: list[tuple[str, list[tuple[str, str]]]] = []
+        for conversation in conversations:
+            state = await self._redis.hget(self._keys.handoff_state(conversation), "state")
+            if state in (WAITING, ASSIGNED):
+                continue  # people still have it
+            entries = await self._redis.xrange(self._keys.conv_log(conversation))
+            inbound = [(i, f.get("text", "")) for i, f in entries if f.get("direction") == INBOUND]
+            doomed.append((conversation, inbound))
+        await self._index.forget_many(doomed)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for conversation, _ in doomed:
+                pipe.delete(*self._keys_of(conversation))
+                pipe.zrem(self._keys.conversations, conversation)
+                pipe.zrem(self._keys.handoff_waiting, conversation)
+                pipe.zrem(self._keys.handoff_assigned, conversation)
+            await pipe.execute()
+        return [c for c, _ in doomed]
+
+
+async def run_forever(
+    retention: Retention, redis: Redis, lock: str, stopped: asyncio.Event
+) -> None:
+    while not stopped.is_set():
+        try:
+            if await redis.set(lock, "1", nx=True, ex=int(EVERY * 0.9)):
+                await retention.expire()
+        except (RedisError, OSError) as exc:
+            logger.warning("retention sweep failed (%s)", exc)
+        except Exception:
+            logger.exception("retention sweep failed")
+        try:
+            await asyncio.wait_for(stopped.wait(), timeout=EVERY)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
+    from bot.keys import REDIS, REVIEW_INDEX, SETTINGS
+
+    keys = Keys(app[SETTINGS].key_prefix)
+    retention = Retention(app[REDIS], keys, app[REVIEW_INDEX], app[SETTINGS].retention_days)
+    stopped = asyncio.Event()
+    task = asyncio.create_task(
+        run_forever(retention, app[REDIS], f"{keys.prefix}:retention:lock", stopped)
+    )
+    yield
+    stopped.set()
+    await task

@@ -22,6 +22,7 @@ from bot import health
 from bot.accounts import routes as account_routes
 from bot.accounts.sessions import LoginThrottle, Sessions
 from bot.accounts.store import Accounts
+from bot.background import Background, stop_background
 from bot.channels import rest, webchat
 from bot.channels.delivery import Delivery
 from bot.channels.wechat import routes as wechat
@@ -47,6 +48,7 @@ from bot.handoff.sweeper import sweeper_ctx
 from bot.keys import (
     ACCOUNTS,
     ACTION_SERVER,
+    BACKGROUND,
     CHAT,
     CLOCK,
     CONSOLE,
@@ -101,6 +103,7 @@ def create_app(
     """
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
     app[SETTINGS] = settings
+    app[BACKGROUND] = Background()
     app[CLOCK] = clock
     app[MODEL] = ModelSlot()
     app[ACTION_SERVER] = ActionServer()
@@ -110,7 +113,9 @@ def create_app(
     app.cleanup_ctx.append(order_backend_ctx)
     app.cleanup_ctx.append(accounts_ctx)
     app.cleanup_ctx.append(hub_ctx)
-    app.on_shutdown.append(close_sockets_on_shutdown)  # type: ignore[arg-type]  # aiosignal typing
+    # Before aiohttp waits for pending tasks: stop background loops, close sockets.
+    app.on_shutdown.append(stop_background)  # type: ignore[arg-type]  # aiosignal typing
+    app.on_shutdown.append(close_sockets_on_shutdown)  # type: ignore[arg-type]
     app.cleanup_ctx.append(sweeper_ctx)
     app.cleanup_ctx.append(retention_ctx)
     app.cleanup_ctx.append(_model_ctx(engine))
@@ -224,6 +229,7 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
         mask if app[SETTINGS].mask_pii else keep,
         app[STATS],
     )
+    app[BACKGROUND].on_stop(app[RETRAIN].close)
     yield
     await app[RETRAIN].close()
 
@@ -237,17 +243,23 @@ def _model_ctx(
         app[HUB].listeners[PROMOTED].append(reloader.on_event)
         if preloaded is not None:
             await _serve(app, preloaded)
+            app[BACKGROUND].on_stop(reloader.close)
             yield
             await reloader.close()
             return
         # Loading takes seconds: do it in the background so /healthz answers
         # meanwhile, and /readyz says when the model is there.
         task = asyncio.create_task(_load_and_serve(app))
+
+        async def stop() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await reloader.close()
+
+        app[BACKGROUND].on_stop(stop)
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await reloader.close()
+        await stop()
 
     return model_ctx
 

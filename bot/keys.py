@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from bot.accounts.sessions import LoginThrottle, Sessions
 from bot.accounts.store import Accounts
+from bot.background import Background
 from bot.channels.delivery import Delivery
 from bot.channels.wechat.channel import WeChatChannel
 from bot.channels.wechat.crypto import MessageCrypto
@@ -31,6 +32,7 @@ from bot.settings import Settings
 from bot.stats.recorder import Stats
 
 SETTINGS = web.AppKey("settings", Settings)
+BACKGROUND = web.AppKey("background", Background)
 REDIS = web.AppKey("redis", Redis)
 MODEL = web.AppKey("model", ModelSlot)
 CONVERSATION_LOG = web.AppKey("conversation_log", ConversationLog)

@@ -137,7 +137,7 @@ async def _bounded(awaitable: Any, seconds: float) -> None:
 async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
     # Imported here: bot.keys imports this module for the Hub type.
     from bot.app import connect_redis
-    from bot.keys import HUB, SETTINGS
+    from bot.keys import BACKGROUND, HUB, SETTINGS
     from bot.redis_keys import Keys
 
     # Its own client: a subscription holds its connection, and shutting it down
@@ -146,9 +146,14 @@ async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = Hub(redis, Keys(app[SETTINGS].key_prefix).events)
     app[HUB] = hub
     task = asyncio.create_task(hub.run())
+
+    async def stop() -> None:
+        hub.stop()
+        await _bounded(task, 3)
+
+    app[BACKGROUND].on_stop(stop)
     yield
-    hub.stop()
-    await _bounded(task, 3)
+    await stop()
     await hub.close()
     await _bounded(redis.close(close_connection_pool=True), 2)
 

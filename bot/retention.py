@@ -116,7 +116,7 @@ async def run_forever(
 
 
 async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
-    from bot.keys import REDIS, REVIEW_INDEX, SETTINGS
+    from bot.keys import BACKGROUND, REDIS, REVIEW_INDEX, SETTINGS
 
     keys = Keys(app[SETTINGS].key_prefix)
     retention = Retention(app[REDIS], keys, app[REVIEW_INDEX], app[SETTINGS].retention_days)
@@ -124,6 +124,11 @@ async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(
         run_forever(retention, app[REDIS], f"{keys.prefix}:retention:lock", stopped)
     )
+
+    async def stop() -> None:
+        stopped.set()
+        await task
+
+    app[BACKGROUND].on_stop(stop)
     yield
-    stopped.set()
-    await task
+    await stop()

@@ -293,3 +293,40 @@ async def test_an_agent_on_one_process_works_a_web_chat_served_by_others(cluster
         assert (await write(ports[2], "你好"))["replies"]
         await console.close()
         await chat.close()
+
+
+def test_a_bot_stops_within_seconds_of_sigterm_after_running_a_while(redis_url, model_path):
+    """aiohttp 3.9 waits for tasks created after start before cleaning up: background
+    loops (which create a task per wait) must be stopped at shutdown, not in cleanup."""
+    import urllib.request
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "BOT_PORT": str(port),
+        "BOT_KEY_PREFIX": "kefustop" + uuid.uuid4().hex[:8],
+        "BOT_MODEL_DIR": str(model_path.parent),
+        "BOT_HANDOFF_SWEEP": "0.1",  # new tasks every 0.1 s
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_ready([port], [proc], ROOT)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+            pass
+        time.sleep(1.5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert code == 0 and time.monotonic() - started < 10

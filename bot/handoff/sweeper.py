@@ -108,7 +108,7 @@ async def run_forever(sweeper: Sweeper, every: float, stopped: asyncio.Event) ->
 
 
 async def sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
-    from bot.keys import CONVERSATION_LOG, DELIVERY, EVENTS, MESSAGES, SETTINGS, STATES
+    from bot.keys import BACKGROUND, CONVERSATION_LOG, DELIVERY, EVENTS, MESSAGES, SETTINGS, STATES
 
     settings = app[SETTINGS]
     sweeper = Sweeper(
@@ -122,6 +122,11 @@ async def sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     stopped = asyncio.Event()
     task = asyncio.create_task(run_forever(sweeper, settings.handoff_sweep_seconds, stopped))
+
+    async def stop() -> None:
+        stopped.set()
+        await task
+
+    app[BACKGROUND].on_stop(stop)
     yield
-    stopped.set()
-    await task
+    await stop()

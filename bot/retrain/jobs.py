@@ -81,6 +81,7 @@ class RetrainJobs:
             "TF_CPP_MIN_LOG_LEVEL": "3",
         }
         state = "failed"
+        proc: asyncio.subprocess.Process | None = None
         try:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bot", "train", "--root", str(root),
@@ -99,6 +100,12 @@ class RetrainJobs:
             if state != "failed" and gate.is_file():
                 fields["gate"] = gate.read_text(encoding="utf-8")
             await self._redis.hset(self._key, mapping=fields)
+        except asyncio.CancelledError:  # the bot is shutting down, and so is the training
+            state = "interrupted"
+            if proc is not None and proc.returncode is None:
+                proc.terminate()
+            await self._redis.hset(self._key, mapping={"state": state})
+            raise
         except Exception:
             logger.exception("retraining job %s failed", job)
             await self._redis.hset(self._key, mapping={"state": "failed"})
@@ -107,5 +114,8 @@ class RetrainJobs:
             logger.info("retraining job %s: %s", job, state)
 
     async def close(self) -> None:
+        """Stop a running training (it would outlive the bot otherwise)."""
+        for task in set(self._tasks):
+            task.cancel()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=5)

@@ -183,6 +183,9 @@ class WeChatChannel:
         return WINDOW_CLOSED_NOTE if closed or not recent else None
 
     async def drain(self, timeout: float) -> None:
-        """Wait (a bounded time) for replies still on their way out."""
+        """Wait (a bounded time) for replies still on their way out, then give up on them."""
         if self._later:
-            await asyncio.wait(set(self._later), timeout=timeout)
+            _, late = await asyncio.wait(set(self._later), timeout=timeout)
+            for task in late:
+                logger.warning("a late WeChat reply was not sent before shutdown")
+                task.cancel()

@@ -21,7 +21,7 @@ from bot.channels.wechat.channel import CHANNEL, WeChatChannel
 from bot.channels.wechat.crypto import CryptoError, MessageCrypto, signature, signature_ok
 from bot.channels.wechat.xml import XmlError, encrypted_reply, parse, text_reply
 from bot.errors import ApiError
-from bot.keys import CHAT, DELIVERY, REDIS, SETTINGS, WECHAT, WECHAT_CRYPTO
+from bot.keys import BACKGROUND, CHAT, DELIVERY, REDIS, SETTINGS, WECHAT, WECHAT_CRYPTO
 from bot.redis_keys import Keys
 from bot.settings import Settings
 
@@ -163,5 +163,6 @@ async def wechat_ctx(app: web.Application) -> AsyncIterator[None]:
         app[DELIVERY].register(CHANNEL, channel)
         mode = "safe mode (AES)" if app[WECHAT_CRYPTO] else "plain mode"
         logger.info("WeChat channel on at /webhooks/wechat, %s", mode)
+        app[BACKGROUND].on_stop(lambda: channel.drain(timeout=10))
         yield
         await channel.drain(timeout=10)

@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup model redis test-tools run test lint train evaluate catalogue bench nlu-bench clean
+.PHONY: help setup model redis test-tools run test lint train reload evaluate catalogue bench retrain-bench nlu-bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -25,8 +25,11 @@ setup: $(STAMP) ## Create .venv (Python 3.10) and install the project
 model: setup ## Train the model if models/ has none for the current data and config.yml
 	$(PY) -m bot train --if-needed
 
-train: setup ## Train a new model now, whatever models/ holds
+train: setup ## Train a new model, score it, promote it if it passes the gate, reload running bots
 	$(PY) -m bot train
+
+reload: setup ## Tell running bots to serve the promoted model (models/serving.json)
+	$(PY) -m bot reload
 
 evaluate: setup ## Train if needed, evaluate on the held-out file, write reports/
 	$(PY) -m bot evaluate
@@ -54,6 +57,9 @@ lint: setup ## ruff and mypy
 bench: model redis ## Throughput benchmark against a freshly started bot
 	$(PY) benchmarks/throughput.py --spawn --turns 10
 	$(PY) benchmarks/throughput.py --spawn
+
+retrain-bench: model redis ## Time from a relabel to the retrained model serving
+	$(PY) benchmarks/retrain.py --runs 3
 
 nlu-bench: setup ## The NLU pipeline on the public benchmarks in ../shared/benchmarks
 	$(PY) benchmarks/nlu_public.py

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import pytest
 
 from bot.app import create_app
-from bot.keys import ACCOUNTS
+from bot.keys import ACCOUNTS, CONVERSATION_LOG, MODEL
+from bot.retrain import registry
 from tests.conftest import needs_chromium
 from tests.helpers import PASSWORD
 from tests.test_review import MISUNDERSTOOD, copy_project
@@ -17,11 +20,13 @@ pytestmark = needs_chromium
 @pytest.fixture
 async def server(aiohttp_server, settings, engine, tmp_path, model_path):  # type: ignore[no-untyped-def]
     project = copy_project(tmp_path / "project", model_path)
+    registry.write(project / "models", project / "models" / model_path.name, None)
     own = settings.with_(data_root=project, model_dir=project / "models")
     app = create_app(own, engine)
     server = await aiohttp_server(app, port=own.port)
     await app[ACCOUNTS].add("trainer1", PASSWORD, "trainer")
     await app[ACCOUNTS].add("agent1", PASSWORD, "agent")
+    await app[ACCOUNTS].add("boss", PASSWORD, "admin")
     server.project = project
     return server
 
@@ -97,3 +102,36 @@ async def say_over(server, sender: str, text: str) -> None:  # type: ignore[no-u
             json={"sender": sender, "message": text},
         )
         assert resp.status == 200
+
+
+async def test_admin_retrains_from_the_page_and_the_bot_understands_without_restart(
+    browser, server, artifacts
+):
+    """The whole loop in the browser: find, relabel, retrain, and the bot has learnt it."""
+    base = f"http://127.0.0.1:{server.port}"
+    await say_over(server, "loop-1", MISUNDERSTOOD)
+    page = await (await browser.new_context()).new_page()
+    await page.goto(base + "/review")
+    await sign_in(page, "boss")
+    row = page.locator(".row", has_text=MISUNDERSTOOD)
+    await row.locator("select.label-intent").select_option("order_status")
+    await row.locator("button.label-save").click()
+    await row.locator(".done").wait_for()
+
+    before = server.app[MODEL].engine.version
+    await page.click("button[data-tab=model]")
+    await page.click("#retrain")
+    await page.locator("#retrain-state", has_text="新模型已上线").wait_for(timeout=240_000)
+    assert "promoted" in await page.locator("#retrain-log").inner_text()
+    await page.screenshot(path=str(artifacts / "review-retrained.png"))
+    for _ in range(100):
+        if server.app[MODEL].engine.version != before:
+            break
+        await asyncio.sleep(0.1)
+    assert server.app[MODEL].engine.version != before
+
+    await say_over(server, "loop-2", MISUNDERSTOOD)
+    (entry,) = [
+        e for e in await server.app[CONVERSATION_LOG].timeline("loop-2") if e["direction"] == "in"
+    ]
+    assert entry["intent"] == "order_status"

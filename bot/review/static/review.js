@@ -158,6 +158,8 @@
     }
     var select = el("select", "label-intent");
     select.setAttribute("aria-label", "正确的意图");
+    var none = el("option", "", "选择正确的意图…"); none.value = "";
+    select.appendChild(none);
     meta.intents.filter(function (n) { return n !== "nlu_fallback"; }).forEach(function (name) {
       var o = el("option", "", name); o.value = name;
       if (name === m.intent) o.selected = true;
@@ -174,6 +176,7 @@
     });
     var save = el("button", "label-save", "保存标注"); save.type = "button";
     save.addEventListener("click", function () {
+      if (!select.value) { status("先选择正确的意图。"); select.focus(); return; }
       var entities = keep.filter(function (k) { return k.check.checked; })
         .map(function (k) { return { entity: k.entity.entity, start: k.entity.start, end: k.entity.end }; });
       send({ conversation: m.conversation, id: m.id, intent: select.value, entities: entities }, box);

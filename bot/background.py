@@ -9,10 +9,12 @@ for a minute. Each background task registers here how to stop it; one
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +25,31 @@ class Background:
 
     def on_stop(self, stop: Callable[[], Awaitable[None]]) -> None:
         self._stops.append(stop)
+
+    def every(self, seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
+        """Run `job` now and then every `seconds` until shutdown; failures are logged."""
+        stopped = asyncio.Event()
+
+        async def loop() -> None:
+            while not stopped.is_set():
+                try:
+                    await job()
+                except (RedisError, OSError) as exc:
+                    logger.warning("%s failed (%s); next try in %.0f s", name, exc, seconds)
+                except Exception:
+                    logger.exception("%s failed", name)
+                try:
+                    await asyncio.wait_for(stopped.wait(), timeout=seconds)
+                except asyncio.TimeoutError:
+                    pass
+
+        task = asyncio.create_task(loop())
+
+        async def stop() -> None:
+            stopped.set()
+            await task
+
+        self.on_stop(stop)
 
     async def stop_all(self) -> None:
         while self._stops:

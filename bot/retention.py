@@ -11,14 +11,12 @@ their own (`bot/stats/recorder.py`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from bot.conversation_log.store import INBOUND
 from bot.handoff.states import ASSIGNED, WAITING
@@ -98,37 +96,17 @@ class Retention:
         return [c for c, _ in doomed]
 
 
-async def run_forever(
-    retention: Retention, redis: Redis, lock: str, stopped: asyncio.Event
-) -> None:
-    while not stopped.is_set():
-        try:
-            if await redis.set(lock, "1", nx=True, ex=int(EVERY * 0.9)):
-                await retention.expire()
-        except (RedisError, OSError) as exc:
-            logger.warning("retention sweep failed (%s)", exc)
-        except Exception:
-            logger.exception("retention sweep failed")
-        try:
-            await asyncio.wait_for(stopped.wait(), timeout=EVERY)
-        except asyncio.TimeoutError:
-            pass
-
-
 async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
     from bot.keys import BACKGROUND, REDIS, REVIEW_INDEX, SETTINGS
 
     keys = Keys(app[SETTINGS].key_prefix)
     retention = Retention(app[REDIS], keys, app[REVIEW_INDEX], app[SETTINGS].retention_days)
-    stopped = asyncio.Event()
-    task = asyncio.create_task(
-        run_forever(retention, app[REDIS], f"{keys.prefix}:retention:lock", stopped)
-    )
+    lock = f"{keys.prefix}:retention:lock"
 
-    async def stop() -> None:
-        stopped.set()
-        await task
+    async def hourly() -> None:
+        # One process an hour, whichever gets the lock.
+        if await app[REDIS].set(lock, "1", nx=True, ex=int(EVERY * 0.9)):
+            await retention.expire()
 
-    app[BACKGROUND].on_stop(stop)
+    app[BACKGROUND].every(EVERY, hourly, "retention sweep")
     yield
-    await stop()

@@ -43,8 +43,10 @@ async def test_customer_asks_for_a_person_agent_answers_then_the_bot_takes_over(
     dialogs: list[str] = []
     customer = await (await browser.new_context()).new_page()
     agent = await (await browser.new_context()).new_page()  # its own cookies, as another person
+    errors: list[str] = []
     for page in (customer, agent):
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.on("pageerror", lambda e: errors.append(str(e)))
 
     # The customer asks for a person and is told their place in the queue.
     await customer.goto(base + "/")
@@ -121,4 +123,4 @@ async def test_customer_asks_for_a_person_agent_answers_then_the_bot_takes_over(
 
     texts = "\n".join(await customer.locator(".msg").all_inner_texts())
     assert "老客户" not in texts
-    assert dialogs == []
+    assert dialogs == [] and errors == []

@@ -63,6 +63,8 @@ async def test_trainer_relabels_from_the_review_page_and_reads_the_kpis(browser,
     page = await (await browser.new_context()).new_page()
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
     await page.goto(base + "/review")
     await sign_in(page, "trainer1")
     row = page.locator(".row", has_text=MISUNDERSTOOD)
@@ -92,7 +94,7 @@ async def test_trainer_relabels_from_the_review_page_and_reads_the_kpis(browser,
     assert any(c.startswith("自动化率") and "75.0%" in c for c in cards)
     assert "客户要求" in await page.locator("#reasons").inner_text()
     await page.screenshot(path=str(artifacts / "stats.png"), full_page=True)
-    assert dialogs == []
+    assert dialogs == [] and errors == []
 
 
 async def say_over(server, sender: str, text: str) -> None:  # type: ignore[no-untyped-def]

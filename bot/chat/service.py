@@ -117,31 +117,18 @@ class ChatService:
         rated = await self._answer_to_rating(sender_id, channel, text, inbound_id)
         if rated is not None:
             return rated
-        intent: str | None = None
-        confidence = 0.0
-        try:
-            parse_data = self._parse(engine, text, sender_id)
-            intent = parse_data["intent"].get("name")
-            confidence = float(parse_data["intent"].get("confidence") or 0.0)
-            await self._log.annotate(sender_id, inbound_id, parse_data, engine.version)
-            await self._classified(sender_id, inbound_id, channel, logged, intent, confidence)
-            await self._events.publish(
-                "customer_message",
-                sender_id,
-                id=inbound_id,
-                text=logged,
-                channel=channel,
-                intent=intent,
-                confidence=confidence,
-            )
-            replies = await engine.handle(
-                text, sender_id, channel, parse_data, message_id=inbound_id, metadata=metadata
-            )
-        except RedisError:
-            raise
-        except Exception:
-            logger.exception("turn failed for conversation %r (entry %s)", sender_id, inbound_id)
-            replies = []
+        parse_data = await self._understand(engine, channel, sender_id, text, inbound_id, BOT)
+        replies: list[Reply] = []
+        if parse_data is not None:
+            try:
+                replies = await engine.handle(
+                    text, sender_id, channel, parse_data, message_id=inbound_id, metadata=metadata
+                )
+            except RedisError:
+                raise
+            except Exception:
+                logger.exception("turn failed for %r (entry %s)", sender_id, inbound_id)
+        intent, confidence = _verdict(parse_data)
         if not replies:
             # Rasa swallows a failing action and may then say nothing: never leave
             # the customer without an answer.
@@ -183,25 +170,45 @@ class ChatService:
             state=after,
         )
 
-    def _parse(self, engine: RasaEngine, text: str, sender_id: str) -> dict[str, Any]:
-        started = time.monotonic()
-        parse_data = engine.parse(text, sender_id)
-        self._stats.metrics.nlu_seconds.observe(time.monotonic() - started)
-        return parse_data
-
-    async def _classified(
+    async def _understand(
         self,
-        sender_id: str,
-        inbound_id: str,
+        engine: RasaEngine,
         channel: str,
-        logged: str,
-        intent: str | None,
-        confidence: float,
-    ) -> None:
-        """Index the message for review and count its intent for the KPIs."""
+        sender_id: str,
+        text: str,
+        inbound_id: str,
+        state: str,
+    ) -> dict[str, Any] | None:
+        """Classify the message, record the result, index it, show it to the consoles.
+
+        None when the NLU failed (logged): the message is still indexed and shown.
+        """
+        parse_data: dict[str, Any] | None = None
+        try:
+            started = time.monotonic()
+            parse_data = engine.parse(text, sender_id)
+            self._stats.metrics.nlu_seconds.observe(time.monotonic() - started)
+            await self._log.annotate(sender_id, inbound_id, parse_data, engine.version)
+        except RedisError:
+            raise
+        except Exception:
+            logger.exception("could not classify %r (entry %s)", sender_id, inbound_id)
+        intent, confidence = _verdict(parse_data)
+        logged = self._mask(text)
         await self._index.add(sender_id, inbound_id, channel, logged, intent, confidence)
         if intent:
             await self._stats.classified(intent, logged, entry_time(inbound_id))
+        await self._events.publish(
+            "customer_message",
+            sender_id,
+            id=inbound_id,
+            text=logged,
+            channel=channel,
+            intent=intent,
+            confidence=confidence,
+            state=state,
+        )
+        return parse_data
 
     async def handle_unreadable(
         self, channel: str, sender_id: str, description: str, reply_key: str | None
@@ -253,29 +260,8 @@ class ChatService:
         to the bot. The one exception: a waiting customer who asks for a person
         again hears their place in the queue and the expected wait.
         """
-        intent: str | None = None
-        confidence = 0.0
-        logged = self._mask(text)
-        try:
-            parse_data = self._parse(engine, text, sender_id)
-            intent = parse_data["intent"].get("name")
-            confidence = float(parse_data["intent"].get("confidence") or 0.0)
-            await self._log.annotate(sender_id, inbound_id, parse_data, engine.version)
-        except RedisError:
-            raise
-        except Exception:  # the agent still gets the message, without an intent
-            logger.exception("could not classify %r (entry %s)", sender_id, inbound_id)
-        await self._classified(sender_id, inbound_id, channel, logged, intent, confidence)
-        await self._events.publish(
-            "customer_message",
-            sender_id,
-            id=inbound_id,
-            text=logged,
-            channel=channel,
-            intent=intent,
-            confidence=confidence,
-            state=state,
-        )
+        parse_data = await self._understand(engine, channel, sender_id, text, inbound_id, state)
+        intent, confidence = _verdict(parse_data)
         replies: list[Reply] = []
         if state == WAITING and intent == ASKS_FOR_PERSON:
             place = await standing(self._states, self._hours, sender_id, self._clock())
@@ -324,3 +310,11 @@ class ChatService:
         outbound = Outbound(text=reply.text, action=reply.action, response=reply.response)
         await self._log.append_outbound(sender_id, channel, [outbound])
         return TurnReply([reply], inbound_id, intent=RATING_INTENT, confidence=1.0)
+
+
+def _verdict(parse_data: dict[str, Any] | None) -> tuple[str | None, float]:
+    """(intent, confidence) of a parse result; (None, 0.0) when there is none."""
+    if parse_data is None:
+        return None, 0.0
+    intent = parse_data.get("intent") or {}
+    return intent.get("name"), float(intent.get("confidence") or 0.0)

@@ -14,9 +14,10 @@ POLICY = (
 )
 
 
-async def index(request: web.Request) -> web.FileResponse:
+def page(path: Path) -> web.FileResponse:
+    """A signed-in page (console, review, stats): never cached, never framed, own scripts only."""
     return web.FileResponse(
-        STATIC / "index.html",
+        path,
         headers={
             "Cache-Control": "no-cache",
             "Content-Security-Policy": POLICY,
@@ -24,6 +25,10 @@ async def index(request: web.Request) -> web.FileResponse:
             "Referrer-Policy": "same-origin",
         },
     )
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return page(STATIC / "index.html")
 
 
 def setup(app: web.Application) -> None:

@@ -8,14 +8,12 @@ period and returned to the queue once.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from bot.channels.delivery import Delivery
 from bot.content.messages import Messages
@@ -93,20 +91,6 @@ class Sweeper:
         )
 
 
-async def run_forever(sweeper: Sweeper, every: float, stopped: asyncio.Event) -> None:
-    while not stopped.is_set():
-        try:
-            await sweeper.sweep()
-        except (RedisError, OSError) as exc:
-            logger.warning("handoff sweep failed (%s); next try in %.0f s", exc, every)
-        except Exception:
-            logger.exception("handoff sweep failed")
-        try:
-            await asyncio.wait_for(stopped.wait(), timeout=every)
-        except asyncio.TimeoutError:
-            pass
-
-
 async def sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
     from bot.keys import BACKGROUND, CONVERSATION_LOG, DELIVERY, EVENTS, MESSAGES, SETTINGS, STATES
 
@@ -120,13 +104,5 @@ async def sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
         reannounce_after=settings.handoff_reannounce_seconds,
         idle_after=settings.handoff_idle_seconds,
     )
-    stopped = asyncio.Event()
-    task = asyncio.create_task(run_forever(sweeper, settings.handoff_sweep_seconds, stopped))
-
-    async def stop() -> None:
-        stopped.set()
-        await task
-
-    app[BACKGROUND].on_stop(stop)
+    app[BACKGROUND].every(settings.handoff_sweep_seconds, sweeper.sweep, "handoff sweep")
     yield
-    await stop()

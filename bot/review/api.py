@@ -18,6 +18,7 @@ from aiohttp import web
 
 from bot.accounts.routes import require
 from bot.channels.inbound import read_json_object
+from bot.console.page import page
 from bot.errors import ApiError
 from bot.feedback.store import KINDS
 from bot.handoff.requests import REASONS
@@ -238,17 +239,12 @@ async def reload(request: web.Request) -> web.Response:
     return json_response({"model": record.model, "result": told})
 
 
-async def page(request: web.Request) -> web.FileResponse:
-    from bot.console.page import POLICY
-
-    return web.FileResponse(
-        STATIC / "index.html",
-        headers={"Cache-Control": "no-cache", "Content-Security-Policy": POLICY},
-    )
+async def index(request: web.Request) -> web.FileResponse:
+    return page(STATIC / "index.html")
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/review", page)
+    app.router.add_get("/review", index)
     app.router.add_static("/review/static/", STATIC, append_version=True)
     app.router.add_get("/review/api/meta", meta)
     app.router.add_get("/review/api/messages", messages)

@@ -10,6 +10,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot.accounts.routes import require
+from bot.console.page import page
 from bot.errors import ApiError
 from bot.jsonutil import json_response
 from bot.keys import HUB, MODEL, REDIS, SETTINGS, STATS
@@ -63,17 +64,12 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def page(request: web.Request) -> web.FileResponse:
-    from bot.console.page import POLICY
-
-    return web.FileResponse(
-        STATIC / "index.html",
-        headers={"Cache-Control": "no-cache", "Content-Security-Policy": POLICY},
-    )
+async def index(request: web.Request) -> web.FileResponse:
+    return page(STATIC / "index.html")
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/stats", page)
+    app.router.add_get("/stats", index)
     app.router.add_static("/stats/static/", STATIC, append_version=True)
     app.router.add_get("/api/stats", stats)
     app.router.add_get("/metrics", metrics)

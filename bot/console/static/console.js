@@ -18,34 +18,10 @@
   };
   var STATES = { bot: "机器人接待", waiting: "排队中", assigned: "人工接待中", closed: "已结束" };
 
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
+  var el = Kefu.el;
+  var api = Kefu.api;
 
   function status(text) { $("status").textContent = text || ""; }
-
-  function api(method, path, body) {
-    var headers = {};
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (method !== "GET" && me) headers["X-CSRF-Token"] = me.csrf;
-    return fetch(path, {
-      method: method, headers: headers, credentials: "same-origin",
-      body: body === undefined ? undefined : JSON.stringify(body)
-    }).then(function (r) {
-      return r.json().catch(function () { return {}; }).then(function (data) {
-        if (r.status === 401 && path !== "/console/api/login") { showLogin(); }
-        if (!r.ok) {
-          var error = new Error(data.message || ("请求失败（" + r.status + "）"));
-          error.status = r.status;
-          throw error;
-        }
-        return data;
-      });
-    });
-  }
 
   function minutes(seconds) {
     if (seconds < 60) return Math.max(0, Math.round(seconds)) + " 秒";
@@ -58,41 +34,20 @@
     return ("0" + d.getHours()).slice(-2) + ":" + ("0" + d.getMinutes()).slice(-2);
   }
 
-  // ---- sign-in -------------------------------------------------------------
-  function showLogin() {
+  // ---- sign-in (kefu.js) --------------------------------------------------------
+  function onSignedOut() {
     me = null;
     if (socket) { socket.onclose = null; socket.close(); socket = null; }
-    $("app").hidden = true;
-    $("login").hidden = false;
-    $("login-user").focus();
   }
 
   function start(session) {
     me = session;
-    $("login").hidden = true;
-    $("app").hidden = false;
-    $("whoami").textContent = me.username + "（" + me.role + "）";
     $("canned-editor").hidden = me.role !== "admin";
     connect();
     refreshLists();
     loadCanned();
     loadAgents();
   }
-
-  $("login-form").addEventListener("submit", function (event) {
-    event.preventDefault();
-    $("login-error").textContent = "";
-    api("POST", "/console/api/login", {
-      username: $("login-user").value.trim(), password: $("login-password").value
-    }).then(function (session) {
-      $("login-password").value = "";
-      start(session);
-    }).catch(function (e) { $("login-error").textContent = e.message; });
-  });
-
-  $("logout").addEventListener("click", function () {
-    api("POST", "/console/api/logout", {}).catch(function () {}).then(showLogin);
-  });
 
   // ---- live events -----------------------------------------------------------
   function connect() {
@@ -342,5 +297,8 @@
   // Waiting times tick on their own between events.
   setInterval(function () { if (me && !document.hidden) refreshLists(); }, 15000);
 
-  api("GET", "/console/api/me").then(start).catch(showLogin);
+  Kefu.start({
+    title: "客服工作台", roles: ["agent", "admin"], refused: "工作台需要 agent 或 admin 账号。",
+    onStart: start, onSignedOut: onSignedOut
+  });
 })();

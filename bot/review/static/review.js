@@ -4,43 +4,15 @@
   var $ = function (id) { return document.getElementById(id); };
   var me = null, meta = null, tab = "queue", poll = null;
 
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
+  var el = Kefu.el;
+  var api = Kefu.api;
   function status(text) { $("status").textContent = text || ""; }
   function when(ts) { return new Date(ts * 1000).toLocaleString("zh-CN", { hour12: false }); }
 
-  function api(method, path, body) {
-    var headers = {};
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (method !== "GET" && me) headers["X-CSRF-Token"] = me.csrf;
-    return fetch(path, { method: method, headers: headers, credentials: "same-origin",
-      body: body === undefined ? undefined : JSON.stringify(body) })
-      .then(function (r) {
-        return r.json().catch(function () { return {}; }).then(function (data) {
-          if (r.status === 401 && path !== "/console/api/login") showLogin();
-          if (!r.ok) { var e = new Error(data.message || ("请求失败（" + r.status + "）")); e.status = r.status; throw e; }
-          return data;
-        });
-      });
-  }
-
-  function showLogin() { me = null; $("app").hidden = true; $("login").hidden = false; }
-
   function start(session) {
-    if (session.role !== "trainer" && session.role !== "admin") {
-      $("login-error").textContent = "复核需要 trainer 或 admin 账号。";
-      showLogin();
-      return;
-    }
     me = session;
-    $("login").hidden = true;
-    $("app").hidden = false;
-    $("whoami").textContent = me.username + "（" + me.role + "）";
     $("retrain").hidden = $("reload").hidden = me.role !== "admin";
+    if (meta) return show("queue");
     api("GET", "/review/api/meta").then(function (m) {
       meta = m;
       m.intents.forEach(function (name) {
@@ -52,16 +24,6 @@
       show("queue");
     }).catch(function (e) { status(e.message); });
   }
-
-  $("login-form").addEventListener("submit", function (event) {
-    event.preventDefault();
-    api("POST", "/console/api/login", { username: $("login-user").value.trim(), password: $("login-password").value })
-      .then(function (s) { $("login-password").value = ""; $("login-error").textContent = ""; start(s); })
-      .catch(function (e) { $("login-error").textContent = e.message; });
-  });
-  $("logout").addEventListener("click", function () {
-    api("POST", "/console/api/logout", {}).catch(function () {}).then(showLogin);
-  });
 
   // ---- tabs ------------------------------------------------------------------
   function show(name) {
@@ -258,5 +220,8 @@
       .catch(function (e) { status(e.message); });
   });
 
-  api("GET", "/console/api/me").then(start).catch(showLogin);
+  Kefu.start({
+    title: "对话复核", roles: ["trainer", "admin"], refused: "复核需要 trainer 或 admin 账号。",
+    onStart: start, onSignedOut: function () { me = null; if (poll) { clearInterval(poll); poll = null; } }
+  });
 })();

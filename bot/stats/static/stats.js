@@ -2,52 +2,16 @@
 (function () {
   "use strict";
   var $ = function (id) { return document.getElementById(id); };
-  var me = null;
   var COLORS = ["#1664ff", "#00b42a", "#ff7d00", "#f53f3f", "#722ed1", "#14c9c9", "#f7ba1e", "#86909c", "#eb2f96"];
   var REASONS = { request_human: "客户要求", low_confidence: "没听懂", complaint: "投诉", abuse: "辱骂",
     sensitive_topic: "敏感话题", payment_issue: "支付", account_issue: "账号", order_id_invalid: "订单号无效", order_change: "改单" };
 
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-  function api(method, path, body) {
-    var headers = {};
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (method !== "GET" && me) headers["X-CSRF-Token"] = me.csrf;
-    return fetch(path, { method: method, headers: headers, credentials: "same-origin",
-      body: body === undefined ? undefined : JSON.stringify(body) }).then(function (r) {
-      return r.json().catch(function () { return {}; }).then(function (data) {
-        if (r.status === 401 && path !== "/console/api/login") showLogin();
-        if (!r.ok) throw new Error(data.message || ("请求失败（" + r.status + "）"));
-        return data;
-      });
-    });
-  }
+  var el = Kefu.el;
+  var api = Kefu.api;
   function pct(x) { return x === null || x === undefined ? "—" : (x * 100).toFixed(1) + "%"; }
   function secs(x) { return x === null || x === undefined ? "—" : (x < 10 ? x.toFixed(2) : Math.round(x)) + " 秒"; }
   function num(x) { return x === null || x === undefined ? "—" : String(x); }
 
-  function showLogin() { me = null; $("app").hidden = true; $("login").hidden = false; }
-  function start(session) {
-    if (session.role !== "trainer" && session.role !== "admin") {
-      $("login-error").textContent = "数据看板需要 trainer 或 admin 账号。";
-      return showLogin();
-    }
-    me = session;
-    $("login").hidden = true; $("app").hidden = false;
-    $("whoami").textContent = me.username + "（" + me.role + "）";
-    load();
-  }
-  $("login-form").addEventListener("submit", function (e) {
-    e.preventDefault();
-    api("POST", "/console/api/login", { username: $("login-user").value.trim(), password: $("login-password").value })
-      .then(function (s) { $("login-password").value = ""; start(s); })
-      .catch(function (err) { $("login-error").textContent = err.message; });
-  });
-  $("logout").addEventListener("click", function () { api("POST", "/console/api/logout", {}).catch(function () {}).then(showLogin); });
   $("range").addEventListener("submit", function (e) { e.preventDefault(); load(); });
 
   function load() {
@@ -195,5 +159,8 @@
     legend(f, series);
   }
 
-  api("GET", "/console/api/me").then(start).catch(showLogin);
+  Kefu.start({
+    title: "数据看板", roles: ["trainer", "admin"], refused: "数据看板需要 trainer 或 admin 账号。",
+    onStart: load
+  });
 })();

@@ -41,18 +41,20 @@ RESPONSES_ONLY = [
     "多谢啦",
 ]
 # The realistic mix: knowledge answers, order look-ups (forms, the demo order
-# backend), goodbyes and escalation-free small talk.
+# backend), goodbyes and small talk. Every order question is followed by the
+# number, as customers do; three wrong answers in the form would hand the
+# conversation to a person, after which the bot (rightly) stays silent.
 MESSAGES = [
     "你好",
     "我的快递到哪了",
+    "查一下订单202611250001234567",
     "谢谢",
     "在吗",
-    "查一下订单202611250001234567",
     "今天天气怎么样",
-    "好的拜拜",
     "物流怎么不更新",
+    "202611250001234567",
+    "好的拜拜",
     "多谢啦",
-    "下单三天了还没发货",
 ]
 
 
@@ -73,17 +75,23 @@ async def sender(
     errors: list[str],
     counts: dict[str, int],
 ) -> None:
-    i = 0
+    i = handed_over = 0
     while time.monotonic() < stop_at:
         text = messages[i % len(messages)]
         # With --turns, a sender is a series of customers, each writing `turns` messages.
-        conversation = f"{sender_id}-c{i // turns}" if turns else sender_id
+        conversation = f"{sender_id}-c{i // turns}" if turns else f"{sender_id}-h{handed_over}"
         i += 1
         started = time.monotonic()
         try:
             async with session.post(url, json={"sender": conversation, "message": text}) as resp:
                 body = await resp.json()
                 ok = resp.status == 200 and bool(body) and bool(body[0].get("text"))
+                if resp.status == 200 and body == []:
+                    # The conversation went to a person (three messages that were not
+                    # order numbers, say): the bot rightly stays silent. A new customer
+                    # takes this sender's place.
+                    ok, handed_over = True, handed_over + 1
+                    counts["handed over"] = counts.get("handed over", 0) + 1
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             ok, body = False, repr(exc)
         elapsed = time.monotonic() - started
@@ -217,6 +225,7 @@ def measure_rasa(args: argparse.Namespace, run_id: str) -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+    counts.pop("handed over", None)
     report("rasa run", args.senders, latencies, errors, sum(counts.values()), duration)
 
 
@@ -281,8 +290,10 @@ def main() -> None:
             proc.terminate()
             proc.wait(timeout=30)
 
+    handed_over = counts.pop("handed over", 0)
     total = sum(counts.values())
     report(f"kefu x{args.workers}", args.senders, latencies, errors, total, duration)
+    print(f"[kefu x{args.workers}] conversations handed to people (then silent): {handed_over}")
     if prefix:
         client = redis_sync.Redis.from_url(args.redis_url, decode_responses=True)
         inbound = outbound = 0

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from bot.chat.apology import apology
@@ -194,10 +195,13 @@ class ChatService:
         except Exception:
             logger.exception("could not classify %r (entry %s)", sender_id, inbound_id)
         intent, confidence = _verdict(parse_data)
-        logged = self._mask(text)
-        await self._index.add(sender_id, inbound_id, channel, logged, intent, confidence)
-        if intent:
-            await self._stats.classified(intent, logged, entry_time(inbound_id))
+        logged, ts = self._mask(text), entry_time(inbound_id)
+
+        def count(pipe: Pipeline) -> None:
+            if intent:
+                self._stats.add_classified(pipe, intent, logged, ts)
+
+        await self._index.add(sender_id, inbound_id, channel, logged, intent, confidence, count)
         await self._events.publish(
             "customer_message",
             sender_id,

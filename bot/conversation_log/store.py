@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from bot.redis_keys import Keys
 
@@ -73,9 +74,13 @@ class ConversationLog:
         """Record a customer message before it is processed; return its entry id."""
         ts = time.time() if now is None else now
         entry = {"ts": repr(ts), "channel": channel, "direction": INBOUND, "text": text}
-        ids = await self._append(conversation, channel, [entry], ts, text, from_customer=True)
-        if self._stats is not None:
-            await self._stats.inbound(conversation, channel, ts)
+        stats = self._stats
+
+        def count(pipe: Pipeline) -> None:
+            if stats is not None:
+                stats.add_inbound(pipe, conversation, channel, ts)
+
+        ids = await self._append(conversation, channel, [entry], ts, text, True, count)
         return ids[0]
 
     async def annotate(
@@ -123,11 +128,15 @@ class ConversationLog:
             if reply.data:
                 entry["data"] = json.dumps(reply.data, ensure_ascii=False)
             entries.append(entry)
-        ids = await self._append(conversation, channel, entries, ts, replies[-1].text)
-        if self._stats is not None:
-            by_agent = any((r.action or "").startswith("agent:") for r in replies)
-            await self._stats.outbound(channel, len(replies), by_agent, ts)
-        return ids
+        stats, by_agent = self._stats, any((r.action or "").startswith("agent:") for r in replies)
+
+        def count(pipe: Pipeline) -> None:
+            if stats is not None:
+                stats.add_outbound(pipe, channel, len(replies), by_agent, ts)
+
+        return await self._append(
+            conversation, channel, entries, ts, replies[-1].text, False, count
+        )
 
     async def _append(
         self,
@@ -137,7 +146,9 @@ class ConversationLog:
         ts: float,
         last_text: str,
         from_customer: bool = False,
+        count: Callable[[Pipeline], None] | None = None,
     ) -> list[str]:
+        """Append the entries; `count` adds the KPI counting to the same round trip."""
         keys = self._keys
         meta = keys.conv_meta(conversation)
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -151,6 +162,8 @@ class ConversationLog:
                 latest["last_customer_text"] = last_text[:200]
             pipe.hset(meta, mapping=latest)
             pipe.hincrby(meta, "messages", len(entries))
+            if count is not None:
+                count(pipe)
             results = await pipe.execute()
         return list(results[: len(entries)])
 

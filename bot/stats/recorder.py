@@ -24,6 +24,7 @@ import time
 from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from bot.nlu.normalizer import normalize
 from bot.redis_keys import Keys
@@ -51,50 +52,58 @@ class Stats:
     def key(self, day: str, *parts: str) -> str:
         return ":".join((self._prefix, day, *parts))
 
-    async def inbound(self, conversation: str, channel: str, ts: float | None = None) -> None:
-        """A customer message was logged."""
-        ts = time.time() if ts is None else ts
+    def add_inbound(self, pipe: Pipeline, conversation: str, channel: str, ts: float) -> None:
+        """A customer message was logged: queue the counting on `pipe` (the log's own)."""
         day = self.day(ts)
         counters, conversations = self.key(day), self.key(day, "conv")
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hincrby(counters, "messages_in", 1)
-            pipe.hincrby(counters, f"in:{channel}", 1)
-            pipe.sadd(conversations, conversation)
-            pipe.expire(counters, self._ttl)
-            pipe.expire(conversations, self._ttl)
-            await pipe.execute()
+        pipe.hincrby(counters, "messages_in", 1)
+        pipe.hincrby(counters, f"in:{channel}", 1)
+        pipe.sadd(conversations, conversation)
+        pipe.expire(counters, self._ttl)
+        pipe.expire(conversations, self._ttl)
         self.metrics.messages.labels(channel, "in").inc()
 
-    async def classified(self, intent: str, text: str, ts: float | None = None) -> None:
+    def add_outbound(
+        self, pipe: Pipeline, channel: str, count: int, by_agent: bool, ts: float
+    ) -> None:
+        """Messages to the customer were logged (the bot's, an agent's, notices)."""
+        counters = self.key(self.day(ts))
+        pipe.hincrby(counters, "messages_out", count)
+        pipe.hincrby(counters, f"out:{channel}", count)
+        if by_agent:
+            pipe.hincrby(counters, "agent_messages", count)
+        pipe.expire(counters, self._ttl)
+        self.metrics.messages.labels(channel, "out").inc(count)
+
+    def add_classified(self, pipe: Pipeline, intent: str, text: str, ts: float) -> None:
         """The NLU's verdict on a customer message (`text` as logged, masked if so configured)."""
-        ts = time.time() if ts is None else ts
         day = self.day(ts)
         counters = self.key(day)
+        pipe.hincrby(counters, "classified", 1)
+        pipe.hincrby(counters, f"intent:{intent}", 1)
+        if intent == FALLBACK:
+            pipe.hincrby(counters, "fallback", 1)
+            unrecognized = self.key(day, "unrecognized")
+            pipe.zincrby(unrecognized, 1, normalize(text)[:200])
+            pipe.expire(unrecognized, self._ttl)
+        pipe.expire(counters, self._ttl)
+
+    async def inbound(self, conversation: str, channel: str, ts: float | None = None) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hincrby(counters, "classified", 1)
-            pipe.hincrby(counters, f"intent:{intent}", 1)
-            if intent == FALLBACK:
-                pipe.hincrby(counters, "fallback", 1)
-                unrecognized = self.key(day, "unrecognized")
-                pipe.zincrby(unrecognized, 1, normalize(text)[:200])
-                pipe.expire(unrecognized, self._ttl)
-            pipe.expire(counters, self._ttl)
+            self.add_inbound(pipe, conversation, channel, time.time() if ts is None else ts)
             await pipe.execute()
 
     async def outbound(
         self, channel: str, count: int, by_agent: bool = False, ts: float | None = None
     ) -> None:
-        """Messages to the customer were logged (the bot's, an agent's, notices)."""
-        ts = time.time() if ts is None else ts
-        counters = self.key(self.day(ts))
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hincrby(counters, "messages_out", count)
-            pipe.hincrby(counters, f"out:{channel}", count)
-            if by_agent:
-                pipe.hincrby(counters, "agent_messages", count)
-            pipe.expire(counters, self._ttl)
+            self.add_outbound(pipe, channel, count, by_agent, time.time() if ts is None else ts)
             await pipe.execute()
-        self.metrics.messages.labels(channel, "out").inc(count)
+
+    async def classified(self, intent: str, text: str, ts: float | None = None) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            self.add_classified(pipe, intent, text, time.time() if ts is None else ts)
+            await pipe.execute()
 
     async def escalation(self, conversation: str, reason: str, ts: float | None = None) -> None:
         ts = time.time() if ts is None else ts

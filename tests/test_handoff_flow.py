@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from bot.app import create_app
 from bot.handoff.standing import describe_wait
-from bot.keys import CONVERSATION_LOG, REDIS, SETTINGS, STATES
+from bot.keys import CONVERSATION_LOG, MODEL, REDIS, SETTINGS, STATES
 from bot.redis_keys import Keys
 from tests.helpers import say
 
@@ -211,3 +211,28 @@ async def test_agent_reply_to_a_rest_customer_is_logged_but_cannot_be_pushed(cli
     reply = await agent.post(f"{BASE}/restful/reply", {"text": "您好"})
     assert (await reply.json())["pushed"] is False
     assert (await entries(client, "restful"))[-1]["text"] == "您好"
+
+
+async def test_a_message_queued_behind_the_escalating_turn_is_not_answered_by_the_bot(client):
+    """Message B waits for the conversation lock while turn A hands the conversation
+    to a person: B must get the silence of a conversation people have, not a bot answer."""
+    engine = client.app[MODEL].engine
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def turn_a() -> None:  # stands for a turn still running when B arrives
+        async with engine.agent.lock_store.lock("race"):
+            holding.set()
+            await release.wait()
+            await client.app[STATES].escalate("race", "request_human")
+
+    a = asyncio.create_task(turn_a())
+    await holding.wait()
+    b = asyncio.create_task(say(client, "race", "我的快递到哪了"))
+    await asyncio.sleep(0.5)  # B is logged, classified and now waits for the lock
+    assert not b.done()
+    release.set()
+    await a
+    assert await b == []
+    log = await entries(client, "race")
+    assert [e["direction"] for e in log] == ["in"]  # logged and classified, not answered
+    assert log[0]["intent"] == "order_status"

@@ -125,6 +125,7 @@ def _tracker_turns(redis_url: str, prefix: str, sender: str) -> list[tuple[str, 
 
 
 TEXTS = ["你好", "谢谢", "我的快递到哪了", "在吗", "多谢啦", "查一下我的订单"]
+BURST = ["你好", "谢谢", "你是机器人吗", "满多少包邮", "你们几点上班", "好的"]
 
 
 async def test_queued_messages_are_answered_in_arrival_order(cluster, redis_url):
@@ -153,7 +154,10 @@ async def test_queued_messages_are_answered_in_arrival_order(cluster, redis_url)
 
 async def test_burst_from_all_processes_loses_nothing(cluster, redis_url):
     ports, prefix, sender = cluster["ports"], cluster["prefix"], "burst-" + uuid.uuid4().hex[:6]
-    texts = [f"{TEXTS[i % len(TEXTS)]}{'啊' * (i // len(TEXTS))}" for i in range(15)]
+    # No order questions: answers that are not order numbers would hand the
+    # conversation to a person, and messages queued behind that turn are then
+    # (rightly) kept from the bot.
+    texts = [f"{BURST[i % len(BURST)]}{'啊' * (i // len(BURST))}" for i in range(15)]
     async with aiohttp.ClientSession() as session:
         results = await asyncio.wait_for(
             asyncio.gather(
@@ -195,14 +199,14 @@ async def test_nobody_waits_for_a_dead_holder(cluster, redis_url):
     async with aiohttp.ClientSession() as session:
         results = await asyncio.wait_for(
             asyncio.gather(
-                *(_send(session, ports[i % PROCESSES], sender, t) for i, t in enumerate(TEXTS))
+                *(_send(session, ports[i % PROCESSES], sender, t) for i, t in enumerate(BURST))
             ),
             60,
         )
     elapsed = time.monotonic() - started
-    assert [status for status, _ in results] == [200] * len(TEXTS)
+    assert [status for status, _ in results] == [200] * len(BURST)
     assert elapsed < LOCK_LIFETIME + 8, f"waited {elapsed:.1f}s behind a dead holder"
-    assert sorted(u for u, _ in _tracker_turns(redis_url, prefix, sender)) == sorted(TEXTS)
+    assert sorted(u for u, _ in _tracker_turns(redis_url, prefix, sender)) == sorted(BURST)
 
 
 def test_workers_share_one_port_and_stop_together(redis_url, model_path):

@@ -119,17 +119,26 @@ class ChatService:
         if rated is not None:
             return rated
         parse_data = await self._understand(engine, channel, sender_id, text, inbound_id, BOT)
-        replies: list[Reply] = []
+        replies: list[Reply] | None = []
         if parse_data is not None:
+
+            async def still_ours() -> bool:
+                # Checked again once the previous turn is over: it may have handed
+                # the conversation to a person while this message waited.
+                return (await self._states.get(sender_id)).state not in (WAITING, ASSIGNED)
+
             try:
                 replies = await engine.handle(
-                    text, sender_id, channel, parse_data, message_id=inbound_id, metadata=metadata
+                    text, sender_id, channel, parse_data, inbound_id, metadata, still_ours
                 )
             except RedisError:
                 raise
             except Exception:
                 logger.exception("turn failed for %r (entry %s)", sender_id, inbound_id)
         intent, confidence = _verdict(parse_data)
+        if replies is None:  # people have it now: silent, like any message to them
+            state = (await self._states.get(sender_id)).state
+            return TurnReply([], inbound_id, intent=intent, confidence=confidence, state=state)
         if not replies:
             # Rasa swallows a failing action and may then say nothing: never leave
             # the customer without an answer.

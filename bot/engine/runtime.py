@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -127,8 +128,14 @@ class RasaEngine:
         parse_data: dict[str, Any],
         message_id: str | None = None,
         metadata: dict[str, Any] | None = None,
-    ) -> list[Reply]:
-        """Run one customer turn through dialogue management, under the conversation lock."""
+        proceed: Callable[[], Awaitable[bool]] | None = None,
+    ) -> list[Reply] | None:
+        """Run one customer turn through dialogue management, under the conversation lock.
+
+        `proceed` is asked once the lock is held (the previous turn of this
+        conversation has finished): False skips the turn and returns None, for
+        a conversation that turn handed to a person.
+        """
         output = RecordingOutputChannel()
         message = UserMessage(
             text=text,
@@ -139,5 +146,11 @@ class RasaEngine:
             message_id=message_id,
             metadata=metadata,
         )
-        await self.agent.handle_message(message)
+        processor = self.agent.processor
+        assert processor is not None and self.agent.lock_store is not None
+        # Agent.handle_message, with the check inside the lock.
+        async with self.agent.lock_store.lock(sender_id):
+            if proceed is not None and not await proceed():
+                return None
+            await processor.handle_message(message)
         return output.replies

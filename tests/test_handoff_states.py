@@ -110,3 +110,11 @@ async def test_expected_wait_comes_from_real_waits(states):
     await states.claim("w", "agent")
     wait = await states.expected_wait(ahead=2)
     assert wait is not None and 0.5 <= wait <= 3.0  # three times a ~0.2 s median
+
+
+async def test_a_wait_that_began_outside_service_hours_is_not_a_recent_wait(states):
+    await states.escalate("night", "request_human")
+    await asyncio.sleep(0.1)
+    await states.claim("night", "agent", counts_as_wait=False)
+    assert await states.expected_wait(0) is None  # nothing learnt from the night's wait
+    assert (await states.get("night")).state == ASSIGNED

@@ -9,6 +9,7 @@ message and published for the customer's channel; notes stay internal.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 from aiohttp import web
@@ -27,6 +28,7 @@ from bot.keys import (
     DELIVERY,
     EVENTS,
     HUB,
+    KNOWLEDGE,
     MESSAGES,
     SETTINGS,
     STATES,
@@ -132,7 +134,9 @@ async def _transition(request: web.Request, action: str) -> web.Response:
     before = await states.get(cid)
     try:
         if action == "claim":
-            await states.claim(cid, session.username)
+            hours = request.app[KNOWLEDGE].hours
+            queued = dt.datetime.fromtimestamp(before.waiting_since or time.time(), dt.timezone.utc)
+            await states.claim(cid, session.username, counts_as_wait=hours.is_open(queued))
         elif action == "release":
             await states.release(cid, holder)
         elif action == "close":

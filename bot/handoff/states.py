@@ -47,7 +47,7 @@ class InvalidTransition(Exception):
 
 
 # KEYS: state hash, waiting zset, waits list, assigned zset.
-# ARGV: action, now, then per action: escalate(reason, priority) claim(agent, recent)
+# ARGV: action, now, then per action: escalate(reason, priority) claim(agent, recent, count)
 #       release(agent) close(agent, tag) requeue(idle_before) transfer(from, to)
 #       touch(agent) announce(quiet_before); the conversation id always last.
 # Returns {ok (1/0), state before}. Queue scores are priority * 1e10 + enqueue
@@ -75,9 +75,12 @@ elseif action == 'claim' then
   redis.call('HSET', KEYS[1], 'agent', ARGV[3], 'claimed_at', now)
   redis.call('ZREM', KEYS[2], cid)
   redis.call('ZADD', KEYS[4], now, cid)
-  local since = tonumber(redis.call('HGET', KEYS[1], 'waiting_since') or now)
-  redis.call('LPUSH', KEYS[3], now - since)
-  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
+  -- ARGV[5] '0': a wait that began outside service hours says nothing about waits now
+  if ARGV[5] ~= '0' then
+    local since = tonumber(redis.call('HGET', KEYS[1], 'waiting_since') or now)
+    redis.call('LPUSH', KEYS[3], now - since)
+    redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
+  end
   return {1, state}
 elseif action == 'release' or action == 'close' then
   -- ARGV[3]: the agent who must hold it ('' lets an admin act on anyone's)
@@ -178,8 +181,13 @@ class ConversationStates:
             return False
         return True
 
-    async def claim(self, conversation: str, agent: str) -> None:
-        await self._apply(conversation, "claim", agent, RECENT_WAITS)
+    async def claim(self, conversation: str, agent: str, counts_as_wait: bool = True) -> None:
+        """Give the conversation to `agent`.
+
+        With `counts_as_wait` false (it was queued outside service hours), its
+        wait is left out of the expected-wait figure told to customers.
+        """
+        await self._apply(conversation, "claim", agent, RECENT_WAITS, int(counts_as_wait))
 
     async def release(self, conversation: str, agent: str = "") -> None:
         """Back to the bot; with `agent`, only if that agent holds it."""

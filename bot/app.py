@@ -74,7 +74,7 @@ from bot.keys import (
 from bot.orders.demo import RedisDemoOrders
 from bot.orders.http import HttpOrderBackend
 from bot.privacy import keep, mask
-from bot.realtime import close_sockets_on_shutdown, hub_ctx
+from bot.realtime import hub_ctx
 from bot.redis_keys import Keys
 from bot.retention import retention_ctx
 from bot.retrain.jobs import RetrainJobs
@@ -113,9 +113,8 @@ def create_app(
     app.cleanup_ctx.append(order_backend_ctx)
     app.cleanup_ctx.append(accounts_ctx)
     app.cleanup_ctx.append(hub_ctx)
-    # Before aiohttp waits for pending tasks: stop background loops, close sockets.
+    # Before aiohttp waits for pending tasks: stop background loops and sockets.
     app.on_shutdown.append(stop_background)  # type: ignore[arg-type]  # aiosignal typing
-    app.on_shutdown.append(close_sockets_on_shutdown)  # type: ignore[arg-type]
     app.cleanup_ctx.append(sweeper_ctx)
     app.cleanup_ctx.append(retention_ctx)
     app.cleanup_ctx.append(_model_ctx(engine))
@@ -213,7 +212,7 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
     app[STATES] = ConversationStates(app[REDIS], keys)
     app[CONSOLE] = ConsoleStore(app[REDIS], keys)
     app[EVENTS] = Events(app[REDIS], keys)
-    app[DELIVERY] = Delivery(app[EVENTS])
+    app[DELIVERY] = Delivery(app[EVENTS], app[CONVERSATION_LOG])
     app[REVIEW_INDEX] = ReviewIndex(app[REDIS], keys)
     app[RETRAIN] = RetrainJobs(app[REDIS], keys, app[SETTINGS])
     app[CHAT] = ChatService(

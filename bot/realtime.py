@@ -148,19 +148,14 @@ async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(hub.run())
 
     async def stop() -> None:
+        # At shutdown, before the server waits for open handlers: an open socket
+        # would hold it up; clients reconnect to another process.
         hub.stop()
         await _bounded(task, 3)
+        await hub.close_sockets()
 
     app[BACKGROUND].on_stop(stop)
     yield
     await stop()
     await hub.close()
     await _bounded(redis.close(close_connection_pool=True), 2)
-
-
-async def close_sockets_on_shutdown(app: web.Application) -> None:
-    """Runs before the server waits for open handlers: an open socket would hold it up."""
-    from bot.keys import HUB
-
-    if HUB in app:
-        await app[HUB].close_sockets()

@@ -27,13 +27,13 @@ ROOT = Path(__file__).resolve().parent.parent
 async def parts(redis_url, key_prefix):  # type: ignore[no-untyped-def]
     redis = Redis.from_url(redis_url, decode_responses=True)
     keys = Keys(key_prefix)
-    events = Events(redis, keys)
+    events, log = Events(redis, keys), ConversationLog(redis, keys)
     parts = {
         "redis": redis,
         "states": ConversationStates(redis, keys),
-        "log": ConversationLog(redis, keys),
+        "log": log,
         "events": events,
-        "delivery": Delivery(events),
+        "delivery": Delivery(events, log),
         "messages": Messages.load(ROOT / "nlu_data" / "messages.yml"),
     }
     yield parts
@@ -43,7 +43,6 @@ async def parts(redis_url, key_prefix):  # type: ignore[no-untyped-def]
 def sweeper(parts, reannounce: float = 60, idle: float = 60) -> Sweeper:  # type: ignore[no-untyped-def]
     return Sweeper(
         parts["states"],
-        parts["log"],
         parts["events"],
         parts["delivery"],
         parts["messages"],

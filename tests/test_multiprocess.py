@@ -209,25 +209,29 @@ async def test_nobody_waits_for_a_dead_holder(cluster, redis_url):
     assert sorted(u for u, _ in _tracker_turns(redis_url, prefix, sender)) == sorted(BURST)
 
 
+def _serve(redis_url: str, model_path: Path, port: int, **env: str) -> subprocess.Popen[bytes]:
+    """One `python -m bot serve` on `port`, with its own key prefix and `env` on top."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "REDIS_URL": redis_url,
+            "BOT_PORT": str(port),
+            "BOT_KEY_PREFIX": "kefuproc" + uuid.uuid4().hex[:8],
+            "BOT_MODEL_DIR": str(model_path.parent),
+            **env,
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def test_workers_share_one_port_and_stop_together(redis_url, model_path):
     import urllib.request
 
     port = free_port()
-    env = {
-        **os.environ,
-        "REDIS_URL": redis_url,
-        "BOT_PORT": str(port),
-        "BOT_WORKERS": "2",
-        "BOT_KEY_PREFIX": "kefuworkers" + uuid.uuid4().hex[:8],
-        "BOT_MODEL_DIR": str(model_path.parent),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = _serve(redis_url, model_path, port, BOT_WORKERS="2")
     try:
         pids: set[int] = set()
         deadline = time.monotonic() + 180
@@ -305,21 +309,7 @@ def test_a_bot_stops_within_seconds_of_sigterm_after_running_a_while(redis_url, 
     import urllib.request
 
     port = free_port()
-    env = {
-        **os.environ,
-        "REDIS_URL": redis_url,
-        "BOT_PORT": str(port),
-        "BOT_KEY_PREFIX": "kefustop" + uuid.uuid4().hex[:8],
-        "BOT_MODEL_DIR": str(model_path.parent),
-        "BOT_HANDOFF_SWEEP": "0.1",  # new tasks every 0.1 s
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = _serve(redis_url, model_path, port, BOT_HANDOFF_SWEEP="0.1")  # new tasks every 0.1 s
     try:
         _wait_ready([port], [proc], ROOT)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):

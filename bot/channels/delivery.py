@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
+from bot.conversation_log.store import ConversationLog, Outbound
 from bot.events import Events
 
 logger = logging.getLogger(__name__)
@@ -39,8 +40,9 @@ class ChannelSender(Protocol):
 
 
 class Delivery:
-    def __init__(self, events: Events) -> None:
+    def __init__(self, events: Events, log: ConversationLog) -> None:
         self._events = events
+        self._log = log
         self._senders: dict[str, ChannelSender] = {}
 
     def register(self, channel: str, sender: ChannelSender) -> None:
@@ -84,3 +86,11 @@ class Delivery:
         except DeliveryFailed as exc:
             logger.warning("could not push a %s to %r: %s", kind, conversation, exc.message)
             return False
+
+    async def notify(self, conversation: str, key: str, text: str, **data: Any) -> None:
+        """Log and push a notice from the bot (message `key`): a person joined, left..."""
+        channel = await self._log.channel_of(conversation)
+        (entry_id,) = await self._log.append_outbound(
+            conversation, channel, [Outbound(text=text, action=key, response=key)]
+        )
+        await self.push_quietly("notice", channel, conversation, entry_id, text, **data)

@@ -62,8 +62,10 @@ class TurnReply:
     inbound_id: str
     intent: str | None = None
     confidence: float = 0.0
-    # Who has the conversation: bot, or waiting / assigned (people: the bot is silent).
-    state: str = BOT
+    # Who has the conversation: waiting / assigned (people: the bot is silent), or
+    # None after a bot turn, which may itself have handed the conversation over
+    # (a channel that shows the state looks it up).
+    state: str | None = None
 
 
 class ChatService:
@@ -149,6 +151,7 @@ class ChatService:
                     failed=True,
                 )
             ]
+        elapsed = time.monotonic() - started
         await self._log.append_outbound(
             sender_id,
             channel,
@@ -163,21 +166,14 @@ class ChatService:
                 )
                 for r in replies
             ],
+            response_seconds=elapsed,
         )
-        elapsed = time.monotonic() - started
-        await self._stats.duration("bot_response", elapsed)
         self._stats.metrics.turn_seconds.observe(elapsed)
         await self._events.publish(
             "bot_message", sender_id, texts=[r.text for r in replies], channel=channel
         )
-        # The turn may have handed the conversation to people.
-        after = (await self._states.get(sender_id)).state
         return TurnReply(
-            replies=replies,
-            inbound_id=inbound_id,
-            intent=intent,
-            confidence=confidence,
-            state=after,
+            replies=replies, inbound_id=inbound_id, intent=intent, confidence=confidence
         )
 
     async def _understand(
@@ -247,14 +243,7 @@ class ChatService:
         )
         if reply_key is None or state in (WAITING, ASSIGNED):
             return TurnReply([], inbound_id, state=state)
-        line = self._messages.pick(reply_key)
-        reply = Reply(
-            payload={"recipient_id": sender_id, "text": line}, action=reply_key, response=reply_key
-        )
-        await self._log.append_outbound(
-            sender_id, channel, [Outbound(text=line, action=reply_key, response=reply_key)]
-        )
-        await self._events.publish("bot_message", sender_id, texts=[line], channel=channel)
+        reply = await self._say(sender_id, channel, reply_key, reply_key)
         return TurnReply([reply], inbound_id, state=state)
 
     async def _with_people(
@@ -279,18 +268,20 @@ class ChatService:
         if state == WAITING and intent == ASKS_FOR_PERSON:
             place = await standing(self._states, self._hours, sender_id, self._clock())
             if place is not None:
-                line = self._messages.pick(place.key, **place.values)
                 replies.append(
-                    Reply(
-                        payload={"recipient_id": sender_id, "text": line},
-                        action="queue_status",
-                        response=place.key,
-                    )
+                    await self._say(sender_id, channel, place.key, "queue_status", **place.values)
                 )
-                outbound = Outbound(text=line, action="queue_status", response=place.key)
-                await self._log.append_outbound(sender_id, channel, [outbound])
-                await self._events.publish("bot_message", sender_id, texts=[line], channel=channel)
         return TurnReply(replies, inbound_id, intent=intent, confidence=confidence, state=state)
+
+    async def _say(
+        self, sender_id: str, channel: str, key: str, action: str, **values: str
+    ) -> Reply:
+        """Log, show to consoles and return one line of message `key` (messages.yml)."""
+        line = self._messages.pick(key, **values)
+        outbound = Outbound(text=line, action=action, response=key)
+        await self._log.append_outbound(sender_id, channel, [outbound])
+        await self._events.publish("bot_message", sender_id, texts=[line], channel=channel)
+        return Reply(payload={"recipient_id": sender_id, "text": line}, action=action, response=key)
 
     async def _answer_to_rating(
         self, sender_id: str, channel: str, text: str, inbound_id: str

@@ -164,22 +164,13 @@ async def _transition(request: web.Request, action: str) -> web.Response:
     await request.app[EVENTS].publish("state", cid, state=handoff.state, agent=handoff.agent)
     notice = NOTICES.get(action)
     if notice is not None:
-        await _tell_customer(request, cid, notice, handoff.state)
+        text = request.app[MESSAGES].pick(notice)
+        await request.app[DELIVERY].notify(cid, notice, text, state=handoff.state)
     return json_response({"conversation": cid, "state": handoff.state, "agent": handoff.agent})
 
 
 # What the customer is told when a person joins or leaves: they always know who answers.
 NOTICES = {"claim": "agent_joined", "release": "agent_left", "close": "agent_left"}
-
-
-async def _tell_customer(request: web.Request, cid: str, key: str, state: str) -> None:
-    text = request.app[MESSAGES].pick(key)
-    summaries = await request.app[CONVERSATION_LOG].summaries([cid])
-    channel = summaries[0].channel if summaries else ""
-    (entry_id,) = await request.app[CONVERSATION_LOG].append_outbound(
-        cid, channel, [Outbound(text=text, action=key, response=key)]
-    )
-    await request.app[DELIVERY].push_quietly("notice", channel, cid, entry_id, text, state=state)
 
 
 async def claim(request: web.Request) -> web.Response:
@@ -206,9 +197,7 @@ async def reply(request: web.Request) -> web.Response:
     handoff = await request.app[STATES].get(cid)
     if handoff.state != ASSIGNED or handoff.agent != session.username:
         raise ApiError(409, "conflict", "Claim the conversation before replying.")
-    # The channel from the conversation's summary, not by reading its whole log.
-    summaries = await request.app[CONVERSATION_LOG].summaries([cid])
-    channel = summaries[0].channel if summaries else ""
+    channel = await request.app[CONVERSATION_LOG].channel_of(cid)
     (entry_id,) = await request.app[CONVERSATION_LOG].append_outbound(
         cid, channel, [Outbound(text=text, action=f"agent:{session.username}")]
     )

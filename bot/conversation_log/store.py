@@ -110,9 +110,17 @@ class ConversationLog:
         )
 
     async def append_outbound(
-        self, conversation: str, channel: str, replies: Sequence[Outbound], now: float | None = None
+        self,
+        conversation: str,
+        channel: str,
+        replies: Sequence[Outbound],
+        now: float | None = None,
+        response_seconds: float | None = None,
     ) -> list[str]:
-        """Record the replies sent to the customer, in order."""
+        """Record the replies sent to the customer, in order.
+
+        `response_seconds`: how long the bot took to answer (counted for the KPIs).
+        """
         if not replies:
             return []
         ts = time.time() if now is None else now
@@ -132,7 +140,7 @@ class ConversationLog:
 
         def count(pipe: Pipeline) -> None:
             if stats is not None:
-                stats.add_outbound(pipe, channel, len(replies), by_agent, ts)
+                stats.add_outbound(pipe, channel, len(replies), by_agent, ts, response_seconds)
 
         return await self._append(
             conversation, channel, entries, ts, replies[-1].text, False, count
@@ -166,6 +174,10 @@ class ConversationLog:
                 count(pipe)
             results = await pipe.execute()
         return list(results[: len(entries)])
+
+    async def channel_of(self, conversation: str) -> str:
+        """The channel the conversation came in on ('' if it has no messages)."""
+        return str(await self._redis.hget(self._keys.conv_meta(conversation), "channel") or "")
 
     async def count(self) -> int:
         return int(await self._redis.zcard(self._keys.conversations))

@@ -17,7 +17,6 @@ from aiohttp import web
 
 from bot.channels.delivery import Delivery
 from bot.content.messages import Messages
-from bot.conversation_log.store import ConversationLog, Outbound
 from bot.events import Events
 from bot.handoff.states import WAITING, ConversationStates, InvalidTransition
 
@@ -34,7 +33,6 @@ class Sweeper:
     def __init__(
         self,
         states: ConversationStates,
-        log: ConversationLog,
         events: Events,
         delivery: Delivery,
         messages: Messages,
@@ -42,7 +40,6 @@ class Sweeper:
         idle_after: float,
     ) -> None:
         self._states = states
-        self._log = log
         self._events = events
         self._delivery = delivery
         self._messages = messages
@@ -73,31 +70,18 @@ class Sweeper:
             await self._events.publish(
                 "state", conversation, state=WAITING, agent="", previous_agent=agent, why="idle"
             )
-            await self._tell_customer(conversation)
+            text = self._messages.pick("handoff_requeued")
+            await self._delivery.notify(conversation, "handoff_requeued", text, state=WAITING)
             result.requeued.append(conversation)
         return result
 
-    async def _tell_customer(self, conversation: str) -> None:
-        summaries = await self._log.summaries([conversation])
-        channel = summaries[0].channel if summaries else ""
-        text = self._messages.pick("handoff_requeued")
-        (entry_id,) = await self._log.append_outbound(
-            conversation,
-            channel,
-            [Outbound(text=text, action="handoff_requeued", response="handoff_requeued")],
-        )
-        await self._delivery.push_quietly(
-            "notice", channel, conversation, entry_id, text, state=WAITING
-        )
-
 
 async def sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
-    from bot.keys import BACKGROUND, CONVERSATION_LOG, DELIVERY, EVENTS, MESSAGES, SETTINGS, STATES
+    from bot.keys import BACKGROUND, DELIVERY, EVENTS, MESSAGES, SETTINGS, STATES
 
     settings = app[SETTINGS]
     sweeper = Sweeper(
         app[STATES],
-        app[CONVERSATION_LOG],
         app[EVENTS],
         app[DELIVERY],
         app[MESSAGES],

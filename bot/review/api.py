@@ -21,7 +21,7 @@ from bot.channels.inbound import read_json_object
 from bot.console.page import page
 from bot.errors import ApiError
 from bot.feedback.store import KINDS
-from bot.handoff.requests import REASONS
+from bot.handoff.requests import REASONS, HandoffRequests
 from bot.jsonutil import json_response
 from bot.keys import (
     CONVERSATION_LOG,
@@ -146,7 +146,7 @@ async def conversation(request: web.Request) -> web.Response:
             "conversation": cid,
             "channel": timeline[0]["channel"],
             "messages": timeline,
-            "escalations": await redis.lrange(keys.handoff_reasons(cid), 0, -1),
+            "escalations": await HandoffRequests(redis, keys).reasons(cid),
             "satisfaction": await request.app[SATISFACTION].get(cid),
         }
     )

@@ -86,33 +86,20 @@ class ReviewIndex:
         also: Callable[[Pipeline], None] | None = None,
     ) -> None:
         """Index one customer message (`also` adds other writes to the same round trip)."""
+        item = ref(conversation, entry_id)
+        ts = entry_time(entry_id)
         async with self._redis.pipeline(transaction=False) as pipe:
-            self.add_to(pipe, conversation, entry_id, channel, text, intent, confidence)
+            pipe.zadd(self.key("all"), {item: ts})
+            pipe.zadd(self.key("channel", channel), {item: ts})
+            if intent:
+                pipe.zadd(self.key("intent", intent), {item: ts})
+                if intent == FALLBACK or confidence < REVIEW_BELOW:
+                    pipe.zadd(self.key("queue"), {item: ts})
+            for token in tokens(text):
+                pipe.zadd(self.key("word", token), {item: ts})
             if also is not None:
                 also(pipe)
             await pipe.execute()
-
-    def add_to(
-        self,
-        pipe: Pipeline,
-        conversation: str,
-        entry_id: str,
-        channel: str,
-        text: str,
-        intent: str | None,
-        confidence: float,
-    ) -> None:
-        """Queue indexing one customer message on `pipe`."""
-        item = ref(conversation, entry_id)
-        ts = entry_time(entry_id)
-        pipe.zadd(self.key("all"), {item: ts})
-        pipe.zadd(self.key("channel", channel), {item: ts})
-        if intent:
-            pipe.zadd(self.key("intent", intent), {item: ts})
-            if intent == FALLBACK or confidence < REVIEW_BELOW:
-                pipe.zadd(self.key("queue"), {item: ts})
-        for token in tokens(text):
-            pipe.zadd(self.key("word", token), {item: ts})
 
     async def escalated(self, conversation: str, reason: str, ts: float) -> None:
         await self._redis.zadd(self.key("conv", "escalated", reason), {conversation: ts})

@@ -64,7 +64,13 @@ class Stats:
         self.metrics.messages.labels(channel, "in").inc()
 
     def add_outbound(
-        self, pipe: Pipeline, channel: str, count: int, by_agent: bool, ts: float
+        self,
+        pipe: Pipeline,
+        channel: str,
+        count: int,
+        by_agent: bool,
+        ts: float,
+        response_seconds: float | None = None,
     ) -> None:
         """Messages to the customer were logged (the bot's, an agent's, notices)."""
         counters = self.key(self.day(ts))
@@ -73,6 +79,8 @@ class Stats:
         if by_agent:
             pipe.hincrby(counters, "agent_messages", count)
         pipe.expire(counters, self._ttl)
+        if response_seconds is not None:
+            self.add_duration(pipe, "bot_response", response_seconds, ts)
         self.metrics.messages.labels(channel, "out").inc(count)
 
     def add_classified(self, pipe: Pipeline, intent: str, text: str, ts: float) -> None:
@@ -118,15 +126,17 @@ class Stats:
             await pipe.execute()
         self.metrics.escalations.labels(reason).inc()
 
-    async def duration(self, name: str, seconds: float, ts: float | None = None) -> None:
+    def add_duration(self, pipe: Pipeline, name: str, seconds: float, ts: float) -> None:
         if name not in DURATIONS:
             raise ValueError(f"unknown duration {name!r}")
-        ts = time.time() if ts is None else ts
         key = self.key(self.day(ts), "t", name)
+        pipe.rpush(key, round(max(seconds, 0.0), 3))
+        pipe.ltrim(key, -MAX_SAMPLES, -1)
+        pipe.expire(key, self._ttl)
+
+    async def duration(self, name: str, seconds: float, ts: float | None = None) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.rpush(key, round(max(seconds, 0.0), 3))
-            pipe.ltrim(key, -MAX_SAMPLES, -1)
-            pipe.expire(key, self._ttl)
+            self.add_duration(pipe, name, seconds, time.time() if ts is None else ts)
             await pipe.execute()
 
     async def rating(self, rating: int, ts: float | None = None) -> None:

@@ -34,6 +34,8 @@ async def send(request: web.Request) -> web.Response:
     conversation = conversation_id(body.get("session"))
     text = message_text(body.get("text"), request.app[SETTINGS].max_message_chars, field="text")
     turn = await request.app[CHAT].handle(CHANNEL, conversation, text)
+    # After a bot turn, whether it handed the conversation to people.
+    state = turn.state or (await request.app[STATES].get(conversation)).state
     return json_response(
         {
             "id": turn.inbound_id,
@@ -45,7 +47,7 @@ async def send(request: web.Request) -> web.Response:
                 for r in turn.replies
             ],
             # waiting / assigned: people have the conversation and answer over the socket
-            "state": turn.state,
+            "state": state,
         }
     )
 

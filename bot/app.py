@@ -8,6 +8,7 @@ import datetime as dt
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import aiohttp
 from aiohttp import web
@@ -61,6 +62,7 @@ from bot.keys import (
     MESSAGES,
     MODEL,
     ORDERS,
+    RATE_LIMITS,
     REDIS,
     RELOADER,
     RETRAIN,
@@ -83,6 +85,10 @@ from bot.retrain.reload import PROMOTED, Reloader
 from bot.review import api as review_api
 from bot.review.index import ReviewIndex
 from bot.satisfaction.store import SatisfactionStore
+from bot.security.body import body_middleware
+from bot.security.headers import on_prepare
+from bot.security.proxy import TrustedProxies, forwarded_middleware
+from bot.security.ratelimit import RateLimits
 from bot.settings import Settings
 from bot.stats import api as stats_api
 from bot.stats.metrics import Metrics
@@ -101,7 +107,15 @@ def create_app(
     With `engine`, serve that already-loaded model (tests do); `clock` is the
     time the bot believes it is (tests move it in and out of service hours).
     """
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[
+            error_middleware,
+            forwarded_middleware(TrustedProxies(settings.trusted_proxies)),
+            body_middleware(settings.body_timeout, settings.max_body_bytes),
+        ],
+    )
+    app.on_response_prepare.append(on_prepare)  # type: ignore[arg-type]  # aiosignal typing
     app[SETTINGS] = settings
     app[BACKGROUND] = Background()
     app[CLOCK] = clock
@@ -160,11 +174,18 @@ async def content_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def accounts_ctx(app: web.Application) -> AsyncIterator[None]:
     """Sign-in; on the very first start, an admin account with a random password."""
-    keys = Keys(app[SETTINGS].key_prefix)
-    accounts = Accounts(app[REDIS], keys, rounds=app[SETTINGS].bcrypt_rounds)
+    settings = app[SETTINGS]
+    keys = Keys(settings.key_prefix)
+    # One thread for bcrypt: checks never stall the event loop, and a burst of
+    # them takes one core at most, leaving the other to customers.
+    hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bcrypt")
+    accounts = Accounts(app[REDIS], keys, rounds=settings.bcrypt_rounds, executor=hasher)
     app[ACCOUNTS] = accounts
     app[SESSIONS] = Sessions(app[REDIS], keys)
-    app[LOGIN_THROTTLE] = LoginThrottle(app[REDIS], keys)
+    app[LOGIN_THROTTLE] = LoginThrottle(app[REDIS], keys, settings.login_address_rate)
+    app[RATE_LIMITS] = RateLimits(
+        app[REDIS], keys, app[MESSAGES], settings.rate_conversation, settings.rate_address
+    )
     try:
         password = await accounts.ensure_admin()
     except RedisError as exc:  # Redis down at start-up: sign-in waits for it, the rest runs
@@ -178,6 +199,7 @@ async def accounts_ctx(app: web.Application) -> AsyncIterator[None]:
             flush=True,
         )
     yield
+    hasher.shutdown(wait=False, cancel_futures=True)
 
 
 async def order_backend_ctx(app: web.Application) -> AsyncIterator[None]:

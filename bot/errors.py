@@ -16,11 +16,14 @@ logger = logging.getLogger(__name__)
 class ApiError(Exception):
     """A refusal with a stable machine-readable code and a human message."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status_code = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
 
 
 class ServiceUnavailable(ApiError):
@@ -28,8 +31,12 @@ class ServiceUnavailable(ApiError):
         super().__init__(503, code, message)
 
 
-def error_body(status: int, code: str, message: str) -> web.Response:
-    return json_response({"error": code, "message": message, "status": status}, status=status)
+def error_body(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    return json_response(
+        {"error": code, "message": message, "status": status}, status=status, headers=headers
+    )
 
 
 def _code_for(exc: web.HTTPException) -> str:
@@ -51,7 +58,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             exc.code,
             exc.message,
         )
-        return error_body(exc.status_code, exc.code, exc.message)
+        return error_body(exc.status_code, exc.code, exc.message, exc.headers)
     except web.HTTPException as exc:
         if exc.status_code < 400:
             raise

@@ -28,6 +28,7 @@ from bot.retrain.jobs import RetrainJobs
 from bot.retrain.reload import Reloader
 from bot.review.index import ReviewIndex
 from bot.satisfaction.store import SatisfactionStore
+from bot.security.ratelimit import RateLimits
 from bot.settings import Settings
 from bot.stats.recorder import Stats
 
@@ -45,6 +46,7 @@ SATISFACTION = web.AppKey("satisfaction", SatisfactionStore)
 ACCOUNTS = web.AppKey("accounts", Accounts)
 SESSIONS = web.AppKey("sessions", Sessions)
 LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+RATE_LIMITS = web.AppKey("rate_limits", RateLimits)
 STATES = web.AppKey("states", ConversationStates)
 CONSOLE = web.AppKey("console", ConsoleStore)
 EVENTS = web.AppKey("events", Events)

@@ -147,3 +147,22 @@ class Keys:
 
     def wechat_window_closed(self, conversation: str) -> str:
         return f"{self.prefix}:wechat:{conversation}:closed"
+
+    # Abuse resistance (bot/security, bot/accounts). Addresses are normalised by
+    # bot/security/proxy.py (an IPv6 client counts as its /64); a username is
+    # hashed, so no text a stranger types can reach into another key.
+    def rate_conversation(self, conversation: str) -> str:
+        """GCRA state of one conversation's message rate (hash: tat, told)."""
+        return f"{self.prefix}:c:{{{conversation}}}:rl"
+
+    def rate_address(self, address: str) -> str:
+        """GCRA state of one client address's message rate (hash: tat, told)."""
+        return f"{self.prefix}:rl:addr:{address}"
+
+    def login_backoff(self, username_digest: str, address: str) -> str:
+        """Failed sign-ins of one username from one address (hash: fails, until)."""
+        return f"{self.prefix}:login:ua:{username_digest}:{address}"
+
+    def login_address(self, address: str) -> str:
+        """GCRA state of one address's sign-in attempts, whatever the username."""
+        return f"{self.prefix}:login:addr:{address}"

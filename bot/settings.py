@@ -5,6 +5,7 @@ Modules never read `os.environ` themselves: they receive a `Settings`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -83,6 +84,58 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
 
 
 @dataclass(frozen=True)
+class Rate:
+    """At most `count` events per `seconds` (a burst of `count`, then evenly spaced); 0 = off."""
+
+    count: int
+    seconds: float
+
+    @property
+    def on(self) -> bool:
+        return self.count > 0
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.seconds:g}" if self.on else "off"
+
+
+def _rate(env: Mapping[str, str], name: str, default: Rate) -> Rate:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("0", "off"):
+        return Rate(0, 1.0)
+    count, _, seconds = raw.partition("/")
+    try:
+        rate = Rate(int(count), float(seconds))
+    except ValueError:
+        rate = Rate(0, 0.0)
+    if rate.count <= 0 or rate.seconds <= 0:
+        raise SettingsError(f"{name} must be COUNT/SECONDS (e.g. 20/60) or off, got {raw!r}")
+    return rate
+
+
+def _proxies(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Addresses or networks (CIDR) of the reverse proxies in front of the bot."""
+    items = tuple(p.strip() for p in env.get(name, "").split(",") if p.strip())
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError as exc:
+            raise SettingsError(f"{name}: {item!r} is not an address or network") from exc
+    return items
+
+
+def _origin(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name, "").strip().rstrip("/")
+    if not raw:
+        return None
+    scheme, sep, host = raw.partition("://")
+    if scheme not in ("http", "https") or not sep or not host or "/" in host:
+        raise SettingsError(f"{name} must be like https://kefu.example.com, got {raw!r}")
+    return raw.lower()
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the service can be told from outside. See README for each name."""
 
@@ -127,6 +180,19 @@ class Settings:
     retention_days: int = 180
     mask_pii: bool = False
     metrics_token: str | None = None
+    # Abuse resistance (README, "Security"): proxies whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed, the origin websockets must come from,
+    # message rates per conversation and per client address, bounds on
+    # `metadata`, how long a request body may take to arrive, sign-in ceilings.
+    trusted_proxies: tuple[str, ...] = ()
+    public_origin: str | None = None
+    rate_conversation: Rate = Rate(20, 60.0)
+    rate_address: Rate = Rate(60, 60.0)
+    login_address_rate: Rate = Rate(30, 600.0)
+    max_metadata_bytes: int = 4096
+    max_metadata_depth: int = 5
+    body_timeout: float = 10.0
+    max_tracker_events: int = 1000
 
     @property
     def wechat_enabled(self) -> bool:
@@ -207,6 +273,15 @@ class Settings:
             retention_days=_positive(env, "BOT_RETENTION_DAYS", 180, int),
             mask_pii=_flag(env, "BOT_MASK_PII"),
             metrics_token=env.get("BOT_METRICS_TOKEN", "").strip() or None,
+            trusted_proxies=_proxies(env, "BOT_TRUSTED_PROXIES"),
+            public_origin=_origin(env, "BOT_PUBLIC_ORIGIN"),
+            rate_conversation=_rate(env, "BOT_RATE_CONVERSATION", Rate(20, 60.0)),
+            rate_address=_rate(env, "BOT_RATE_ADDRESS", Rate(60, 60.0)),
+            login_address_rate=_rate(env, "BOT_LOGIN_ADDRESS_RATE", Rate(30, 600.0)),
+            max_metadata_bytes=_positive(env, "BOT_MAX_METADATA_BYTES", 4096, int),
+            max_metadata_depth=_positive(env, "BOT_MAX_METADATA_DEPTH", 5, int),
+            body_timeout=_positive(env, "BOT_BODY_TIMEOUT", 10.0, float),
+            max_tracker_events=_positive(env, "BOT_MAX_TRACKER_EVENTS", 1000, int),
         )
 
     def with_(self, **changes: object) -> Settings:

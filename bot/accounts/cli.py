@@ -1,4 +1,8 @@
-"""`python -m bot users add|passwd|list`: accounts from the command line."""
+"""`python -m bot users add|passwd|disable|enable|delete|list`: accounts from the command line.
+
+Changing a password, disabling and deleting an account end all of its
+sessions at once; the last active admin can be neither disabled nor deleted.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,9 @@ from bot.settings import Settings
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    users = sub.add_parser("users", help="add accounts, change passwords, list accounts")
+    users = sub.add_parser(
+        "users", help="add, disable, enable or delete accounts, change passwords, list them"
+    )
     commands = users.add_subparsers(dest="users_command", required=True)
     add = commands.add_parser("add", help="add an account")
     add.add_argument("username")
@@ -26,6 +32,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     passwd.add_argument(
         "--password-stdin", action="store_true", help="read the password from stdin"
     )
+    for name, what in (
+        ("disable", "refuse the account's sign-ins and end its sessions"),
+        ("enable", "allow a disabled account to sign in again"),
+        ("delete", "remove the account and end its sessions"),
+    ):
+        commands.add_parser(name, help=what).add_argument("username")
     commands.add_parser("list", help="list accounts and roles")
 
 
@@ -44,13 +56,23 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.users_command == "list":
             for account in await accounts.list():
-                print(f"{account.username}\t{account.role}")
+                state = "\tdisabled" if account.disabled else ""
+                print(f"{account.username}\t{account.role}{state}")
         elif args.users_command == "add":
             account = await accounts.add(args.username, _password(args.password_stdin), args.role)
             print(f"added {account.username} ({account.role})")
-        else:
+        elif args.users_command == "passwd":
             await accounts.set_password(args.username, _password(args.password_stdin))
-            print(f"password of {args.username} changed")
+            print(f"password of {args.username} changed; its sessions are signed out")
+        elif args.users_command == "disable":
+            await accounts.disable(args.username)
+            print(f"{args.username} disabled; its sessions are signed out")
+        elif args.users_command == "enable":
+            await accounts.enable(args.username)
+            print(f"{args.username} enabled")
+        else:
+            await accounts.delete(args.username)
+            print(f"{args.username} deleted; its sessions are signed out")
         return 0
     finally:
         await redis.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.accounts.sessions import COOKIE, CSRF_HEADER, SESSION_TTL, Session
+from bot.accounts.store import SignInBusy, normalise_username
 from bot.channels.inbound import read_json_object
 from bot.errors import ApiError
 from bot.jsonutil import json_response
@@ -29,26 +30,49 @@ async def require(request: web.Request, *roles: str) -> Session:
     return session
 
 
+# Longest username looked at; longer ones cannot exist and are not hashed or stored.
+MAX_USERNAME = 64
+
+
 async def login(request: web.Request) -> web.Response:
+    """Sign in with JSON `{username, password}`.
+
+    JSON only (415 otherwise): a form on another site can post
+    ``text/plain`` or form data cross-site without a preflight, never
+    ``application/json``, so no other site can sign a browser in.
+    """
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "Sign in with application/json.")
     body = await read_json_object(request)
     username, password = body.get("username"), body.get("password")
     if (
         not isinstance(username, str)
         or not isinstance(password, str)
-        or not username
+        or not username.strip()
         or not password
     ):
         raise ApiError(400, "missing_credentials", "Send `username` and `password`.")
+    username = normalise_username(username)[:MAX_USERNAME]
     address = request.remote or "unknown"
     throttle = request.app[LOGIN_THROTTLE]
-    wait = await throttle.blocked_for(address, username)
+    wait = await throttle.attempt(address, username)
     if wait:
         raise ApiError(
-            429, "too_many_attempts", f"Too many failed sign-ins; try again in {wait} s."
+            429,
+            "too_many_attempts",
+            f"Too many failed sign-ins; try again in {wait} s.",
+            headers={"Retry-After": str(wait)},
         )
-    account = await request.app[ACCOUNTS].verify(username, password)
+    try:
+        account = await request.app[ACCOUNTS].verify(username, password)
+    except SignInBusy:
+        raise ApiError(
+            503,
+            "sign_in_busy",
+            "Too many sign-ins at once; try again in a few seconds.",
+            headers={"Retry-After": "5"},
+        ) from None
     if account is None:
-        await throttle.failed(address, username)
         raise ApiError(401, "wrong_credentials", "Wrong username or password.")
     await throttle.succeeded(address, username)
     token, session = await request.app[SESSIONS].create(account)
@@ -61,6 +85,7 @@ async def login(request: web.Request) -> web.Response:
         max_age=SESSION_TTL,
         httponly=True,
         samesite="Strict",
+        # True over HTTPS, also when a trusted proxy says so (bot/security/proxy.py).
         secure=request.secure,
         path="/",
     )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
 from bot.errors import ApiError
+from bot.jsonutil import depth, dumps, loads
 
 # curl -d sends form encoding, and many webhook senders send text/plain or no
 # type at all, with a JSON body: those are accepted; anything else is refused.
@@ -41,7 +41,7 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
             400, "invalid_utf8", f"The body is not valid UTF-8 (byte {exc.start})."
         ) from exc
     try:
-        body = json.loads(text)
+        body = loads(text)
     except ValueError as exc:
         raise ApiError(400, "invalid_json", f"The body is not valid JSON: {exc}.") from exc
     if not isinstance(body, dict):
@@ -82,3 +82,24 @@ def sender_id(value: Any, field: str = "sender") -> str:
             f"`{field}` must be 1 to {MAX_SENDER_CHARS} printable characters.",
         )
     return sender
+
+
+def metadata_object(value: Any, max_bytes: int, max_depth: int) -> dict[str, Any] | None:
+    """A message's optional `metadata`: a JSON object of bounded size and nesting.
+
+    It goes into Rasa's tracker with the message, which is read and written
+    whole on every turn: unbounded, one sender could make every turn of
+    their conversation slower and bigger (BOT_MAX_METADATA_BYTES, _DEPTH).
+    """
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ApiError(400, "invalid_metadata", "`metadata` must be a JSON object.")
+    if depth(value, max_depth) > max_depth:
+        raise ApiError(400, "metadata_too_deep", f"`metadata` may nest at most {max_depth} levels.")
+    size = len(dumps(value).encode("utf-8"))
+    if size > max_bytes:
+        raise ApiError(
+            413, "metadata_too_large", f"`metadata` has {size} bytes; the limit is {max_bytes}."
+        )
+    return value

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.channels.inbound import message_text, read_json_object, sender_id
-from bot.errors import ApiError
+from bot.channels.inbound import message_text, metadata_object, read_json_object, sender_id
 from bot.jsonutil import json_response
-from bot.keys import CHAT, SETTINGS
+from bot.keys import CHAT, RATE_LIMITS, SETTINGS
 
 CHANNEL = "rest"
 
@@ -20,10 +19,12 @@ CHANNEL = "rest"
 async def webhook(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     sender = sender_id(body.get("sender"))
-    text = message_text(body.get("message"), request.app[SETTINGS].max_message_chars)
-    metadata = body.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise ApiError(400, "invalid_metadata", "`metadata` must be a JSON object.")
+    settings = request.app[SETTINGS]
+    text = message_text(body.get("message"), settings.max_message_chars)
+    metadata = metadata_object(
+        body.get("metadata"), settings.max_metadata_bytes, settings.max_metadata_depth
+    )
+    await request.app[RATE_LIMITS].admit(request, sender)
     turn = await request.app[CHAT].handle(CHANNEL, sender, text, metadata)
     return json_response([reply.payload for reply in turn.replies])
 

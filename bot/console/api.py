@@ -34,6 +34,7 @@ from bot.keys import (
     STATES,
     STATS,
 )
+from bot.security.origin import check_origin
 
 WORKERS = ("agent", "admin")
 MAX_TAG = 40
@@ -236,6 +237,11 @@ async def add_note(request: web.Request) -> web.Response:
     cid = request.match_info["conversation_id"]
     body = await read_json_object(request)
     text = message_text(body.get("text"), request.app[SETTINGS].max_message_chars, field="text")
+    # The rule of every other action: an agent works on their own conversations
+    # (or unheld ones), an admin on anyone's.
+    holder = (await request.app[STATES].get(cid)).agent
+    if session.role != "admin" and holder and holder != session.username:
+        raise ApiError(409, "conflict", f"{holder} holds this conversation.")
     note = await request.app[CONSOLE].add_note(cid, session.username, text)
     await _touch(request, cid, session.username)
     await request.app[EVENTS].publish("note", cid, **note)
@@ -262,6 +268,7 @@ async def put_canned(request: web.Request) -> web.Response:
 async def live(request: web.Request) -> web.WebSocketResponse:
     """Every event, live, for a signed-in agent."""
     session = await require(request, *WORKERS)
+    check_origin(request, request.app[SETTINGS].public_origin)
     hub = request.app[HUB]
     return await hub.serve(request, hub.agents, who=session.username)
 

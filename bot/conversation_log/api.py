@@ -7,13 +7,12 @@ default.
 
 from __future__ import annotations
 
-import hmac
-
 from aiohttp import web
 
 from bot.errors import ApiError
 from bot.jsonutil import json_response
 from bot.keys import CONVERSATION_LOG, SETTINGS
+from bot.security.tokens import bearer, same_secret
 
 MAX_LIMIT = 100
 
@@ -24,11 +23,7 @@ def require_admin(request: web.Request) -> None:
         raise ApiError(
             403, "admin_api_disabled", "The admin API is closed: set BOT_ADMIN_TOKEN to open it."
         )
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        given.strip().encode(), token.encode()
-    ):
+    if not same_secret(bearer(request.headers.get("Authorization")), token):
         raise ApiError(
             401, "unauthorised", "Send the admin token as `Authorization: Bearer <token>`."
         )

@@ -11,7 +11,6 @@ conversation log shows what happened.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import zlib
@@ -20,7 +19,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from bot.errors import ApiError
-from bot.jsonutil import json_response
+from bot.jsonutil import json_response, loads
 from bot.keys import ACTION_SERVER
 from bot.redis_keys import Keys
 
@@ -48,7 +47,7 @@ async def handle(request: web.Request) -> web.Response:
     try:
         if request.headers.get("Content-Encoding") == "deflate":
             body = zlib.decompress(body)  # Rasa compresses calls when told to
-        action_call = json.loads(body)
+        action_call = loads(body)
     except (ValueError, UnicodeDecodeError, zlib.error) as exc:
         raise ApiError(400, "invalid_json", "The action call is not valid JSON.") from exc
     if not isinstance(action_call, dict):

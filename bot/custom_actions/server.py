@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from typing import Any
@@ -13,6 +12,7 @@ from rasa_sdk.interfaces import ActionExecutionRejection, ActionNotFoundExceptio
 
 from bot.chat.apology import apology
 from bot.engine.output import ACTION_FAILED, PRODUCED_BY
+from bot.security.tokens import same_secret
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class ActionServer:
     def authorised(self, header: str | None) -> bool:
         if self.token is None or header is None:
             return False
-        return hmac.compare_digest(header.encode(), f"Bearer {self.token}".encode())
+        return same_secret(header, f"Bearer {self.token}")
 
     async def run(self, action_call: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         assert self.executor is not None, "authorised() is False until configured"

@@ -18,7 +18,6 @@ from aiohttp import web
 
 from bot.accounts.routes import require
 from bot.channels.inbound import read_json_object
-from bot.console.page import page
 from bot.errors import ApiError
 from bot.feedback.store import KINDS
 from bot.handoff.requests import REASONS, HandoffRequests
@@ -36,6 +35,7 @@ from bot.redis_keys import Keys
 from bot.retrain.cli import announce
 from bot.review import training_data
 from bot.review.index import Query, ref, split_ref
+from bot.security.headers import page
 
 TRAINERS = ("trainer", "admin")
 STATIC = Path(__file__).parent / "static"

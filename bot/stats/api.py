@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot.accounts.routes import require
-from bot.console.page import page
 from bot.errors import ApiError
 from bot.jsonutil import json_response
 from bot.keys import HUB, MODEL, REDIS, SETTINGS, STATS
 from bot.redis_keys import Keys
+from bot.security.headers import page
+from bot.security.tokens import same_secret
 from bot.stats.kpis import kpis
 
 STATIC = Path(__file__).parent / "static"
@@ -48,8 +48,7 @@ async def stats(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     token = request.app[SETTINGS].metrics_token
     if token is not None:
-        sent = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+        if not same_secret(request.headers.get("Authorization"), f"Bearer {token}"):
             raise ApiError(
                 401, "unauthorized", "Send `Authorization: Bearer` with BOT_METRICS_TOKEN."
             )

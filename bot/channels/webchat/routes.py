@@ -10,7 +10,9 @@ from aiohttp import web
 from bot.channels.inbound import message_text, read_json_object
 from bot.errors import ApiError
 from bot.jsonutil import json_response
-from bot.keys import CHAT, CONVERSATION_LOG, HUB, SETTINGS, STATES
+from bot.keys import CHAT, CONVERSATION_LOG, HUB, RATE_LIMITS, SETTINGS, STATES
+from bot.security.headers import page
+from bot.security.origin import check_origin
 
 CHANNEL = "webchat"
 STATIC = Path(__file__).parent / "static"
@@ -26,13 +28,14 @@ def conversation_id(session: object) -> str:
 
 
 async def index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+    return page(STATIC / "index.html")
 
 
 async def send(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     conversation = conversation_id(body.get("session"))
     text = message_text(body.get("text"), request.app[SETTINGS].max_message_chars, field="text")
+    await request.app[RATE_LIMITS].admit(request, conversation)
     turn = await request.app[CHAT].handle(CHANNEL, conversation, text)
     # After a bot turn, whether it handed the conversation to people.
     state = turn.state or (await request.app[STATES].get(conversation)).state
@@ -79,6 +82,7 @@ def _author(entry: dict[str, object]) -> str:
 async def live(request: web.Request) -> web.WebSocketResponse:
     """Replies that do not answer a request of the customer's (an agent's), as they come."""
     conversation = conversation_id(request.query.get("session"))
+    check_origin(request, request.app[SETTINGS].public_origin)
     hub = request.app[HUB]
     try:
         return await hub.serve(request, hub.customers[conversation])

@@ -17,11 +17,20 @@ import aiohttp
 from aiohttp import web
 
 from bot.channels.wechat.api import WeChatClient
-from bot.channels.wechat.channel import CHANNEL, WeChatChannel
+from bot.channels.wechat.channel import CHANNEL, WeChatChannel, conversation_id
 from bot.channels.wechat.crypto import CryptoError, MessageCrypto, signature, signature_ok
 from bot.channels.wechat.xml import XmlError, encrypted_reply, parse, text_reply
 from bot.errors import ApiError
-from bot.keys import BACKGROUND, CHAT, DELIVERY, REDIS, SETTINGS, WECHAT, WECHAT_CRYPTO
+from bot.keys import (
+    BACKGROUND,
+    CHAT,
+    DELIVERY,
+    RATE_LIMITS,
+    REDIS,
+    SETTINGS,
+    WECHAT,
+    WECHAT_CRYPTO,
+)
 from bot.redis_keys import Keys
 from bot.settings import Settings
 
@@ -56,16 +65,16 @@ async def receive(request: web.Request) -> web.Response:
     limit = settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "too_large", f"The body is over {limit} bytes.")
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise ApiError(413, "too_large", f"The body is over {limit} bytes.")
+    body = await request.read()  # read in full (and bounded) by bot/security/body.py
     fields = _xml(body)
     crypto = request.app[WECHAT_CRYPTO]
     encrypted = request.query.get("encrypt_type") == "aes"
     if encrypted:
         fields = _decrypted(request, crypto, fields, timestamp, nonce)
-    reply = await request.app[WECHAT].receive(fields)
-    if reply is None:
+    # WeChat cannot take a 429: an excess message is logged, not processed, answered once.
+    excess = await request.app[RATE_LIMITS].excess(conversation_id(fields.get("FromUserName", "")))
+    reply = excess if excess is not None else await request.app[WECHAT].receive(fields)
+    if not reply:
         return web.Response(text="success")
     xml = text_reply(
         fields.get("FromUserName", ""), fields.get("ToUserName", ""), int(time.time()), reply

@@ -275,6 +275,9 @@ def main() -> None:
             "REDIS_URL": args.redis_url,
             "BOT_LOG_LEVEL": "WARNING",
             "BOT_WORKERS": str(args.workers),
+            # A capacity test from one address with long conversations: no rate limits.
+            "BOT_RATE_CONVERSATION": "off",
+            "BOT_RATE_ADDRESS": "off",
         }
         subprocess.run(
             [sys.executable, "-m", "bot", "seed-demo-orders"], cwd=ROOT, env=env, check=True

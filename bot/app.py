@@ -332,7 +332,12 @@ async def _serve(app: web.Application, engine: RasaEngine) -> None:
     else:
         endpoint = InProcessActionEndpoint(settings.action_endpoint_url, app[ACTION_SERVER])
     engine.bind(
-        tracker_store=AsyncRedisTrackerStore(engine.agent.domain, redis, keys.tracker_prefix),
+        tracker_store=AsyncRedisTrackerStore(
+            engine.agent.domain,
+            redis,
+            keys.tracker_prefix,
+            max_events=settings.max_tracker_events,
+        ),
         lock_store=RedisTicketLockStore(redis, keys, lifetime=settings.lock_lifetime),
         action_endpoint=endpoint,
     )

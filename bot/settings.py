@@ -74,9 +74,11 @@ def _positive(env: Mapping[str, str], name: str, default: N, kind: type[N]) -> N
     return value
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
+def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     raw = env.get(name, "").strip().lower()
-    if raw in ("", "0", "false", "no", "off"):
+    if not raw:
+        return default
+    if raw in ("0", "false", "no", "off"):
         return False
     if raw in ("1", "true", "yes", "on"):
         return True
@@ -187,12 +189,14 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     public_origin: str | None = None
     rate_conversation: Rate = Rate(20, 60.0)
-    rate_address: Rate = Rate(60, 60.0)
+    rate_address: Rate = Rate(120, 60.0)
     login_address_rate: Rate = Rate(30, 600.0)
     max_metadata_bytes: int = 4096
     max_metadata_depth: int = 5
     body_timeout: float = 10.0
     max_tracker_events: int = 1000
+    # Without a metrics token: /metrics open (a developer's `make run`) or closed.
+    metrics_open: bool = True
 
     @property
     def wechat_enabled(self) -> bool:
@@ -276,12 +280,13 @@ class Settings:
             trusted_proxies=_proxies(env, "BOT_TRUSTED_PROXIES"),
             public_origin=_origin(env, "BOT_PUBLIC_ORIGIN"),
             rate_conversation=_rate(env, "BOT_RATE_CONVERSATION", Rate(20, 60.0)),
-            rate_address=_rate(env, "BOT_RATE_ADDRESS", Rate(60, 60.0)),
+            rate_address=_rate(env, "BOT_RATE_ADDRESS", Rate(120, 60.0)),
             login_address_rate=_rate(env, "BOT_LOGIN_ADDRESS_RATE", Rate(30, 600.0)),
             max_metadata_bytes=_positive(env, "BOT_MAX_METADATA_BYTES", 4096, int),
             max_metadata_depth=_positive(env, "BOT_MAX_METADATA_DEPTH", 5, int),
             body_timeout=_positive(env, "BOT_BODY_TIMEOUT", 10.0, float),
             max_tracker_events=_positive(env, "BOT_MAX_TRACKER_EVENTS", 1000, int),
+            metrics_open=_flag(env, "BOT_METRICS_OPEN", default=True),
         )
 
     def with_(self, **changes: object) -> Settings:

@@ -18,6 +18,15 @@ It also removes two costs that grow with the length of a conversation:
   still exactly what this process read, and what it read was the whole
   conversation (one session, the usual case), the tracker being saved is a
   superset of it and the merge is skipped.
+
+And it bounds what one conversation can make every later turn read and write:
+
+- A message's `metadata` (bounded on the way in) is kept with the latest
+  message only; Rasa would keep it, twice, with every message for good.
+- A tracker over `max_events` events is compacted to its latest turns, as
+  if a new Rasa session had started before them with the slots and the
+  active form carried over (what Rasa itself does when a session expires).
+  The conversation log keeps every message for people to read.
 """
 
 from __future__ import annotations
@@ -33,7 +42,14 @@ import rasa.shared.utils.common
 from rasa.core.tracker_store import RedisTrackerStore
 from rasa.shared.core.conversation import Dialogue
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import Event
+from rasa.shared.core.events import (
+    ActionExecuted,
+    ActiveLoop,
+    Event,
+    SessionStarted,
+    SlotSet,
+    UserUttered,
+)
 from rasa.shared.core.trackers import DialogueStateTracker
 from redis.asyncio import Redis
 
@@ -60,6 +76,41 @@ def _events(serialised: list[dict[str, Any]]) -> list[Event]:
     return events
 
 
+def compacted(tracker: DialogueStateTracker, keep: int) -> DialogueStateTracker:
+    """The tracker's last `keep` events or fewer (whole turns), its state carried over."""
+    tail = list(tracker.events)[-keep:]
+    first_turn = next((i for i, e in enumerate(tail) if isinstance(e, UserUttered)), len(tail))
+    tail = tail[first_turn:]
+    ts = tail[0].timestamp if tail else tracker.events[-1].timestamp
+    carried: list[Event] = [
+        SlotSet(name, slot.value, timestamp=ts)
+        for name, slot in tracker.slots.items()
+        if slot.value != slot.initial_value
+    ]
+    if tracker.active_loop_name:
+        carried.append(ActiveLoop(tracker.active_loop_name, timestamp=ts))
+    events = [
+        ActionExecuted("action_session_start", timestamp=ts),
+        SessionStarted(timestamp=ts),
+        *carried,
+        ActionExecuted("action_listen", timestamp=ts),
+        *tail,
+    ]
+    return DialogueStateTracker.from_events(
+        tracker.sender_id, events, slots=list(tracker.slots.values())
+    )
+
+
+def _latest_metadata_only(data: dict[str, Any]) -> None:
+    """Drop `metadata` from every user message but the latest (in the serialised tracker)."""
+    users = [e for e in data.get("events", ()) if e.get("event") == UserUttered.type_name]
+    for event in users[:-1]:
+        event.pop("metadata", None)
+        parse_data = event.get("parse_data")
+        if isinstance(parse_data, dict):
+            parse_data.pop("metadata", None)
+
+
 class AsyncRedisTrackerStore(RedisTrackerStore):
     """Rasa's Redis tracker store over an asyncio client with timeouts."""
 
@@ -69,8 +120,10 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
         redis: Redis,
         key_prefix: str,
         record_exp: float | None = None,
+        max_events: int | None = None,
     ) -> None:
         super().__init__(domain=domain, key_prefix=key_prefix, record_exp=record_exp)
+        self._max_events = max_events
         # The base class built a synchronous client without timeouts; nothing may use it.
         self.red = None
         self._redis = redis
@@ -90,6 +143,7 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
     @staticmethod
     def serialise_tracker(tracker: DialogueStateTracker) -> str:
         data = tracker.as_dialogue().as_dict()
+        _latest_metadata_only(data)
         try:
             return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY).decode()
         except TypeError:  # something orjson does not know; the json module may
@@ -109,6 +163,9 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
             prior = self.deserialise_tracker(tracker.sender_id, stored)
             if prior is not None:
                 tracker = self._merge_trackers(prior, tracker)
+        if self._max_events and len(tracker.events) > self._max_events:
+            # Half: a conversation over the limit is compacted once per half of it.
+            tracker = compacted(tracker, self._max_events // 2)
         await self._redis.set(key, self.serialise_tracker(tracker), ex=timeout)
 
     def _remember_whole_read(self, sender_id: str, stored: str) -> None:

@@ -3,7 +3,7 @@
 A client that announces a ``Content-Length`` and sends less (or trickles
 its bytes) would otherwise hold a handler, a connection and memory for as
 long as it likes. Reading the body up front, with `BOT_BODY_TIMEOUT`
-seconds to arrive, turns that into a 408 and a closed connection; a body
+seconds to arrive, turns that into a 408 and a connection closed at once; a body
 over `BOT_MAX_BODY_BYTES` is refused (413) without being read whole.
 Handlers then read the body from memory.
 """
@@ -42,7 +42,12 @@ def body_middleware(timeout: float, max_bytes: int) -> Middleware:
                     "body_timeout",
                     f"The request body did not arrive within {timeout:g} seconds.",
                 )
+                # Sent now, then the connection is closed at once: aiohttp would
+                # otherwise linger up to 10 s reading what never comes.
                 response.force_close()
+                await response.prepare(request)
+                await response.write_eof()
+                request.protocol.force_close()
                 return response
         return await handler(request)
 

@@ -47,6 +47,10 @@ async def stats(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     token = request.app[SETTINGS].metrics_token
+    if token is None and not request.app[SETTINGS].metrics_open:
+        raise ApiError(
+            403, "metrics_closed", "/metrics is closed: set BOT_METRICS_TOKEN to open it."
+        )
     if token is not None:
         if not same_secret(request.headers.get("Authorization"), f"Bearer {token}"):
             raise ApiError(

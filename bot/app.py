@@ -22,7 +22,7 @@ from actions.escalation import utc_now
 from bot import health
 from bot.accounts import routes as account_routes
 from bot.accounts.sessions import LoginThrottle, Sessions
-from bot.accounts.store import Accounts
+from bot.accounts.store import Accounts, background_priority
 from bot.background import Background, stop_background
 from bot.channels import rest, webchat
 from bot.channels.delivery import Delivery
@@ -176,9 +176,11 @@ async def accounts_ctx(app: web.Application) -> AsyncIterator[None]:
     """Sign-in; on the very first start, an admin account with a random password."""
     settings = app[SETTINGS]
     keys = Keys(settings.key_prefix)
-    # One thread for bcrypt: checks never stall the event loop, and a burst of
-    # them takes one core at most, leaving the other to customers.
-    hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bcrypt")
+    # One low-priority thread for bcrypt: checks never stall the event loop,
+    # and a burst of them takes only the CPU customers leave.
+    hasher = ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="bcrypt", initializer=background_priority
+    )
     accounts = Accounts(app[REDIS], keys, rounds=settings.bcrypt_rounds, executor=hasher)
     app[ACCOUNTS] = accounts
     app[SESSIONS] = Sessions(app[REDIS], keys)

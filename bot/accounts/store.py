@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
 import re
 import secrets
+import threading
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -36,7 +39,24 @@ MIN_PASSWORD = 8
 MAX_PASSWORD_BYTES = 72
 # Sign-in checks waiting for the bcrypt thread before new ones are refused
 # (503): the throttle keeps honest traffic far below this.
-MAX_PENDING_CHECKS = 32
+MAX_PENDING_CHECKS = 16
+
+
+logger = logging.getLogger(__name__)
+
+
+def background_priority() -> None:
+    """Give the calling thread the lowest CPU priority (a bcrypt thread's initializer).
+
+    A password check is worth a fraction of a second of someone's sign-in; a
+    customer's reply is worth more. At nice 19 the checks use the CPU the
+    event loop leaves, so a burst of them queues instead of slowing replies.
+    Linux applies `setpriority` to the one thread named by its id.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError) as exc:  # not Linux, or not allowed
+        logger.debug("could not lower the bcrypt thread's priority: %s", exc)
 
 
 class AccountError(ValueError):

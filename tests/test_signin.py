@@ -12,11 +12,13 @@ import subprocess
 import sys
 
 import pytest
+from redis.asyncio import Redis
 
 from bot.accounts.sessions import COOKIE, CSRF_HEADER, MAX_FAILURES
-from bot.accounts.store import AccountError
+from bot.accounts.store import AccountError, Accounts
 from bot.app import create_app
 from bot.keys import ACCOUNTS
+from bot.redis_keys import Keys
 from bot.settings import Rate
 from tests.conftest import ROOT, free_port
 
@@ -217,3 +219,15 @@ async def test_a_non_utf8_csrf_header_or_cookie_is_refused_not_a_500(proxied):
     assert forged.startswith(b"HTTP/1.1 403"), forged[:100]
     garbled = await raw(b"GET", b"/console/api/me", f"Cookie: {COOKIE}=".encode() + b"\xff\xfe\r\n")
     assert garbled.startswith(b"HTTP/1.1 401"), garbled[:100]
+
+
+async def test_accounts_from_before_case_folding_are_folded_at_start(redis_url, key_prefix):
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    accounts = Accounts(redis, Keys(key_prefix), rounds=4)
+    await accounts.add("wang", PASSWORD, "agent")
+    record = await redis.hget(Keys(key_prefix).accounts, "wang")
+    await redis.hdel(Keys(key_prefix).accounts, "wang")
+    await redis.hset(Keys(key_prefix).accounts, "XiaoWang", record)
+    assert await accounts.ensure_admin() is None
+    assert await accounts.verify("xiaowang", PASSWORD) is not None
+    await redis.close()

@@ -231,8 +231,27 @@ class Accounts:
     async def count(self) -> int:
         return int(await self._redis.hlen(self._key))
 
+    async def fold_usernames(self) -> None:
+        """Store usernames kept from before they were case-folded under their folded form.
+
+        A name whose folded form is taken already is left as it was (and logged).
+        """
+        for name, record in (await self._redis.hgetall(self._key)).items():
+            folded = normalise_username(name)
+            if folded == name:
+                continue
+            if await self._redis.hsetnx(self._key, folded, record):
+                await self._redis.hdel(self._key, name)
+                logger.info("account %r is now %r (usernames ignore case)", name, folded)
+            else:
+                logger.warning("account %r clashes with %r; sign in as the latter", name, folded)
+
     async def ensure_admin(self) -> str | None:
-        """On first start with no accounts, create `admin` with a random password; return it."""
+        """On first start with no accounts, create `admin` with a random password; return it.
+
+        On every start, usernames from before case-folding are folded first.
+        """
+        await self.fold_usernames()
         if await self.count():
             return None
         password = secrets.token_urlsafe(12)

@@ -182,6 +182,10 @@ class Settings:
     retention_days: int = 180
     mask_pii: bool = False
     metrics_token: str | None = None
+    # The REST webhook is for platforms: with a token set, callers must send it.
+    rest_token: str | None = None
+    # Signs web chat session cookies; unset, a random one is shared through Redis.
+    webchat_secret: str | None = None
     # Abuse resistance (README, "Security"): proxies whose X-Forwarded-For and
     # X-Forwarded-Proto are believed, the origin websockets must come from,
     # message rates per conversation and per client address, bounds on
@@ -277,6 +281,8 @@ class Settings:
             retention_days=_positive(env, "BOT_RETENTION_DAYS", 180, int),
             mask_pii=_flag(env, "BOT_MASK_PII"),
             metrics_token=env.get("BOT_METRICS_TOKEN", "").strip() or None,
+            rest_token=env.get("BOT_REST_TOKEN", "").strip() or None,
+            webchat_secret=env.get("BOT_WEBCHAT_SECRET", "").strip() or None,
             trusted_proxies=_proxies(env, "BOT_TRUSTED_PROXIES"),
             public_origin=_origin(env, "BOT_PUBLIC_ORIGIN"),
             rate_conversation=_rate(env, "BOT_RATE_CONVERSATION", Rate(20, 60.0)),

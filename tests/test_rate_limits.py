@@ -22,11 +22,11 @@ from bot.redis_keys import Keys
 from bot.security.ratelimit import RateLimits
 from bot.settings import Rate
 from tests.conftest import ROOT, free_port
+from tests.helpers import Visitor
 from tests.test_wechat import WeChatServer, fake, make_client, text_xml  # noqa: F401
 
 MESSAGES = Messages.load(ROOT / "nlu_data" / "messages.yml")
 LIMITED = set(MESSAGES.variants["rate_limited"])
-SESSION = "0123456789abcdef0123456789abcdef"
 
 
 @pytest.fixture
@@ -43,21 +43,22 @@ async def test_webchat_over_the_conversation_limit_gets_429_in_chinese_and_nothi
 ):
     client = await limited(rate_conversation=Rate(3, 60.0))
     caplog.set_level(logging.WARNING)
-    for _ in range(3):
-        resp = await client.post("/webchat/api/messages", json={"session": SESSION, "text": "你好"})
-        assert resp.status == 200
-    refused = await client.post("/webchat/api/messages", json={"session": SESSION, "text": "在吗"})
-    assert refused.status == 429
-    body = await refused.json()
-    assert body["error"] == "rate_limited" and body["message"] in LIMITED
-    assert 1 <= int(refused.headers["Retry-After"]) <= 20
-    assert any("rate limit" in r.getMessage() for r in caplog.records)
-    # Not processed: the log holds the three accepted messages only.
-    timeline = await client.app[CONVERSATION_LOG].timeline(f"web-{SESSION}")
-    assert [e["text"] for e in timeline if e["direction"] == "in"] == ["你好"] * 3
-    # Another customer is not affected.
-    other = await client.post("/webchat/api/messages", json={"session": "f" * 32, "text": "你好"})
-    assert other.status == 200
+    async with Visitor(client) as visitor, Visitor(client) as other:
+        conversation = await visitor.open()
+        for _ in range(3):
+            assert (await visitor.send("你好")).status == 200
+        refused = await visitor.send("在吗")
+        assert refused.status == 429
+        body = await refused.json()
+        assert body["error"] == "rate_limited" and body["message"] in LIMITED
+        assert 1 <= int(refused.headers["Retry-After"]) <= 20
+        assert any("rate limit" in r.getMessage() for r in caplog.records)
+        # Not processed: the log holds the three accepted messages only.
+        timeline = await client.app[CONVERSATION_LOG].timeline(conversation)
+        assert [e["text"] for e in timeline if e["direction"] == "in"] == ["你好"] * 3
+        # Another customer is not affected.
+        await other.open()
+        assert (await other.send("你好")).status == 200
 
 
 async def test_many_conversations_from_one_address_hit_the_address_limit(limited):
@@ -83,7 +84,7 @@ async def test_rest_flood_from_one_sender_is_refused_with_retry_after(limited):
     assert statuses.count(200) == 5 and statuses.count(429) == 25
     assert all("Retry-After" in r.headers for r in responses if r.status == 429)
     log = client.app[CONVERSATION_LOG]
-    assert len([e for e in await log.timeline("flood") if e["direction"] == "in"]) == 5
+    assert len([e for e in await log.timeline("rest:flood") if e["direction"] == "in"]) == 5
 
 
 async def test_limits_hold_across_processes(redis_url, key_prefix):
@@ -110,7 +111,7 @@ async def test_wechat_excess_is_answered_once_and_not_processed(make_client, cap
     assert replies[0] and replies[1] and replies[0] not in LIMITED
     # WeChat cannot take a 429: the first excess message is told, the rest get `success`.
     assert replies[2] in LIMITED and replies[3:] == [None, None]
-    timeline = await client.app[CONVERSATION_LOG].timeline("wx-openid-f")
+    timeline = await client.app[CONVERSATION_LOG].timeline("wechat:openid-f")
     assert len([e for e in timeline if e["direction"] == "in"]) == 2
     assert sum("not processed" in r.getMessage() for r in caplog.records) == 3
 
@@ -139,7 +140,7 @@ async def test_only_the_latest_messages_metadata_is_kept(limited, redis_url, key
         )
         assert resp.status == 200
     redis = Redis.from_url(redis_url, decode_responses=True)
-    stored = json.loads(await redis.get(f"{key_prefix}:tracker:meta"))
+    stored = json.loads(await redis.get(Keys(key_prefix).tracker("rest:meta")))
     await redis.close()
     users = [e for e in stored["events"] if e["event"] == "user"]
     assert len(users) == 4
@@ -156,11 +157,11 @@ async def test_a_long_conversation_is_compacted_and_goes_on(limited, redis_url, 
         )
         assert resp.status == 200 and (await resp.json())
     redis = Redis.from_url(redis_url, decode_responses=True)
-    stored = json.loads(await redis.get(f"{key_prefix}:tracker:long"))
+    stored = json.loads(await redis.get(Keys(key_prefix).tracker("rest:long")))
     await redis.close()
     assert len(stored["events"]) <= 40
     # The log keeps every message for people.
-    timeline = await client.app[CONVERSATION_LOG].timeline("long")
+    timeline = await client.app[CONVERSATION_LOG].timeline("rest:long")
     assert len([e for e in timeline if e["direction"] == "in"]) == 20
 
 

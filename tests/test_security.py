@@ -15,9 +15,7 @@ from bot.keys import CONVERSATION_LOG, STATES
 from bot.security.proxy import TrustedProxies, bucket
 from bot.settings import Settings
 from tests.conftest import ADMIN_TOKEN, ROOT, free_port
-from tests.helpers import say
-
-SESSION = "0123456789abcdef0123456789abcdef"
+from tests.helpers import Visitor, say
 
 
 async def raw_http(port: int, request: bytes, wait: float) -> bytes:
@@ -147,12 +145,14 @@ def vars_of(settings: Settings) -> dict[str, str]:
 async def test_websockets_refuse_other_origins(aiohttp_client, settings, engine, sign_in, client):
     own = settings.with_(port=free_port(), public_origin="https://kefu.example.com")
     public = await aiohttp_client(create_app(own, engine), server_kwargs={"port": own.port})
-    url = f"/webchat/ws?session={SESSION}"
-    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-        await public.ws_connect(url, origin="https://evil.example.net")
-    assert refused.value.status == 403
-    ws = await public.ws_connect(url, origin="https://kefu.example.com")
-    await ws.close()
+    async with Visitor(public) as visitor:
+        await visitor.open()
+        url = visitor.url("/webchat/ws")
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await visitor.http.ws_connect(url, origin="https://evil.example.net")
+        assert refused.value.status == 403
+        ws = await visitor.http.ws_connect(url, origin="https://kefu.example.com")
+        await ws.close()
     # Without BOT_PUBLIC_ORIGIN: the request's own origin only.
     agent = await sign_in("agent1")
     with pytest.raises(aiohttp.WSServerHandshakeError) as foreign:
@@ -166,14 +166,14 @@ async def test_websockets_refuse_other_origins(aiohttp_client, settings, engine,
 async def test_a_note_on_another_agents_conversation_is_refused(client, sign_in):
     await say(client, "noted", "我要转人工")
     holder, other = await sign_in("agent1"), await sign_in("agent2")
-    base = "/console/api/conversations/noted"
+    base = "/console/api/conversations/rest:noted"
     assert (await holder.post(f"{base}/claim")).status == 200
     refused = await other.post(f"{base}/notes", {"text": "不是我的"})
     assert refused.status == 409 and (await refused.json())["error"] == "conflict"
     assert (await holder.post(f"{base}/notes", {"text": "我的"})).status == 200
     admin = await sign_in("lead", "admin")
     assert (await admin.post(f"{base}/notes", {"text": "管理员"})).status == 200
-    assert (await client.app[STATES].get("noted")).agent == "agent1"
+    assert (await client.app[STATES].get("rest:noted")).agent == "agent1"
 
 
 def test_forwarded_for_is_read_right_to_left_through_trusted_proxies_only():

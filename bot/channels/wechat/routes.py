@@ -72,7 +72,8 @@ async def receive(request: web.Request) -> web.Response:
     if encrypted:
         fields = _decrypted(request, crypto, fields, timestamp, nonce)
     # WeChat cannot take a 429: an excess message is logged, not processed, answered once.
-    excess = await request.app[RATE_LIMITS].excess(conversation_id(fields.get("FromUserName", "")))
+    openid = fields.get("FromUserName")
+    excess = await request.app[RATE_LIMITS].excess(conversation_id(openid)) if openid else None
     reply = excess if excess is not None else await request.app[WECHAT].receive(fields)
     if not reply:
         return web.Response(text="success")

@@ -5,8 +5,8 @@
 
 Starts one bot process behind a "trusted proxy" (the benchmark itself, at
 127.0.0.1, so every client can have its own address in X-Forwarded-For), then
-runs three phases of the same customer traffic (a few customers writing
-short conversations to the REST webhook, each from their own address):
+runs three phases of the same customer traffic (four customers at a time
+writing short conversations to the REST webhook, each from their own address):
 
 1. idle: customers only;
 2. sign-in attack: 40 wrong sign-ins in flight at all times, each for
@@ -77,11 +77,11 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 240) ->
 async def customer(
     http: aiohttp.ClientSession, url: str, n: int, stop: float, latencies: list[float]
 ) -> None:
-    """One customer after another from address n: short conversations, a pause between lines."""
-    address = f"203.0.113.{n + 1}"
+    """One customer after another, each from their own address: short conversations."""
     conversation = 0
     while time.monotonic() < stop:
         conversation += 1
+        address = f"203.0.{n}.{conversation % 250 + 1}"
         sender = f"c{n}-{uuid.uuid4().hex[:8]}"
         for text in TURNS:
             if time.monotonic() >= stop:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from bot.accounts.cli import add_parser as add_users_parser
+from bot.customer_data.cli import add_parser as add_customer_data_parser
 from bot.logs import configure as configure_logging
 from bot.settings import Settings, SettingsError
 
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.add_parser("reload", help="tell running bots to serve the promoted model")
     add_users_parser(sub)
+    add_customer_data_parser(sub)
     sub.add_parser("seed-demo-orders", help="put the demo order backend's sample orders in Redis")
     evaluate = sub.add_parser("evaluate", help="evaluate on the held-out file, write reports/")
     evaluate.add_argument(
@@ -78,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         from bot.accounts.cli import run as run_users
 
         return run_users(args, settings)
+    if args.command in ("export", "forget"):
+        from bot.customer_data.cli import run as run_customer_data
+
+        return run_customer_data(args, settings)
     if args.command == "seed-demo-orders":
         import asyncio
 

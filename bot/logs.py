@@ -192,6 +192,8 @@ def configure(level: str, fmt: str = "text", show_customer_text: bool = False) -
     if numeric > logging.DEBUG:
         for name in CHATTY:
             logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
+        # Its style files use pyparsing calls that pyparsing now deprecates.
+        logging.getLogger("matplotlib").setLevel(max(numeric, logging.ERROR))
     _tame_jieba(numeric)
 
 

@@ -52,7 +52,7 @@ async def test_csv_of_the_daily_table_and_of_any_range(client, sign_in):
 @needs_chromium
 @pytest.mark.parametrize("scale", [2])
 async def test_chartjs_draws_the_charts_with_tooltips_hidpi_and_resizing_under_the_csp(
-    browser, server, artifacts, scale  # noqa: F811
+    browser, server, artifacts, scale
 ):
     base = f"http://127.0.0.1:{server.port}"
     for sender, text in (("g1", "你好"), ("g2", "我要转人工"), ("g3", "你好"), ("g3", "谢谢")):
@@ -66,9 +66,11 @@ async def test_chartjs_draws_the_charts_with_tooltips_hidpi_and_resizing_under_t
     page.on("pageerror", lambda e: problems.append(f"error: {e}"))
     page.on(
         "console",
-        lambda m: problems.append(f"{m.text} {m.location.get('url')}")
-        if m.type in ("error", "warning")
-        else None,
+        lambda m: (
+            problems.append(f"{m.text} {m.location.get('url')}")
+            if m.type in ("error", "warning")
+            else None
+        ),
     )
     await page.goto(base + "/stats")
     await sign_in_page(page, "trainer1")

@@ -48,9 +48,8 @@ def test_data_validate_passes_on_the_project_and_names_each_problem(tmp_path, mo
     lines = out.splitlines()
     # Files load in no fixed order: either copy may be named first.
     assert any(line.startswith("duplicate: greet:") and "'你好！'" in line for line in lines)
-    assert any(
-        line.startswith("conflict: '太差劲了，我要投诉你们'") and "complaint" in line for line in lines
-    )
+    conflict = "conflict: '太差劲了，我要投诉你们'"
+    assert any(line.startswith(conflict) and "complaint" in line for line in lines)
     assert any(line.startswith(f"held_out_overlap: '{leaked}'") for line in lines)
     assert any(line.startswith("rasa: ") for line in lines)  # Rasa's validator ran too
     assert "problem(s) found" in out
@@ -58,7 +57,8 @@ def test_data_validate_passes_on_the_project_and_names_each_problem(tmp_path, mo
 
 def test_cli_lists_every_command_and_rasa_style_aliases():
     help_text = kefu("--help").stdout
-    for command in ("serve", "run", "shell", "train", "reload", "evaluate", "data", "test", "users"):
+    commands = ("serve", "run", "shell", "train", "reload", "evaluate", "data", "test", "users")
+    for command in commands:
         assert command in help_text
         assert command in cli_doc  # the module's docstring lists them too
     assert "test nlu" in cli_doc and "data validate" in cli_doc

@@ -17,6 +17,7 @@ import os
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
@@ -28,6 +29,7 @@ from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+CODE_ROOT = Path(__file__).resolve().parents[2]
 LOCK_SECONDS = 1800
 LOG_LINES = 200
 # `python -m bot train` exit codes: 0 promoted (or already serving), 3 refused by the gate.
@@ -84,6 +86,10 @@ class RetrainJobs:
             "BOT_LOG_LEVEL": "WARNING",
             "RASA_TELEMETRY_ENABLED": "false",
             "TF_CPP_MIN_LOG_LEVEL": "3",
+            # The child runs this same code, installed or not.
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(CODE_ROOT), os.environ.get("PYTHONPATH", "")) if p
+            ),
         }
         state = "failed"
         proc: asyncio.subprocess.Process | None = None

@@ -58,14 +58,19 @@ class Progress:
         self.what = what
         self.started = 0
         self._bar: Any = None
+        self._redirect: contextlib.ExitStack | None = None
         if self.tty:
             from tqdm import tqdm
+            from tqdm.contrib.logging import logging_redirect_tqdm
 
+            # Log lines written meanwhile go above the bar instead of through it.
+            self._redirect = contextlib.ExitStack()
+            self._redirect.enter_context(logging_redirect_tqdm())
             self._bar = tqdm(
                 total=self.total,
                 desc=what,
                 file=self.out,
-                bar_format="{desc} {bar} {n_fmt}/{total_fmt} {percentage:3.0f}% {postfix} "
+                bar_format="{desc} {bar} {n_fmt}/{total_fmt} {percentage:3.0f}%{postfix} "
                 "[{elapsed}]",
                 leave=True,
                 dynamic_ncols=True,
@@ -98,6 +103,8 @@ class Progress:
             self._bar.set_postfix_str(label, refresh=False)
             self._bar.close()
             self._bar = None
+            if self._redirect is not None:
+                self._redirect.close()
             return
         print(f"progress {self.total}/{self.total} 100% {label}", file=self.out, flush=True)
 

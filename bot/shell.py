@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -106,6 +107,8 @@ async def chat(
 ) -> int:
     """Start the app's services, then answer lines from `read` until EOF or /exit."""
     style = Style(out)
+    # No webhook is served here: its "open to anyone" warning would only mislead.
+    logging.getLogger("bot.channels.rest").setLevel(logging.ERROR)
     app = create_app(settings)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()  # runs every cleanup context: the same services as `kefu serve`

@@ -79,6 +79,7 @@ from bot.keys import (
     STATS,
     WEBCHAT_SESSIONS,
 )
+from bot.logs import request_id_middleware
 from bot.orders.demo import RedisDemoOrders
 from bot.orders.http import HttpOrderBackend
 from bot.privacy import keep, mask
@@ -109,7 +110,10 @@ def create_app(
     With `engine`, serve that already-loaded model (tests do); `clock` is the
     time the bot believes it is (tests move it in and out of service hours).
     """
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[request_id_middleware, error_middleware],
+    )
     app[SETTINGS] = settings
     app[BACKGROUND] = Background()
     app[CLOCK] = clock

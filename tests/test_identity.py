@@ -37,7 +37,6 @@ def shared_names(keys: Keys) -> list[str]:
         keys.login_backoff("", ""),
         keys.login_address(""),
         keys.rate_address(""),
-        keys.wechat_message(""),
         keys.stats(""),
         keys.review(""),
     ]
@@ -47,6 +46,7 @@ def per_conversation(keys: Keys, conversation: str, message_id: str) -> list[str
     return [
         *keys.conversation_keys(conversation),
         keys.message_claim(conversation, message_id),
+        keys.wechat_message(conversation, message_id),
         keys.rate_conversation(conversation),
     ]
 

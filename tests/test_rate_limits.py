@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 
 import pytest
 from rasa.shared.core.events import ActionExecuted, ActiveLoop, SlotSet, UserUttered
@@ -179,3 +180,11 @@ def test_compaction_carries_slots_and_the_active_form_over(engine):
     assert small.get_slot("order_id") == "202611240007654321"
     assert small.active_loop_name == "order_status_form"
     assert small.latest_message.text == "m29"
+
+
+async def test_a_non_ascii_wechat_signature_is_refused_not_a_500(make_client):  # noqa: F811
+    client = await make_client()
+    params = {"timestamp": str(int(time.time())), "nonce": "n", "echostr": "e"}
+    for forged in ("签名", "\xff" * 40):
+        resp = await client.get("/webhooks/wechat", params={**params, "signature": forged})
+        assert resp.status == 403, await resp.text()

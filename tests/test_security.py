@@ -195,3 +195,18 @@ async def test_the_admin_token_still_opens_the_review_api(client):
         "/api/conversations", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
     )
     assert resp.status == 200
+
+
+async def test_a_garbled_web_chat_cookie_is_a_new_visitor_not_a_500(client):
+    body = '{"text": "你好"}'.encode()
+    for value in (b"\xff\xfe.\xff", "会话.签名".encode(), b"abc.\xc3\xbf"):
+        request = (
+            b"POST /webchat/api/messages HTTP/1.1\r\nHost: x\r\nCookie: kefu_chat="
+            + value
+            + b"\r\nContent-Type: application/json\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\nConnection: close\r\n\r\n"
+            + body
+        )
+        answer = await raw_http(client.server.port, request, wait=10)
+        assert not answer.startswith(b"HTTP/1.1 5"), answer[:200]

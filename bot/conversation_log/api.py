@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from bot.customer_data.audit import READ
 from bot.errors import ApiError
 from bot.jsonutil import json_response
-from bot.keys import CONVERSATION_LOG, SETTINGS
+from bot.keys import AUDIT, CONVERSATION_LOG, SETTINGS
 from bot.security.tokens import bearer, same_secret
 
 MAX_LIMIT = 100
@@ -68,6 +69,7 @@ async def get_conversation(request: web.Request) -> web.Response:
     timeline = await log.timeline(conversation)
     if not timeline:
         raise ApiError(404, "not_found", f"No conversation {conversation!r}.")
+    await request.app[AUDIT].record("admin-token", READ, "admin_api", conversation)
     return json_response({"id": conversation, "messages": timeline})
 
 

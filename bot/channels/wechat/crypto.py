@@ -22,6 +22,8 @@ import struct
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from bot.security.tokens import same_secret
+
 BLOCK = 32  # WeChat pads to 32 bytes, not AES's 16
 
 
@@ -34,7 +36,8 @@ def signature(*parts: str) -> str:
 
 
 def signature_ok(expected: str | None, *parts: str) -> bool:
-    return expected is not None and hmac.compare_digest(expected.lower(), signature(*parts))
+    # As bytes: a stranger's non-ASCII `signature` is simply wrong, not a TypeError.
+    return same_secret(expected.lower() if expected else None, signature(*parts))
 
 
 def aes_key(encoding_aes_key: str) -> bytes:

@@ -14,8 +14,11 @@ from bot.app import create_app
 from bot.keys import CONVERSATION_LOG, EVENTS, MODEL
 from bot.retrain import registry
 from bot.retrain.reload import PROMOTED
+from bot.settings import Rate
 from tests.helpers import Logins, say
 from tests.test_review import MISUNDERSTOOD, copy_project
+
+OFF = Rate(0, 1.0)
 
 STREAM = ["你好", "我的快递到哪了", "SF1234567890123", "满多少包邮", "你是机器人吗", "谢谢"]
 
@@ -29,7 +32,8 @@ async def test_reload_during_a_steady_stream_answers_every_message(
     successor = models / "kefu-successor.tar.gz"
     shutil.copy(model_path, successor)
     registry.write(models, models / model_path.name, None)
-    own = settings.with_(model_dir=models)
+    # A steady stream as fast as the bot answers, from one address: no rate limits.
+    own = settings.with_(model_dir=models, rate_conversation=OFF, rate_address=OFF)
     client = await aiohttp_client(create_app(own, engine), server_kwargs={"port": own.port})
     before = client.app[MODEL].engine.version
     results: list[tuple[int, object]] = []

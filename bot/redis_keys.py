@@ -26,6 +26,7 @@ Layout (``P`` is the configured prefix, ``BOT_KEY_PREFIX``, default ``kefu``):
 - ``P:session:{sha256(token)}``       string: a signed-in session (JSON: user, role, csrf)
 - ``P:login:fail:{who}``              counter: recent failed sign-ins (per address, per user)
 - ``P:events``                        pub/sub: events every process must hear (bot/events.py)
+- ``P:barrier``                       pub/sub, never listened to: the write before a Redis WAIT
 - ``P:secret:action_token``           shared secret for the in-app custom action route
 - ``P:wechat:token``                  string: WeChat access_token, expiring before WeChat's does
 - ``P:wechat:token:lock``             string: held by the one process refreshing the token
@@ -147,3 +148,8 @@ class Keys:
 
     def wechat_window_closed(self, conversation: str) -> str:
         return f"{self.prefix}:wechat:{conversation}:closed"
+
+    @property
+    def replication_barrier(self) -> str:
+        """A channel published to before WAIT (bot/redis_connection.py), never subscribed."""
+        return f"{self.prefix}:barrier"

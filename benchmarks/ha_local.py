@@ -75,11 +75,11 @@ class Process:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        out = open(self.log, "ab")  # noqa: SIM115  # closed by the child's exit
-        self.proc = subprocess.Popen(
-            self.argv, env=self.env, cwd=self.cwd, stdout=out, stderr=out, start_new_session=True
-        )
-        out.close()
+        with open(self.log, "ab") as out:  # the child keeps its own copy open
+            self.proc = subprocess.Popen(
+                self.argv, env=self.env, cwd=self.cwd, stdout=out, stderr=out,
+                start_new_session=True,
+            )  # fmt: skip
 
     @property
     def alive(self) -> bool:

@@ -145,7 +145,9 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         client,
         Keys(settings.key_prefix).replication_barrier,
         settings.redis_wait_replicas,
-        settings.redis_wait_timeout,
+        # WAIT must give up before the client's socket does, or a missing replica
+        # would look like a dead master.
+        min(settings.redis_wait_timeout, settings.redis_timeout / 2),
     )
     yield
     await client.close(close_connection_pool=True)
@@ -220,7 +222,7 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
         keys,
         app[KNOWLEDGE].hours.timezone,
         app[SETTINGS].retention_days,
-        Metrics(),
+        Metrics(app[SETTINGS].metrics_dir),
     )
     app[CONVERSATION_LOG] = ConversationLog(app[REDIS], keys, app[STATS])
     app[SATISFACTION] = SatisfactionStore(app[REDIS], keys)

@@ -45,6 +45,8 @@ class Hub:
         self._stopped = asyncio.Event()
         # In-process listeners by event type (a promoted model reloads every process).
         self.listeners: dict[str, list[Callable[[dict[str, Any]], None]]] = defaultdict(list)
+        # Told how many agents have a console open here whenever that changes (metrics).
+        self.on_agents: Callable[[int], None] = lambda _count: None
 
     async def run(self) -> None:
         """Relay events from Redis to local sockets; resubscribe after a Redis outage.
@@ -101,13 +103,15 @@ class Hub:
         sockets.add(ws)
         if who is not None:
             self.agent_names[ws] = who
+            self.on_agents(len(set(self.agent_names.values())))
         try:
             async for message in ws:  # the client only listens; pings are answered by aiohttp
                 if message.type == WSMsgType.ERROR:
                     break
         finally:
             sockets.discard(ws)
-            self.agent_names.pop(ws, None)
+            if self.agent_names.pop(ws, None) is not None:
+                self.on_agents(len(set(self.agent_names.values())))
         return ws
 
     def stop(self) -> None:
@@ -149,7 +153,7 @@ async def _bounded(awaitable: Any, seconds: float) -> None:
 
 async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
     # Imported here: bot.keys imports this module for the Hub type.
-    from bot.keys import BACKGROUND, HUB, SETTINGS
+    from bot.keys import BACKGROUND, HUB, SETTINGS, STATS
     from bot.redis_keys import Keys
 
     # Its own client: a subscription holds its connection, and shutting it down
@@ -157,6 +161,7 @@ async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
     # resubscription asks the Sentinels for the master again.
     redis = connect(app[SETTINGS])
     hub = Hub(redis, Keys(app[SETTINGS].key_prefix).events)
+    hub.on_agents = app[STATS].metrics.agents_online.set
     app[HUB] = hub
     task = asyncio.create_task(hub.run())
 

@@ -173,10 +173,11 @@ def read_logs(port: int, prefix: str) -> tuple[dict[str, list[str]], dict[str, i
     for key in redis.scan_iter(match=f"{prefix}:*", count=1000):
         if key.endswith(":log") and redis.type(key) == "stream":
             for entry_id, fields in redis.xrange(key):
+                # Entry ids are unique within one stream only: qualify them.
                 if fields.get("direction") == "in" and fields.get("mid"):
-                    logged[fields["mid"]].append(entry_id)
+                    logged[fields["mid"]].append(f"{key} {entry_id}")
                 elif fields.get("direction") == "out" and fields.get("re"):
-                    replies[fields["re"]] += 1
+                    replies[f"{key} {fields['re']}"] += 1
         elif key.endswith(":tracker"):
             tracker = json.loads(redis.get(key) or "{}")
             user_turns += sum(1 for e in tracker.get("events", []) if e.get("event") == "user")
@@ -188,11 +189,12 @@ def account(load: Load, logged: dict[str, list[str]], replies: dict[str, int],
     acked = [m for m in load.messages if m.acked is not None]
     lost = [m.message_id for m in acked if m.message_id not in logged]
     logged_twice = [mid for mid, entries in logged.items() if len(entries) > 1]
-    answered_twice = [
-        m.message_id
+    answered_twice_messages = [
+        m
         for m in acked
         if m.message_id in logged and sum(replies[e] for e in logged[m.message_id]) > m.replies
     ]
+    answered_twice = [m.message_id for m in answered_twice_messages]
     return {
         "sent": len(load.messages),
         "acknowledged": len(acked),
@@ -204,6 +206,11 @@ def account(load: Load, logged: dict[str, list[str]], replies: dict[str, int],
         "extra_rasa_turns": max(0, user_turns - sum(len(v) for v in logged.values())),
         "duplicated": len(set(logged_twice) | set(answered_twice)),
         "client_errors": load.bad[:5],
+        "answered_twice_examples": [
+            f"{m.channel} {m.text!r}: {m.replies} replies received, "
+            f"{sum(replies[e] for e in logged[m.message_id])} logged, {m.attempts} attempts"
+            for m in answered_twice_messages[:5]
+        ],
         "attempts": sum(m.attempts for m in load.messages),
     }
 
@@ -356,6 +363,8 @@ def report(result: dict[str, Any]) -> str:
             f"{p['p99_ms']!s:>7} {p['longest_s']!s:>9} {p['retried']:>7}  "
             f"{json.dumps(p['failures'])} {p['note']}"
         )
+    if result["answered_twice_examples"]:
+        lines.append(f"answered twice, for example: {result['answered_twice_examples']}")
     if result["client_errors"]:
         lines.append(f"client errors: {result['client_errors']}")
     lines.append(

@@ -13,6 +13,7 @@ README ("Deploying", Redis Cluster readiness) explains.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,7 +113,7 @@ async def test_every_script_and_transaction_stays_in_one_hash_slot(
     await app[REVIEW_INDEX].label("slots-item", {"intent": "greet"})
 
     # The sweeper re-announced the queue meanwhile; retention forgets everything.
-    time.sleep(0.3)
+    await asyncio.sleep(0.3)
     keys = Keys(app[SETTINGS].key_prefix)
     await Retention(app[REDIS], keys, app[REVIEW_INDEX], 1).expire(now=time.time() + 3 * 86400)
 

@@ -107,7 +107,9 @@ async def test_failover_gives_503_then_recovers_by_itself(
     assert (await app[REDIS].info("server"))["tcp_port"] == new
 
     # Written before the failover (acknowledged after WAIT): still there.
-    inbound = [m for m in await timeline(client, "ha1", admin_headers) if m["direction"] == "in"]
+    inbound = [
+        m for m in await timeline(client, "rest:ha1", admin_headers) if m["direction"] == "in"
+    ]
     assert [m["text"] for m in inbound][:1] == ["你好"]
     assert inbound[-1]["text"] == "你好"
 

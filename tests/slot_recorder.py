@@ -42,7 +42,7 @@ class Recorder:
         commands = [args for call in self.calls for args in call.commands]
         pipe = redis.pipeline(transaction=False)
         for args in commands:
-            pipe.execute_command("COMMAND", "GETKEYS", *args)
+            pipe.command_getkeys(*args)
         found = iter(pipe.execute(raise_on_error=False))
         offences: dict[str, set[str]] = defaultdict(set)
         for call in self.calls:

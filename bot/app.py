@@ -38,6 +38,9 @@ from bot.conversation_log import api as conversation_api
 from bot.conversation_log.store import ConversationLog
 from bot.custom_actions import route as action_route
 from bot.custom_actions.server import ActionServer, InProcessActionEndpoint
+from bot.customer_data import api as customer_data_api
+from bot.customer_data.audit import AuditLog
+from bot.customer_data.store import CustomerData
 from bot.engine.lock_store import RedisTicketLockStore
 from bot.engine.runtime import RasaEngine
 from bot.engine.tracker_store import AsyncRedisTrackerStore
@@ -50,11 +53,13 @@ from bot.handoff.sweeper import sweeper_ctx
 from bot.keys import (
     ACCOUNTS,
     ACTION_SERVER,
+    AUDIT,
     BACKGROUND,
     CHAT,
     CLOCK,
     CONSOLE,
     CONVERSATION_LOG,
+    CUSTOMER_DATA,
     DELIVERY,
     EVENTS,
     HUB,
@@ -75,6 +80,7 @@ from bot.keys import (
     STATS,
     WEBCHAT_SESSIONS,
 )
+from bot.logs import request_id_middleware
 from bot.orders.demo import RedisDemoOrders
 from bot.orders.http import HttpOrderBackend
 from bot.privacy import keep, mask
@@ -107,7 +113,8 @@ def create_app(
     time the bot believes it is (tests move it in and out of service hours).
     """
     app = web.Application(
-        client_max_size=settings.max_body_bytes, middlewares=[error_middleware, replica_barrier]
+        client_max_size=settings.max_body_bytes,
+        middlewares=[request_id_middleware, error_middleware, replica_barrier],
     )
     app[SETTINGS] = settings
     app[BACKGROUND] = Background()
@@ -130,6 +137,7 @@ def create_app(
     rest.setup(app)
     webchat.setup(app)
     conversation_api.setup(app)
+    customer_data_api.setup(app)
     account_routes.setup(app)
     console_api.setup(app)
     console_page.setup(app)
@@ -236,6 +244,10 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
     app[REVIEW_INDEX] = ReviewIndex(app[REDIS], keys)
     app[RETRAIN] = RetrainJobs(app[REDIS], keys, app[SETTINGS])
     app[WEBCHAT_SESSIONS] = WebchatSessions(app[REDIS], keys, app[SETTINGS].webchat_secret)
+    app[AUDIT] = AuditLog(app[REDIS], keys)
+    app[CUSTOMER_DATA] = CustomerData(
+        app[REDIS], keys, app[CONVERSATION_LOG], app[REVIEW_INDEX], app[STATS], app[AUDIT]
+    )
     claims = MessageClaims(app[REDIS], keys, new_instance())
     app[BACKGROUND].every(RENEW_EVERY, claims.renew, "message claim renewal")
     app[CHAT] = ChatService(

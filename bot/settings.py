@@ -34,6 +34,7 @@ DEFAULT_ORDER_API_TIMEOUT = 3.0
 ORDER_BACKENDS = ("demo", "http")
 # Redis Sentinel's conventional service name; REDIS_SENTINEL_MASTER names another.
 DEFAULT_SENTINEL_MASTER = "kefu"
+LOG_FORMATS = ("text", "json")
 
 
 N = TypeVar("N", int, float)
@@ -139,6 +140,11 @@ class Settings:
     redis_timeout: float = DEFAULT_REDIS_TIMEOUT
     lock_lifetime: float = DEFAULT_LOCK_LIFETIME
     log_level: str = "INFO"
+    # Logs: `text` or `json` (one object per line); access log lines (None: on in JSON
+    # mode, off in text mode); customer text in log events (debugging only).
+    log_format: str = "text"
+    access_log: bool | None = None
+    log_customer_text: bool = False
     knowledge_file: Path = Path("nlu_data/knowledge.yml")
     messages_file: Path = Path("nlu_data/messages.yml")
     knowledge_max_age_days: int = DEFAULT_KNOWLEDGE_MAX_AGE_DAYS
@@ -208,7 +214,13 @@ class Settings:
         raw_metrics_dir = env.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
         if order_backend == "http" and not order_api_url:
             raise SettingsError("ORDER_BACKEND=http needs ORDER_API_URL")
+        log_format = (env.get("BOT_LOG_FORMAT", "").strip() or "text").lower()
+        if log_format not in LOG_FORMATS:
+            raise SettingsError(f"BOT_LOG_FORMAT must be one of {LOG_FORMATS}, got {log_format!r}")
         return cls(
+            log_format=log_format,
+            access_log=_flag(env, "BOT_ACCESS_LOG") if env.get("BOT_ACCESS_LOG") else None,
+            log_customer_text=_flag(env, "BOT_LOG_CUSTOMER_TEXT"),
             workers=_positive(env, "BOT_WORKERS", 1, int),
             bcrypt_rounds=min(max(_positive(env, "BOT_BCRYPT_ROUNDS", 12, int), 4), 16),
             order_backend=order_backend,

@@ -2,13 +2,14 @@
 
 The bot's features run end to end (REST and web chat messages with ids,
 escalations, the console's claim, reply, note, transfer, release and close,
-a failed and a good sign-in, a rating, review search and labels, KPIs, the
-queue sweep, retention) through a client that records every command with
-the code that sent it. Afterwards every Lua script call, MULTI/EXEC
-transaction and multi-key command has the CRC16 slot of each of its keys
-computed (Redis names the keys: `COMMAND GETKEYS`); one that mixes slots
-fails the test, unless its feature is listed in SHARED_SLOT below, which
-README ("Deploying", Redis Cluster readiness) explains.
+a failed and a good sign-in, a rating, review search and labels, KPIs, a
+customer's data exported and erased, the queue sweep, retention) through
+a client that records every command with the code that sent it. Afterwards
+every Lua script call, MULTI/EXEC transaction and multi-key command has the
+CRC16 slot of each of its keys computed (Redis names the keys: `COMMAND
+GETKEYS`); one that mixes slots fails the test, unless its feature is listed
+in SHARED_SLOT below, which README ("Deploying", Redis Cluster readiness)
+explains.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
 
 
 async def test_every_script_and_transaction_stays_in_one_hash_slot(
-    aiohttp_client, settings, engine, recorder, logins, redis_url
+    aiohttp_client, settings, engine, recorder, logins, redis_url, admin_headers
 ):
     own = settings.with_(handoff_reannounce_seconds=0.1, handoff_sweep_seconds=0.2)
     client = await aiohttp_client(create_app(own, engine), server_kwargs={"port": own.port})
@@ -111,6 +112,13 @@ async def test_every_script_and_transaction_stays_in_one_hash_slot(
         resp = await trainer.get(path)
         assert resp.status == 200, (path, await resp.text())
     await app[REVIEW_INDEX].label("slots-item", {"intent": "greet"})
+
+    # A customer's data exported, then erased everywhere (PIPL).
+    slots1 = conversation_id("rest", "slots1")
+    for method in ("GET", "DELETE"):
+        path = f"/api/conversations/{slots1}" + ("/export" if method == "GET" else "")
+        resp = await client.request(method, path, headers=admin_headers)
+        assert resp.status == 200, (path, await resp.text())
 
     # The sweeper re-announced the queue meanwhile; retention forgets everything.
     await asyncio.sleep(0.3)

@@ -11,6 +11,8 @@ Commands (names in brackets are aliases that match Rasa's habits):
   evaluate [test nlu]      evaluate on the held-out file, write reports/
   data validate            Rasa's validator and this project's data checks
   users add|passwd|list    accounts of agents, trainers and admins
+  export CONVERSATION      print everything kept about one conversation as JSON (PIPL copy)
+  forget CONVERSATION      erase it everywhere (asks to confirm; --yes skips the question)
   seed-demo-orders         put the demo order backend's sample orders in Redis
 """
 

@@ -40,7 +40,7 @@ catalogue: setup ## Regenerate the product lookup table and jieba words from nlu
 redis: setup ## Make sure Redis answers at REDIS_URL (starts a local one under var/redis if not)
 	$(PY) scripts/ensure_redis.py
 
-test-tools: ## Outside tools the tests drive (chromium, docker compose)
+test-tools: ## Outside tools the tests drive (chromium, docker compose, redis-sentinel, haproxy)
 	@scripts/ensure-test-tools.sh
 
 run: model redis ## Install, train if needed, make sure Redis runs, serve the bot at BOT_HOST:BOT_PORT

@@ -12,14 +12,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from rasa.utils.endpoints import EndpointConfig
 from rasa_sdk.executor import ActionExecutor
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from actions import ActionDeps, build_actions
 from actions.escalation import utc_now
-from bot import health
+from bot import health, redis_connection
 from bot.accounts import routes as account_routes
 from bot.accounts.sessions import LoginThrottle, Sessions
 from bot.accounts.store import Accounts, background_priority
@@ -72,6 +72,7 @@ from bot.keys import (
     RATE_LIMITS,
     REDIS,
     RELOADER,
+    REPLICA_BARRIER,
     RETRAIN,
     REVIEW_INDEX,
     SATISFACTION,
@@ -86,6 +87,7 @@ from bot.orders.demo import RedisDemoOrders
 from bot.orders.http import HttpOrderBackend
 from bot.privacy import keep, mask
 from bot.realtime import hub_ctx
+from bot.redis_connection import ReplicaBarrier
 from bot.redis_keys import Keys
 from bot.retention import retention_ctx
 from bot.retrain.jobs import RetrainJobs
@@ -123,6 +125,7 @@ def create_app(
             error_middleware,
             forwarded_middleware(TrustedProxies(settings.trusted_proxies)),
             body_middleware(settings.body_timeout, settings.max_body_bytes),
+            replica_barrier,
         ],
     )
     app.on_response_prepare.append(on_prepare)  # type: ignore[arg-type]  # aiosignal typing
@@ -157,22 +160,35 @@ def create_app(
     return app
 
 
-def connect_redis(settings: Settings) -> Redis:
-    """An asyncio client with timeouts: a stalled Redis fails requests, never hangs them."""
-    return Redis.from_url(
-        settings.redis_url,
-        decode_responses=True,
-        socket_timeout=settings.redis_timeout,
-        socket_connect_timeout=settings.redis_timeout,
-        health_check_interval=30,
-    )
-
-
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
-    client = connect_redis(app[SETTINGS])
+    """One client (a URL, or the master Sentinel names) for every store of this process."""
+    settings = app[SETTINGS]
+    client = redis_connection.connect(settings)
     app[REDIS] = client
+    app[REPLICA_BARRIER] = ReplicaBarrier(
+        client,
+        Keys(settings.key_prefix).replication_barrier,
+        settings.redis_wait_replicas,
+        # WAIT must give up before the client's socket does, or a missing replica
+        # would look like a dead master.
+        min(settings.redis_wait_timeout, settings.redis_timeout / 2),
+    )
     yield
     await client.close(close_connection_pool=True)
+
+
+@web.middleware
+async def replica_barrier(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer a successful POST (a message, a claim, a reply) once replicas hold its writes.
+
+    A RedisError here (the master died at that moment) becomes the usual 503;
+    the client's retry of the same `message_id` gets the first replies or, if
+    the turn was lost with the master, a first turn.
+    """
+    response = await handler(request)
+    if request.method == "POST" and response.status < 300:
+        await request.app[REPLICA_BARRIER].wait()
+    return response
 
 
 async def content_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -240,7 +256,7 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
         keys,
         app[KNOWLEDGE].hours.timezone,
         app[SETTINGS].retention_days,
-        Metrics(),
+        Metrics(app[SETTINGS].metrics_dir),
     )
     app[CONVERSATION_LOG] = ConversationLog(app[REDIS], keys, app[STATS])
     app[SATISFACTION] = SatisfactionStore(app[REDIS], keys)

@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         if settings.workers > 1:
             from bot.workers import supervise
 
-            return supervise(settings.workers)
+            return supervise(settings.workers, settings.metrics_dir)
         serve(settings)
         return 0
     if args.command == "users":

@@ -25,6 +25,7 @@ from bot.events import Events
 from bot.handoff.states import ConversationStates
 from bot.orders.backend import OrderBackend
 from bot.realtime import Hub
+from bot.redis_connection import ReplicaBarrier
 from bot.retrain.jobs import RetrainJobs
 from bot.retrain.reload import Reloader
 from bot.review.index import ReviewIndex
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 SETTINGS = web.AppKey("settings", Settings)
 BACKGROUND = web.AppKey("background", Background)
 REDIS = web.AppKey("redis", Redis)
+REPLICA_BARRIER = web.AppKey("replica_barrier", ReplicaBarrier)
 MODEL = web.AppKey("model", ModelSlot)
 CONVERSATION_LOG = web.AppKey("conversation_log", ConversationLog)
 CHAT = web.AppKey("chat", ChatService)

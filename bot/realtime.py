@@ -21,10 +21,15 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
+from bot.redis_connection import connect
+
 logger = logging.getLogger(__name__)
 
 # How long one wait for an event lasts: also how long a shutdown may take.
 POLL_SECONDS = 0.1
+# Between two attempts to subscribe again after losing Redis (a Sentinel
+# failover takes a few seconds; each attempt is bounded by the socket timeouts).
+RESUBSCRIBE_SECONDS = 0.5
 # Sent to customers: only what they may see, never notes, intents or agents' names.
 CUSTOMER_EVENTS = {"agent_message": "agent", "notice": "bot"}
 
@@ -40,6 +45,8 @@ class Hub:
         self._stopped = asyncio.Event()
         # In-process listeners by event type (a promoted model reloads every process).
         self.listeners: dict[str, list[Callable[[dict[str, Any]], None]]] = defaultdict(list)
+        # Told how many agents have a console open here whenever that changes (metrics).
+        self.on_agents: Callable[[int], None] = lambda _count: None
 
     async def run(self) -> None:
         """Relay events from Redis to local sockets; resubscribe after a Redis outage.
@@ -48,10 +55,16 @@ class Hub:
         a flag rather than by cancellation: redis-py 4.6 can swallow a
         cancellation that lands while it connects, and the task would never end.
         """
+        lost = False
         while not self._stopped.is_set():
             self._pubsub = self._redis.pubsub()
             try:
                 await self._pubsub.subscribe(self._channel)
+                if lost:
+                    # Events published meanwhile are gone (pub/sub keeps nothing);
+                    # pages reload their lists on their next action.
+                    logger.info("event subscription restored")
+                    lost = False
                 while not self._stopped.is_set():
                     message = await self._pubsub.get_message(
                         ignore_subscribe_messages=True, timeout=POLL_SECONDS
@@ -59,9 +72,11 @@ class Hub:
                     if message is not None:
                         await self.dispatch(json.loads(message["data"]))
             except (RedisError, OSError) as exc:
+                # A dead or demoted master: the next subscription finds the new one.
                 logger.warning("event subscription lost (%s); retrying", exc)
+                lost = True
                 await self._close_pubsub()
-                await asyncio.sleep(1)
+                await asyncio.sleep(RESUBSCRIBE_SECONDS)
 
     async def _close_pubsub(self) -> None:
         if self._pubsub is not None:
@@ -88,13 +103,15 @@ class Hub:
         sockets.add(ws)
         if who is not None:
             self.agent_names[ws] = who
+            self.on_agents(len(set(self.agent_names.values())))
         try:
             async for message in ws:  # the client only listens; pings are answered by aiohttp
                 if message.type == WSMsgType.ERROR:
                     break
         finally:
             sockets.discard(ws)
-            self.agent_names.pop(ws, None)
+            if self.agent_names.pop(ws, None) is not None:
+                self.on_agents(len(set(self.agent_names.values())))
         return ws
 
     def stop(self) -> None:
@@ -136,14 +153,15 @@ async def _bounded(awaitable: Any, seconds: float) -> None:
 
 async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
     # Imported here: bot.keys imports this module for the Hub type.
-    from bot.app import connect_redis
-    from bot.keys import BACKGROUND, HUB, SETTINGS
+    from bot.keys import BACKGROUND, HUB, SETTINGS, STATS
     from bot.redis_keys import Keys
 
     # Its own client: a subscription holds its connection, and shutting it down
-    # must not wait on the pool every other request uses.
-    redis = connect_redis(app[SETTINGS])
+    # must not wait on the pool every other request uses. With Sentinel, each
+    # resubscription asks the Sentinels for the master again.
+    redis = connect(app[SETTINGS])
     hub = Hub(redis, Keys(app[SETTINGS].key_prefix).events)
+    hub.on_agents = app[STATS].metrics.agents_online.set
     app[HUB] = hub
     task = asyncio.create_task(hub.run())
 

@@ -46,6 +46,7 @@ conversation id (``<channel>:<user id>``, see ``bot/channels/identity.py``) with
 - ``P:login:addr:{address}``    hash: sign-in attempts of an address (GCRA)
 - ``P:rl:addr:{address}``       hash: customer messages of an address (GCRA)
 - ``P:events``                  pub/sub: events every process must hear (bot/events.py)
+- ``P:barrier``                 pub/sub, never listened to: the write before a Redis WAIT
 - ``P:secret:action_token``     shared secret for the in-app custom action route
 - ``P:secret:webchat``          shared secret that signs web chat session cookies
 - ``P:wechat:token``            string: WeChat access_token, expiring before WeChat's does
@@ -217,6 +218,11 @@ class Keys:
     @property
     def events(self) -> str:
         return self.shared("events")
+
+    @property
+    def replication_barrier(self) -> str:
+        """A channel published to before WAIT (bot/redis_connection.py), never subscribed."""
+        return self.shared("barrier")
 
     @property
     def action_token(self) -> str:

@@ -33,6 +33,8 @@ DEFAULT_KNOWLEDGE_MAX_AGE_DAYS = 365
 # The order system must answer within this, or the bot says it cannot check now.
 DEFAULT_ORDER_API_TIMEOUT = 3.0
 ORDER_BACKENDS = ("demo", "http")
+# Redis Sentinel's conventional service name; REDIS_SENTINEL_MASTER names another.
+DEFAULT_SENTINEL_MASTER = "kefu"
 LOG_FORMATS = ("text", "json")
 
 
@@ -73,6 +75,30 @@ def _positive(env: Mapping[str, str], name: str, default: N, kind: type[N]) -> N
     if value <= 0:
         raise SettingsError(f"{name} must be positive, got {raw!r}")
     return value
+
+
+def _sentinels(env: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
+    """`REDIS_SENTINELS`: comma-separated `host:port` (an IPv6 host in brackets)."""
+    found: list[tuple[str, int]] = []
+    for item in env.get("REDIS_SENTINELS", "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise SettingsError(f"REDIS_SENTINELS must be host:port,host:port…, got {item!r}")
+        found.append((host, int(port)))
+    return tuple(found)
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise SettingsError(f"{name} must be a whole number, 0 or more, got {raw!r}")
+    return int(raw)
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
@@ -143,6 +169,20 @@ class Settings:
     """Everything the service can be told from outside. See README for each name."""
 
     redis_url: str = DEFAULT_REDIS_URL
+    # Redis Sentinel (high availability): when set, the master of
+    # `redis_sentinel_master` is found through these and REDIS_URL is not used.
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_master: str = DEFAULT_SENTINEL_MASTER
+    redis_password: str | None = None
+    redis_sentinel_password: str | None = None
+    # Before answering a message, wait until this many replicas hold every write
+    # (Redis WAIT), at most `redis_wait_timeout` seconds: a failover then cannot
+    # lose an acknowledged message. 0 = do not wait (a single Redis).
+    redis_wait_replicas: int = 0
+    redis_wait_timeout: float = 0.5
+    # prometheus-client multiprocess mode (BOT_WORKERS > 1): the folder the
+    # workers' metric files are written to, summed at each scrape.
+    metrics_dir: Path | None = None
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     admin_token: str | None = None
@@ -240,6 +280,8 @@ class Settings:
             except ValueError as exc:
                 raise SettingsError(str(exc)) from exc
         order_api_url = env.get("ORDER_API_URL", "").strip() or None
+        sentinels = _sentinels(env)
+        raw_metrics_dir = env.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
         if order_backend == "http" and not order_api_url:
             raise SettingsError("ORDER_BACKEND=http needs ORDER_API_URL")
         log_format = (env.get("BOT_LOG_FORMAT", "").strip() or "text").lower()
@@ -256,6 +298,14 @@ class Settings:
             order_api_token=env.get("ORDER_API_TOKEN", "").strip() or None,
             order_api_timeout=_positive(env, "ORDER_API_TIMEOUT", DEFAULT_ORDER_API_TIMEOUT, float),
             redis_url=env.get("REDIS_URL", "").strip() or DEFAULT_REDIS_URL,
+            redis_sentinels=sentinels,
+            redis_sentinel_master=env.get("REDIS_SENTINEL_MASTER", "").strip()
+            or DEFAULT_SENTINEL_MASTER,
+            redis_password=env.get("REDIS_PASSWORD", "") or None,
+            redis_sentinel_password=env.get("REDIS_SENTINEL_PASSWORD", "") or None,
+            redis_wait_replicas=_count(env, "BOT_REDIS_WAIT_REPLICAS", 1 if sentinels else 0),
+            redis_wait_timeout=_positive(env, "BOT_REDIS_WAIT_TIMEOUT", 0.5, float),
+            metrics_dir=Path(raw_metrics_dir) if raw_metrics_dir else None,
             host=env.get("BOT_HOST", "").strip() or DEFAULT_HOST,
             port=_positive(env, "BOT_PORT", DEFAULT_PORT, int),
             admin_token=env.get("BOT_ADMIN_TOKEN", "").strip() or None,

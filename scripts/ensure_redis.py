@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bot.redis_connection import connect_sync, describe
 from bot.settings import Settings
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", ""}
@@ -54,6 +55,14 @@ def find_or_install_server() -> str:
 
 def main() -> None:
     settings = Settings.from_env()
+    if settings.redis_sentinels:
+        # A deployment's Redis (README "Deploying"): check it, never start one here.
+        try:
+            connect_sync(settings).ping()
+        except redis.RedisError as exc:
+            sys.exit(f"Redis is not reachable through the Sentinels ({describe(settings)}): {exc}")
+        print(f"Redis answers: {describe(settings)}")
+        return
     url = settings.redis_url
     if answers(url):
         print(f"Redis answers at {url}")

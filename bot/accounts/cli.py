@@ -11,9 +11,8 @@ import asyncio
 import getpass
 import sys
 
-from redis.asyncio import Redis
-
 from bot.accounts.store import ROLES, AccountError, Accounts
+from bot.redis_connection import connect
 from bot.redis_keys import Keys
 from bot.settings import Settings
 
@@ -51,7 +50,7 @@ def _password(from_stdin: bool) -> str:
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    redis = connect(settings)
     accounts = Accounts(redis, Keys(settings.key_prefix), rounds=settings.bcrypt_rounds)
     try:
         if args.users_command == "list":

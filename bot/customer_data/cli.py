@@ -8,12 +8,11 @@ import getpass
 import json
 import sys
 
-from redis.asyncio import Redis
-
 from bot.content.knowledge import KnowledgeBase
 from bot.conversation_log.store import ConversationLog
 from bot.customer_data.audit import ERASE, EXPORT, AuditLog
 from bot.customer_data.store import CustomerData
+from bot.redis_connection import connect
 from bot.redis_keys import Keys
 from bot.review.index import ReviewIndex
 from bot.settings import Settings
@@ -39,7 +38,7 @@ def _who() -> str:
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    redis = connect(settings)
     try:
         keys = Keys(settings.key_prefix)
         timezone = KnowledgeBase.load(

@@ -8,6 +8,7 @@ from dataclasses import asdict
 from redis.asyncio import Redis
 
 from bot.orders.backend import Order, OrderNotFound
+from bot.redis_connection import connect
 from bot.redis_keys import Keys
 from bot.settings import Settings
 
@@ -51,7 +52,7 @@ class RedisDemoOrders:
 
 async def seed_demo_orders(settings: Settings) -> int:
     """`python -m bot seed-demo-orders`, run by `make run`."""
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    redis = connect(settings)
     try:
         return await RedisDemoOrders(redis, Keys(settings.key_prefix)).seed()
     finally:

@@ -10,6 +10,7 @@ import redis as redis_sync
 import yaml
 
 from bot.progress import Progress, component_steps, training_components
+from bot.redis_connection import connect_sync
 from bot.redis_keys import Keys
 from bot.retrain import registry
 from bot.retrain.gate import gate
@@ -68,7 +69,7 @@ def run_train(root: Path, settings: Settings, if_needed: bool, use_gate: bool = 
 
 def announce(settings: Settings, model: str) -> str:
     """Tell every running bot process to switch to the promoted model."""
-    client = redis_sync.Redis.from_url(settings.redis_url, socket_timeout=settings.redis_timeout)
+    client = connect_sync(settings)
     event = {"type": PROMOTED, "conversation": "", "model": model}
     try:
         heard = client.publish(Keys(settings.key_prefix).events, json.dumps(event))

@@ -6,12 +6,12 @@ import datetime as dt
 from pathlib import Path
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from bot.accounts.routes import require
 from bot.errors import ApiError
 from bot.jsonutil import json_response
-from bot.keys import HUB, MODEL, REDIS, SETTINGS, STATS
+from bot.keys import MODEL, REDIS, SETTINGS, STATS
 from bot.redis_keys import Keys
 from bot.security.headers import page
 from bot.security.tokens import same_secret
@@ -75,11 +75,10 @@ async def metrics(request: web.Request) -> web.Response:
     recorder = request.app[STATS]
     keys = Keys(request.app[SETTINGS].key_prefix)
     recorder.metrics.queue_length.set(await request.app[REDIS].zcard(keys.handoff_waiting))
-    recorder.metrics.agents_online.set(len(set(request.app[HUB].agent_names.values())))
     engine = request.app[MODEL].engine
     if engine is not None:
         recorder.metrics.serving(engine.version)
-    body = generate_latest(recorder.metrics.registry)
+    body = recorder.metrics.exposition()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

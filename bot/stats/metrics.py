@@ -1,20 +1,33 @@
-"""Prometheus metrics of one bot process (`GET /metrics`).
+"""Prometheus metrics of one bot process, or of all its workers (`GET /metrics`).
 
 Each app has its own registry (tests start many apps in one process).
-Counters and histograms are updated as messages flow; the queue length,
-the agents online and the model version are read when Prometheus scrapes.
+Counters and histograms are updated as messages flow; the queue length is
+read when Prometheus scrapes, the agents online as consoles come and go.
+
+With `BOT_WORKERS` > 1 the workers share one port, so each scrape reaches
+one of them at random: per-worker counters would jump up and down from one
+scrape to the next. The supervisor then runs them in prometheus-client's
+multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`): every worker writes its
+values to its own file in that folder and any worker answers a scrape with
+the sum over all of them, including workers that have exited, so counters
+only grow. Separate replicas (hosts, containers) are separate scrape targets.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, multiprocess_dir: Path | None = None) -> None:
         self.registry = CollectorRegistry()
+        self._multiprocess_dir = multiprocess_dir
+        self._version: str | None = None
         self.messages = Counter(
             "kefu_messages",
             "Messages by channel and direction (in: from customers, out: to them)",
@@ -39,21 +52,40 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        # Multiprocess modes (ignored in a single process): the queue length as
+        # last read by any worker; agents summed over the workers alive; a
+        # version is 1 while any worker alive serves it.
         self.queue_length = Gauge(
-            "kefu_queue_length", "Conversations waiting for a person", registry=self.registry
+            "kefu_queue_length",
+            "Conversations waiting for a person",
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
         )
         self.agents_online = Gauge(
             "kefu_agents_online",
-            "Agents with the console open on this process",
+            "Agents with the console open on this process (summed over its workers)",
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.model = Gauge(
             "kefu_model_info",
             "The model this process serves (value 1)",
             ["version"],
             registry=self.registry,
+            multiprocess_mode="livemax",
         )
 
     def serving(self, version: str) -> None:
-        self.model.clear()
+        if self._version is not None and self._version != version:
+            # Set to 0 rather than removed: a worker's file keeps every label it wrote.
+            self.model.labels(self._version).set(0)
+        self._version = version
         self.model.labels(version).set(1)
+
+    def exposition(self) -> bytes:
+        """The text Prometheus scrapes: this process's metrics, or every worker's."""
+        if self._multiprocess_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(self._multiprocess_dir))
+        return generate_latest(registry)

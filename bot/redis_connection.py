@@ -1,0 +1,150 @@
+"""How every process reaches Redis: one URL, or the master named by Redis Sentinel.
+
+With ``REDIS_SENTINELS`` set, clients ask the Sentinels for the current master
+of ``REDIS_SENTINEL_MASTER`` whenever they open a connection (redis-py's
+``Sentinel``). When the master dies, commands on its connections fail, the
+request gets the usual 503 ``storage_unavailable``, and the next connection is
+opened to whatever the Sentinels name: the old master until they agree it is
+down, the promoted replica after. Nobody restarts anything. A master that was
+demoted while clients still talked to it answers writes with READONLY; redis-py
+drops such a connection and asks the Sentinels again.
+
+Commands are never retried here: a write whose answer was lost with the
+connection may or may not have run, and only the caller knows whether running it
+twice is harmless (messages carry a ``message_id`` so that clients can retry).
+
+Replication is asynchronous, so a write acknowledged by the master can die with
+it. :class:`ReplicaBarrier` closes that gap for what matters: before a message
+is answered, every write made so far is on at least one replica.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import redis as redis_sync
+import redis.sentinel as sync_sentinel
+from redis.asyncio import Redis
+from redis.asyncio.sentinel import Sentinel
+
+from bot.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# A client idle this long pings before its next command, so a connection the
+# network dropped silently is found before a request is sent on it.
+HEALTH_CHECK_SECONDS = 30
+# After a barrier found too few replicas, answer without waiting for this long
+# (and log it once), instead of making every message wait the full timeout
+# while a replica is down.
+DEGRADED_SECONDS = 5.0
+
+
+class SentinelMaster(Redis):
+    """The master client; closing it also closes its connections to the Sentinels."""
+
+    sentinel: Sentinel | None = None
+
+    async def close(self, close_connection_pool: bool | None = None) -> None:
+        await super().close(close_connection_pool)
+        if self.sentinel is not None:
+            for node in self.sentinel.sentinels:
+                await node.close(close_connection_pool=True)
+
+
+def _client_options(settings: Settings) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": settings.redis_timeout,
+        "socket_connect_timeout": settings.redis_timeout,
+        "health_check_interval": HEALTH_CHECK_SECONDS,
+    }
+    if settings.redis_password is not None:
+        options["password"] = settings.redis_password
+    return options
+
+
+def _sentinel_options(settings: Settings) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "socket_timeout": settings.redis_timeout,
+        "socket_connect_timeout": settings.redis_timeout,
+    }
+    if settings.redis_sentinel_password is not None:
+        options["password"] = settings.redis_sentinel_password
+    return options
+
+
+def connect(settings: Settings) -> Redis:
+    """An asyncio client with timeouts: a stalled Redis fails requests, never hangs them."""
+    options = _client_options(settings)
+    if not settings.redis_sentinels:
+        return Redis.from_url(settings.redis_url, **options)
+    sentinel = Sentinel(
+        list(settings.redis_sentinels), sentinel_kwargs=_sentinel_options(settings)
+    )
+    client = sentinel.master_for(
+        settings.redis_sentinel_master, redis_class=SentinelMaster, **options
+    )
+    client.sentinel = sentinel
+    return client
+
+
+def connect_sync(settings: Settings) -> redis_sync.Redis:
+    """The blocking client, for command-line tools (never inside the event loop)."""
+    options = _client_options(settings)
+    if not settings.redis_sentinels:
+        return redis_sync.Redis.from_url(settings.redis_url, **options)
+    sentinel = sync_sentinel.Sentinel(
+        list(settings.redis_sentinels), sentinel_kwargs=_sentinel_options(settings)
+    )
+    return sentinel.master_for(settings.redis_sentinel_master, **options)
+
+
+def describe(settings: Settings) -> str:
+    """Where Redis is, for logs and errors (never a password)."""
+    if settings.redis_sentinels:
+        nodes = ",".join(f"{host}:{port}" for host, port in settings.redis_sentinels)
+        return f"master {settings.redis_sentinel_master!r} of Sentinels {nodes}"
+    url = redis_sync.connection.parse_url(settings.redis_url)
+    return f"{url.get('host', 'localhost')}:{url.get('port', 6379)}/{url.get('db', 0)}"
+
+
+class ReplicaBarrier:
+    """Wait until `replicas` replicas hold every write made so far, by any client.
+
+    Redis's WAIT only counts the writes of the connection it is sent on, so the
+    barrier first makes a write of its own on that connection (a PUBLISH on a
+    channel nobody listens to: propagated to replicas, no key): the replication
+    stream is one ordered log, so once a replica has acknowledged that write it
+    holds every write before it, whichever connection made them.
+    """
+
+    def __init__(self, redis: Redis, channel: str, replicas: int, timeout: float) -> None:
+        self._redis = redis
+        self._channel = channel
+        self.replicas = replicas
+        self._timeout_ms = max(1, int(timeout * 1000))
+        self._degraded_until = 0.0
+
+    async def wait(self) -> bool:
+        """True when enough replicas acknowledged; False when they did not in time."""
+        if self.replicas <= 0 or time.monotonic() < self._degraded_until:
+            return self.replicas <= 0
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.publish(self._channel, "")
+            pipe.execute_command("WAIT", self.replicas, self._timeout_ms)
+            _, acknowledged = await pipe.execute()
+        if int(acknowledged) >= self.replicas:
+            return True
+        self._degraded_until = time.monotonic() + DEGRADED_SECONDS
+        logger.warning(
+            "only %s of %s Redis replicas acknowledged within %d ms; answering without "
+            "waiting for replicas for %.0f s",
+            acknowledged,
+            self.replicas,
+            self._timeout_ms,
+            DEGRADED_SECONDS,
+        )
+        return False

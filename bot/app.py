@@ -50,6 +50,7 @@ from bot.keys import (
     ACTION_SERVER,
     BACKGROUND,
     CHAT,
+    CLARIFICATIONS,
     CLOCK,
     CONSOLE,
     CONVERSATION_LOG,
@@ -61,6 +62,7 @@ from bot.keys import (
     MESSAGES,
     MODEL,
     ORDERS,
+    READINGS,
     REDIS,
     RELOADER,
     RETRAIN,
@@ -71,6 +73,7 @@ from bot.keys import (
     STATES,
     STATS,
 )
+from bot.nlu.clarification import ClarificationStore, load_readings
 from bot.orders.demo import RedisDemoOrders
 from bot.orders.http import HttpOrderBackend
 from bot.privacy import keep, mask
@@ -155,6 +158,7 @@ async def content_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[KNOWLEDGE] = KnowledgeBase.load(settings.knowledge_file, settings.knowledge_max_age_days)
     app[MESSAGES] = Messages.load(settings.messages_file)
+    app[READINGS] = load_readings(settings.clarification_file)
     yield
 
 
@@ -209,6 +213,7 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[CONVERSATION_LOG] = ConversationLog(app[REDIS], keys, app[STATS])
     app[SATISFACTION] = SatisfactionStore(app[REDIS], keys)
+    app[CLARIFICATIONS] = ClarificationStore(app[REDIS], keys)
     app[STATES] = ConversationStates(app[REDIS], keys)
     app[CONSOLE] = ConsoleStore(app[REDIS], keys)
     app[EVENTS] = Events(app[REDIS], keys)
@@ -227,6 +232,7 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
         app[REVIEW_INDEX],
         mask if app[SETTINGS].mask_pii else keep,
         app[STATS],
+        app[CLARIFICATIONS],
     )
     app[BACKGROUND].on_stop(app[RETRAIN].close)
     yield
@@ -297,6 +303,8 @@ async def _serve(app: web.Application, engine: RasaEngine) -> None:
         orders=app[ORDERS],
         satisfaction=app[SATISFACTION],
         clock=app[CLOCK],
+        clarifications=app[CLARIFICATIONS],
+        readings=app[READINGS],
     )
     for action in build_actions(deps):
         executor.register_action(action)

@@ -21,6 +21,8 @@ Layout (``P`` is the configured prefix, ``BOT_KEY_PREFIX``, default ``kefu``):
 - ``P:demo:orders``                   hash: the demo order backend's orders (id -> JSON)
 - ``P:csat:{conversation}``          hash: satisfaction question status, rating, times
 - ``P:csat:ratings``                  stream: every rating given (conversation, rating, time)
+- ``P:clarify:{conversation}``       string: the open "which did you mean?" question (JSON, minutes)
+- ``P:clarify:confirmed``             stream: readings customers confirmed (conversation, entry, intent)
 - ``P:feedback``                      stream: complaints, praise and suggestions, customers' words
 - ``P:accounts``                      hash: username -> JSON (bcrypt hash, role, created)
 - ``P:session:{sha256(token)}``       string: a signed-in session (JSON: user, role, csrf)
@@ -108,6 +110,13 @@ class Keys:
     @property
     def csat_ratings(self) -> str:
         return f"{self.prefix}:csat:ratings"
+
+    def clarify(self, conversation: str) -> str:
+        return f"{self.prefix}:clarify:{conversation}"
+
+    @property
+    def clarify_confirmed(self) -> str:
+        return f"{self.prefix}:clarify:confirmed"
 
     @property
     def feedback(self) -> str:

@@ -52,6 +52,30 @@
 
   function say(text) { status.textContent = text || ""; }
 
+  // Quick replies under a question ("你是想…，还是…？"): a click sends the button's
+  // label as the customer's text, exactly as if typed; the server knows which
+  // question it answers. Buttons of an earlier question are removed.
+  function addChoices(buttons) {
+    Array.prototype.forEach.call(document.querySelectorAll(".choices"), function (old) { old.remove(); });
+    if (!buttons || !buttons.length) return;
+    var row = document.createElement("li");
+    row.className = "choices";
+    buttons.forEach(function (b) {
+      var choice = document.createElement("button");
+      choice.type = "button";
+      choice.className = "choice";
+      choice.textContent = b.title;
+      choice.addEventListener("click", function () {
+        if (button.disabled) return;
+        row.remove();
+        send(b.title);
+      });
+      row.appendChild(choice);
+    });
+    list.appendChild(row);
+    list.scrollTop = list.scrollHeight;
+  }
+
   // Who answers now, said plainly: the bot, the queue, or a person.
   function showState(state) {
     var text = state === "waiting" ? "已为你转人工，正在排队，客服同事接入后会在这里回复。"
@@ -99,6 +123,7 @@
   }
 
   function send(text) {
+    addChoices(null);
     var mine = add("in", text);
     mine.classList.add("msg--pending");
     button.disabled = true;
@@ -118,7 +143,10 @@
           say(res.body && res.body.message ? res.body.message : "发送失败，请稍后再试。");
           return;
         }
-        res.body.replies.forEach(function (reply) { if (reply.text) add("out", reply.text); });
+        res.body.replies.forEach(function (reply) {
+          if (reply.text) add("out", reply.text);
+          if (reply.buttons && reply.buttons.length) addChoices(reply.buttons);
+        });
         showState(res.body.state);
       })
       .catch(function () {

@@ -19,7 +19,8 @@ An embedding costs 10–30 ms of CPU, ten times the rest of the pipeline, so:
   go through an in-memory cache of recent texts, since customers repeat "在吗",
   "人工", "你好".
 
-Texts get e5's ``query:`` prefix: a short question, not a passage.
+e5 was trained with ``query: `` before questions and ``passage: `` before
+documents; ``prefix`` picks one (measured: README, "NLU").
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ Layout (``P`` is the configured prefix, ``BOT_KEY_PREFIX``, default ``kefu``):
 - ``P:demo:orders``                   hash: the demo order backend's orders (id -> JSON)
 - ``P:csat:{conversation}``          hash: satisfaction question status, rating, times
 - ``P:csat:ratings``                  stream: every rating given (conversation, rating, time)
-- ``P:clarify:{conversation}``       string: the open "which did you mean?" question (JSON, minutes)
-- ``P:clarify:confirmed``             stream: readings customers confirmed (conversation, entry, intent)
+- ``P:clarify:{conversation}``       string: the open "which did you mean?" question (JSON)
+- ``P:clarify:confirmed``             stream: readings customers chose (conversation, entry, intent)
 - ``P:feedback``                      stream: complaints, praise and suggestions, customers' words
 - ``P:accounts``                      hash: username -> JSON (bcrypt hash, role, created)
 - ``P:session:{sha256(token)}``       string: a signed-in session (JSON: user, role, csrf)

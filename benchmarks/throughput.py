@@ -28,6 +28,9 @@ import redis as redis_sync
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 ROOT = Path(__file__).resolve().parent.parent
+
+from bot.redis_keys import Keys  # noqa: E402
+
 # Messages whose answers are domain responses only: stock `rasa run` (which has no
 # action server here) can answer them too, for a like-for-like comparison.
 RESPONSES_ONLY = [
@@ -298,7 +301,7 @@ def main() -> None:
         client = redis_sync.Redis.from_url(args.redis_url, decode_responses=True)
         inbound = outbound = 0
         for conversation in counts:
-            for _, fields in client.xrange(f"{prefix}:conv:{conversation}:log"):
+            for _, fields in client.xrange(Keys(prefix).conv_log(f"rest:{conversation}")):
                 if fields["direction"] == "in":
                     inbound += 1
                 else:

@@ -25,7 +25,9 @@ from bot.accounts.store import Accounts
 from bot.background import Background, stop_background
 from bot.channels import rest, webchat
 from bot.channels.delivery import Delivery
+from bot.channels.webchat.sessions import WebchatSessions
 from bot.channels.wechat import routes as wechat
+from bot.chat.once import RENEW_EVERY, MessageClaims, new_instance
 from bot.chat.service import ChatService, ModelSlot
 from bot.console import api as console_api
 from bot.console import page as console_page
@@ -72,6 +74,7 @@ from bot.keys import (
     SETTINGS,
     STATES,
     STATS,
+    WEBCHAT_SESSIONS,
 )
 from bot.nlu.clarification import ClarificationStore, load_readings
 from bot.orders.demo import RedisDemoOrders
@@ -220,6 +223,9 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
     app[DELIVERY] = Delivery(app[EVENTS], app[CONVERSATION_LOG])
     app[REVIEW_INDEX] = ReviewIndex(app[REDIS], keys)
     app[RETRAIN] = RetrainJobs(app[REDIS], keys, app[SETTINGS])
+    app[WEBCHAT_SESSIONS] = WebchatSessions(app[REDIS], keys, app[SETTINGS].webchat_secret)
+    claims = MessageClaims(app[REDIS], keys, new_instance())
+    app[BACKGROUND].every(RENEW_EVERY, claims.renew, "message claim renewal")
     app[CHAT] = ChatService(
         app[CONVERSATION_LOG],
         app[MODEL],
@@ -232,6 +238,7 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
         app[REVIEW_INDEX],
         mask if app[SETTINGS].mask_pii else keep,
         app[STATS],
+        claims,
         app[CLARIFICATIONS],
     )
     app[BACKGROUND].on_stop(app[RETRAIN].close)
@@ -318,7 +325,7 @@ async def _serve(app: web.Application, engine: RasaEngine) -> None:
     else:
         endpoint = InProcessActionEndpoint(settings.action_endpoint_url, app[ACTION_SERVER])
     engine.bind(
-        tracker_store=AsyncRedisTrackerStore(engine.agent.domain, redis, keys.tracker_prefix),
+        tracker_store=AsyncRedisTrackerStore(engine.agent.domain, redis, keys),
         lock_store=RedisTicketLockStore(redis, keys, lifetime=settings.lock_lifetime),
         action_endpoint=endpoint,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -32,6 +33,9 @@ from bot.satisfaction.store import SatisfactionStore
 from bot.settings import Settings
 from bot.stats.recorder import Stats
 
+if TYPE_CHECKING:
+    from bot.channels.webchat.sessions import WebchatSessions
+
 SETTINGS = web.AppKey("settings", Settings)
 BACKGROUND = web.AppKey("background", Background)
 REDIS = web.AppKey("redis", Redis)
@@ -58,6 +62,7 @@ RELOADER = web.AppKey("reloader", Reloader)
 RETRAIN = web.AppKey("retrain", RetrainJobs)
 REVIEW_INDEX = web.AppKey("review_index", ReviewIndex)
 DELIVERY = web.AppKey("delivery", Delivery)
+WEBCHAT_SESSIONS: web.AppKey[WebchatSessions] = web.AppKey("webchat_sessions")
 WECHAT = web.AppKey("wechat", WeChatChannel)
 # None in plain mode (no WECHAT_AES_KEY).
 WECHAT_CRYPTO: web.AppKey[MessageCrypto | None] = web.AppKey("wechat_crypto")

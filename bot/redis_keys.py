@@ -1,158 +1,286 @@
 """Every Redis key the service writes, built in one place.
 
-Layout (``P`` is the configured prefix, ``BOT_KEY_PREFIX``, default ``kefu``):
+``P`` is the configured prefix (``BOT_KEY_PREFIX``, default ``kefu``). Two families:
 
-- ``P:tracker:{conversation}``        Rasa's tracker (JSON), written by Rasa's Redis tracker store
-- ``P:lock:{conversation}:queue``     conversation lock: waiting tickets, scored by ticket number
-- ``P:lock:{conversation}:expiry``    conversation lock: ticket -> expiry (ms, Redis clock)
-- ``P:lock:{conversation}:counter``   conversation lock: last ticket issued (the fencing token)
-- ``P:conversations``                 sorted set: conversation -> last activity (unix seconds)
-- ``P:conv:{conversation}:meta``      hash: channel, first/last activity, message count, last text
-- ``P:conv:{conversation}:log``       stream: every inbound and outbound message, in order
-- ``P:conv:{conversation}:notes``     list: agents' internal notes (JSON), never shown to customers
-- ``P:canned``                        list: canned replies for agents
-- ``P:conv:{conversation}:nlu``       hash: inbound entry id -> NLU result (JSON)
-- ``P:handoff:{conversation}``        hash: the latest request for a person (reason, text, time)
-- ``P:handoff:{conversation}:reasons`` list: every escalation reason code, oldest first
-- ``P:handoff:{conversation}:state``  hash: bot, waiting, assigned or closed (handoff/states.py)
-- ``P:handoff:waiting``               sorted set: waiting conversations in serving order
-- ``P:handoff:waits``                 list: recent queue waiting times (seconds)
-- ``P:handoff:assigned``              sorted set: assigned conversations by last agent activity
-- ``P:demo:orders``                   hash: the demo order backend's orders (id -> JSON)
-- ``P:csat:{conversation}``          hash: satisfaction question status, rating, times
-- ``P:csat:ratings``                  stream: every rating given (conversation, rating, time)
-- ``P:clarify:{conversation}``       string: the open "which did you mean?" question (JSON)
-- ``P:clarify:confirmed``             stream: readings customers chose (conversation, entry, intent)
-- ``P:feedback``                      stream: complaints, praise and suggestions, customers' words
-- ``P:accounts``                      hash: username -> JSON (bcrypt hash, role, created)
-- ``P:session:{sha256(token)}``       string: a signed-in session (JSON: user, role, csrf)
-- ``P:login:fail:{who}``              counter: recent failed sign-ins (per address, per user)
-- ``P:events``                        pub/sub: events every process must hear (bot/events.py)
-- ``P:secret:action_token``           shared secret for the in-app custom action route
-- ``P:wechat:token``                  string: WeChat access_token, expiring before WeChat's does
-- ``P:wechat:token:lock``             string: held by the one process refreshing the token
-- ``P:wechat:msg:{id}``               string: a pushed message claimed (MsgId; user+time for events)
-- ``P:wechat:{conversation}:last_in`` string: when the customer last wrote (the 48-hour window)
-- ``P:wechat:{conversation}:closed``  string: WeChat said the window is closed (error 45015)
+**One conversation's keys** live under ``P:c:{<id>}:``, where ``<id>`` is the
+conversation id (``<channel>:<user id>``, see ``bot/channels/identity.py``) with
+``%``, braces, glob characters, spaces and non-ASCII percent-encoded. So:
+
+- no conversation id can produce a shared key: shared keys never start with ``P:c:``;
+- no conversation's keys can start with another's ``P:c:{<id>}:`` (an encoded id
+  has no ``}``), so deleting or scanning one conversation never touches another;
+- the braces are a Redis Cluster hash tag: a conversation's keys share one slot,
+  so every script and transaction about one conversation stays on one node.
+
+- ``P:c:{id}:tracker``          Rasa's tracker (JSON), written by our tracker store
+- ``P:c:{id}:lock:queue``       conversation lock: waiting tickets, scored by ticket number
+- ``P:c:{id}:lock:expiry``      conversation lock: ticket -> expiry (ms, Redis clock)
+- ``P:c:{id}:lock:counter``     conversation lock: last ticket issued (the fencing token)
+- ``P:c:{id}:meta``             hash: channel, first/last activity, message count, last text
+- ``P:c:{id}:log``              stream: every inbound and outbound message, in order
+- ``P:c:{id}:notes``            list: agents' internal notes (JSON), never shown to customers
+- ``P:c:{id}:nlu``              hash: inbound entry id -> NLU result (JSON)
+- ``P:c:{id}:msg:{message id}`` string: a client message id seen, its turn's state and replies
+- ``P:c:{id}:handoff``          hash: the latest request for a person (reason, text, time)
+- ``P:c:{id}:handoff:reasons``  list: every escalation reason code, oldest first
+- ``P:c:{id}:handoff:state``    hash: bot, waiting, assigned or closed (handoff/states.py)
+- ``P:c:{id}:csat``             hash: satisfaction question status, rating, times
+- ``P:c:{id}:clarify``          string: the bot's open "which did you mean?" question (JSON)
+- ``P:c:{id}:wechat:last_in``   string: when the customer last wrote (the 48-hour window)
+- ``P:c:{id}:wechat:closed``    string: WeChat said the window is closed (error 45015)
+
+**Shared keys** (never ``P:c:…``):
+
+- ``P:conversations``           sorted set: conversation -> last activity (unix seconds)
+- ``P:canned``                  list: canned replies for agents
+- ``P:handoff:waiting``         sorted set: waiting conversations in serving order
+- ``P:handoff:waits``           list: recent queue waiting times (seconds)
+- ``P:handoff:assigned``        sorted set: assigned conversations by last agent activity
+- ``P:demo:orders``             hash: the demo order backend's orders (id -> JSON)
+- ``P:csat:ratings``            stream: every rating given (conversation, rating, time)
+- ``P:feedback``                stream: complaints, praise and suggestions, customers' words
+- ``P:clarify:confirmed``       stream: readings customers chose (conversation, entry, intent)
+- ``P:accounts``                hash: username -> JSON (bcrypt hash, role, created)
+- ``P:session:{sha256(token)}`` string: a signed-in session (JSON: user, role, csrf)
+- ``P:login:fail:{who}``        counter: recent failed sign-ins (per address, per user)
+- ``P:events``                  pub/sub: events every process must hear (bot/events.py)
+- ``P:secret:action_token``     shared secret for the in-app custom action route
+- ``P:secret:webchat``          shared secret that signs web chat session cookies
+- ``P:wechat:token``            string: WeChat access_token, expiring before WeChat's does
+- ``P:wechat:token:lock``       string: held by the one process refreshing the token
+- ``P:wechat:msg:{id}``         string: a pushed message claimed (MsgId; user+time for events)
+- ``P:stats:{day}[:…]``         KPI counters, conversation sets, duration samples per day
+- ``P:rv:…``                    review indexes (messages by word, intent, channel; labels)
+- ``P:retrain:job|log|lock``    the retraining job started from the review page
+- ``P:retention:lock``          held by the one process running the retention sweep
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote, unquote
+
+# Characters kept as they are in a conversation's hash tag; everything else
+# (``%``, ``{``, ``}``, ``*``, ``?``, ``[``, ``]``, ``\``, spaces, non-ASCII…) is
+# percent-encoded, which is reversible and never yields a brace or a glob character.
+_SAFE = ":@._-~!$&'()+,;=/"
+CONVERSATION_NAMESPACE = "c"
+
+
+def encode_conversation(conversation: str) -> str:
+    return quote(conversation, safe=_SAFE)
 
 
 @dataclass(frozen=True)
 class Keys:
     prefix: str
 
+    # -- one conversation ---------------------------------------------------------
+
+    def conv(self, conversation: str, *parts: str) -> str:
+        """A key of one conversation: ``P:c:{<encoded id>}:<parts>``."""
+        tag = f"{self.prefix}:{CONVERSATION_NAMESPACE}:{{{encode_conversation(conversation)}}}"
+        return ":".join((tag, *parts))
+
+    def conversation_of(self, key: str) -> str | None:
+        """The conversation a per-conversation key belongs to (None for shared keys)."""
+        head = f"{self.prefix}:{CONVERSATION_NAMESPACE}:{{"
+        if not key.startswith(head) or "}" not in key[len(head) :]:
+            return None
+        return unquote(key[len(head) : key.index("}", len(head))])
+
+    def conversation_pattern(self, conversation: str) -> str:
+        """SCAN pattern matching every key of one conversation (and no other's)."""
+        return self.conv(conversation, "*")
+
+    def tracker(self, conversation: str) -> str:
+        return self.conv(conversation, "tracker")
+
     @property
-    def tracker_prefix(self) -> str:
-        """The prefix handed to Rasa's tracker store (it adds ``:tracker:`` itself)."""
-        return self.prefix
+    def tracker_pattern(self) -> str:
+        return f"{self.prefix}:{CONVERSATION_NAMESPACE}:{{*}}:tracker"
 
     def lock_queue(self, conversation: str) -> str:
-        return f"{self.prefix}:lock:{conversation}:queue"
+        return self.conv(conversation, "lock", "queue")
 
     def lock_expiry(self, conversation: str) -> str:
-        return f"{self.prefix}:lock:{conversation}:expiry"
+        return self.conv(conversation, "lock", "expiry")
 
     def lock_counter(self, conversation: str) -> str:
-        return f"{self.prefix}:lock:{conversation}:counter"
+        return self.conv(conversation, "lock", "counter")
+
+    def conv_meta(self, conversation: str) -> str:
+        return self.conv(conversation, "meta")
+
+    def conv_log(self, conversation: str) -> str:
+        return self.conv(conversation, "log")
+
+    def conv_notes(self, conversation: str) -> str:
+        return self.conv(conversation, "notes")
+
+    def conv_nlu(self, conversation: str) -> str:
+        return self.conv(conversation, "nlu")
+
+    def message_claim(self, conversation: str, message_id: str) -> str:
+        return self.conv(conversation, "msg", message_id)
+
+    def handoff(self, conversation: str) -> str:
+        return self.conv(conversation, "handoff")
+
+    def handoff_state(self, conversation: str) -> str:
+        return self.conv(conversation, "handoff", "state")
+
+    def handoff_reasons(self, conversation: str) -> str:
+        return self.conv(conversation, "handoff", "reasons")
+
+    def csat(self, conversation: str) -> str:
+        return self.conv(conversation, "csat")
+
+    def clarify(self, conversation: str) -> str:
+        return self.conv(conversation, "clarify")
+
+    def wechat_last_inbound(self, conversation: str) -> str:
+        return self.conv(conversation, "wechat", "last_in")
+
+    def wechat_window_closed(self, conversation: str) -> str:
+        return self.conv(conversation, "wechat", "closed")
+
+    def conversation_keys(self, conversation: str) -> list[str]:
+        """The fixed keys of one conversation (message-id claims expire by themselves)."""
+        return [
+            self.tracker(conversation),
+            self.lock_queue(conversation),
+            self.lock_expiry(conversation),
+            self.lock_counter(conversation),
+            self.conv_meta(conversation),
+            self.conv_log(conversation),
+            self.conv_notes(conversation),
+            self.conv_nlu(conversation),
+            self.handoff(conversation),
+            self.handoff_state(conversation),
+            self.handoff_reasons(conversation),
+            self.csat(conversation),
+            self.clarify(conversation),
+            self.wechat_last_inbound(conversation),
+            self.wechat_window_closed(conversation),
+        ]
+
+    # -- shared ----------------------------------------------------------------
+
+    def shared(self, *parts: str) -> str:
+        assert parts and parts[0] != CONVERSATION_NAMESPACE, "the c: namespace is per conversation"
+        return ":".join((self.prefix, *parts))
 
     @property
     def conversations(self) -> str:
-        return f"{self.prefix}:conversations"
-
-    def conv_meta(self, conversation: str) -> str:
-        return f"{self.prefix}:conv:{conversation}:meta"
-
-    def conv_log(self, conversation: str) -> str:
-        return f"{self.prefix}:conv:{conversation}:log"
-
-    def conv_notes(self, conversation: str) -> str:
-        return f"{self.prefix}:conv:{conversation}:notes"
+        return self.shared("conversations")
 
     @property
     def canned(self) -> str:
-        return f"{self.prefix}:canned"
-
-    def conv_nlu(self, conversation: str) -> str:
-        return f"{self.prefix}:conv:{conversation}:nlu"
-
-    def handoff(self, conversation: str) -> str:
-        return f"{self.prefix}:handoff:{conversation}"
-
-    def handoff_state(self, conversation: str) -> str:
-        return f"{self.prefix}:handoff:{conversation}:state"
+        return self.shared("canned")
 
     @property
     def handoff_waiting(self) -> str:
-        return f"{self.prefix}:handoff:waiting"
+        return self.shared("handoff", "waiting")
 
     @property
     def handoff_waits(self) -> str:
-        return f"{self.prefix}:handoff:waits"
+        return self.shared("handoff", "waits")
 
     @property
     def handoff_assigned(self) -> str:
-        return f"{self.prefix}:handoff:assigned"
-
-    def handoff_reasons(self, conversation: str) -> str:
-        return f"{self.prefix}:handoff:{conversation}:reasons"
+        return self.shared("handoff", "assigned")
 
     @property
     def demo_orders(self) -> str:
-        return f"{self.prefix}:demo:orders"
-
-    def csat(self, conversation: str) -> str:
-        return f"{self.prefix}:csat:{conversation}"
+        return self.shared("demo", "orders")
 
     @property
     def csat_ratings(self) -> str:
-        return f"{self.prefix}:csat:ratings"
-
-    def clarify(self, conversation: str) -> str:
-        return f"{self.prefix}:clarify:{conversation}"
-
-    @property
-    def clarify_confirmed(self) -> str:
-        return f"{self.prefix}:clarify:confirmed"
+        return self.shared("csat", "ratings")
 
     @property
     def feedback(self) -> str:
-        return f"{self.prefix}:feedback"
+        return self.shared("feedback")
+
+    @property
+    def clarify_confirmed(self) -> str:
+        return self.shared("clarify", "confirmed")
 
     @property
     def accounts(self) -> str:
-        return f"{self.prefix}:accounts"
+        return self.shared("accounts")
 
     def session(self, token_digest: str) -> str:
-        return f"{self.prefix}:session:{token_digest}"
+        return self.shared("session", token_digest)
 
     def login_failures(self, who: str) -> str:
-        return f"{self.prefix}:login:fail:{who}"
+        return self.shared("login", "fail", who)
 
     @property
     def events(self) -> str:
-        return f"{self.prefix}:events"
+        return self.shared("events")
 
     @property
     def action_token(self) -> str:
-        return f"{self.prefix}:secret:action_token"
+        return self.shared("secret", "action_token")
+
+    @property
+    def webchat_secret(self) -> str:
+        return self.shared("secret", "webchat")
 
     @property
     def wechat_token(self) -> str:
-        return f"{self.prefix}:wechat:token"
+        return self.shared("wechat", "token")
 
     @property
     def wechat_token_lock(self) -> str:
-        return f"{self.prefix}:wechat:token:lock"
+        return self.shared("wechat", "token", "lock")
 
     def wechat_message(self, message_key: str) -> str:
-        return f"{self.prefix}:wechat:msg:{message_key}"
+        return self.shared("wechat", "msg", message_key)
 
-    def wechat_last_inbound(self, conversation: str) -> str:
-        return f"{self.prefix}:wechat:{conversation}:last_in"
+    def stats(self, day: str, *parts: str) -> str:
+        return self.shared("stats", day, *parts)
 
-    def wechat_window_closed(self, conversation: str) -> str:
-        return f"{self.prefix}:wechat:{conversation}:closed"
+    def review(self, *parts: str) -> str:
+        return self.shared("rv", *parts)
+
+    @property
+    def retrain_job(self) -> str:
+        return self.shared("retrain", "job")
+
+    @property
+    def retrain_log(self) -> str:
+        return self.shared("retrain", "log")
+
+    @property
+    def retrain_lock(self) -> str:
+        return self.shared("retrain", "lock")
+
+    @property
+    def retention_lock(self) -> str:
+        return self.shared("retention", "lock")
+
+    def fixed_shared_keys(self) -> list[str]:
+        """Every shared key whose name takes no argument (for the collision tests)."""
+        return [
+            self.conversations,
+            self.canned,
+            self.handoff_waiting,
+            self.handoff_waits,
+            self.handoff_assigned,
+            self.demo_orders,
+            self.csat_ratings,
+            self.feedback,
+            self.accounts,
+            self.events,
+            self.action_token,
+            self.webchat_secret,
+            self.wechat_token,
+            self.wechat_token_lock,
+            self.retrain_job,
+            self.retrain_log,
+            self.retrain_lock,
+            self.retention_lock,
+        ]

@@ -37,20 +37,7 @@ class Retention:
         self.days = days
 
     def _keys_of(self, conversation: str) -> list[str]:
-        k = self._keys
-        return [
-            k.conv_meta(conversation),
-            k.conv_log(conversation),
-            k.conv_nlu(conversation),
-            k.conv_notes(conversation),
-            k.handoff(conversation),
-            k.handoff_state(conversation),
-            k.handoff_reasons(conversation),
-            k.csat(conversation),
-            f"{k.tracker_prefix}:tracker:{conversation}",
-            k.wechat_last_inbound(conversation),
-            k.wechat_window_closed(conversation),
-        ]
+        return self._keys.conversation_keys(conversation)
 
     async def expire(self, now: float | None = None) -> list[str]:
         """Remove what is older than the retention period; the conversations removed."""
@@ -101,7 +88,7 @@ async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
 
     keys = Keys(app[SETTINGS].key_prefix)
     retention = Retention(app[REDIS], keys, app[REVIEW_INDEX], app[SETTINGS].retention_days)
-    lock = f"{keys.prefix}:retention:lock"
+    lock = keys.retention_lock
 
     async def hourly() -> None:
         # One process an hour, whichever gets the lock.

@@ -129,6 +129,10 @@ class Settings:
     retention_days: int = 180
     mask_pii: bool = False
     metrics_token: str | None = None
+    # The REST webhook is for platforms: with a token set, callers must send it.
+    rest_token: str | None = None
+    # Signs web chat session cookies; unset, a random one is shared through Redis.
+    webchat_secret: str | None = None
 
     @property
     def wechat_enabled(self) -> bool:
@@ -209,6 +213,8 @@ class Settings:
             retention_days=_positive(env, "BOT_RETENTION_DAYS", 180, int),
             mask_pii=_flag(env, "BOT_MASK_PII"),
             metrics_token=env.get("BOT_METRICS_TOKEN", "").strip() or None,
+            rest_token=env.get("BOT_REST_TOKEN", "").strip() or None,
+            webchat_secret=env.get("BOT_WEBCHAT_SECRET", "").strip() or None,
         )
 
     def with_(self, **changes: object) -> Settings:

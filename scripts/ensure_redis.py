@@ -73,6 +73,9 @@ def main() -> None:
         "-::1",
         "--appendonly",
         "yes",
+        # Every acknowledged write on disk: an answered message is never forgotten.
+        "--appendfsync",
+        "always",
         "--dir",
         str(VAR.resolve()),
         "--logfile",

@@ -79,3 +79,57 @@ class Logins:
     async def close(self) -> None:
         for session in self.sessions:
             await session.close()
+
+
+class Visitor:
+    """A browser on the web chat: its own cookie jar, so its own server-issued session.
+
+    `Visitor(client)` talks to that test app; `base` points it at another process
+    (all processes on one Redis accept each other's sessions).
+    """
+
+    def __init__(self, client: TestClient | None = None, base: str | None = None) -> None:
+        assert client is not None or base is not None
+        self.base = base or str(client.make_url("/")).rstrip("/")  # type: ignore[union-attr]
+        # unsafe=True: keep cookies from an IP address (127.0.0.1), as browsers do.
+        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+    async def __aenter__(self) -> Visitor:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.http.close()
+
+    def url(self, path: str, base: str | None = None) -> str:
+        return (base or self.base) + path
+
+    async def open(self) -> str:
+        """Open the chat page; the conversation the server assigned this visitor."""
+        resp = await self.http.get(self.url("/"))
+        assert resp.status == 200
+        return self.conversation
+
+    @property
+    def cookie(self) -> str:
+        return next(c.value for c in self.http.cookie_jar if c.key == "kefu_chat")
+
+    @property
+    def conversation(self) -> str:
+        return "webchat:" + self.cookie.split(".")[0]
+
+    async def send(
+        self, text: str, message_id: str | None = None, base: str | None = None
+    ) -> aiohttp.ClientResponse:
+        body: dict[str, Any] = {"text": text}
+        if message_id is not None:
+            body["message_id"] = message_id
+        return await self.http.post(self.url("/webchat/api/messages", base), json=body)
+
+    async def history(self, base: str | None = None) -> dict[str, Any]:
+        resp = await self.http.get(self.url("/webchat/api/history", base))
+        assert resp.status == 200, await resp.text()
+        return dict(await resp.json())
+
+    async def live(self, base: str | None = None) -> aiohttp.ClientWebSocketResponse:
+        ws_base = (base or self.base).replace("http://", "ws://", 1)
+        return await self.http.ws_connect(ws_base + "/webchat/ws")

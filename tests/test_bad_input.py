@@ -118,7 +118,7 @@ async def test_slash_commands_are_plain_text(client, admin_headers, text):
     assert resp.status == 200
     assert (await resp.json())[0]["text"]
 
-    body = await (await client.get("/api/conversations/slash", headers=admin_headers)).json()
+    body = await (await client.get("/api/conversations/rest:slash", headers=admin_headers)).json()
     inbound = [m for m in body["messages"] if m["direction"] == "in"]
     assert inbound[-1]["text"] == text
     assert inbound[-1]["confidence"] < 1.0
@@ -126,7 +126,7 @@ async def test_slash_commands_are_plain_text(client, admin_headers, text):
 
     # The conversation was not restarted or reset: Rasa still holds the first turn.
     store = client.app[MODEL].engine.agent.tracker_store
-    full = await store.retrieve_full_tracker("slash")
+    full = await store.retrieve_full_tracker("rest:slash")
     events = [e.as_dict()["event"] for e in full.events]
     assert "restart" not in events
     assert events.count("session_started") == 1

@@ -144,7 +144,7 @@ async def test_the_question_names_both_readings_in_each_channel_and_is_remembere
 
 async def test_a_numbered_reply_answers_the_original_question_and_is_kept_as_a_label(client):
     store = client.app[CLARIFICATIONS]
-    await store.ask("u-pick", OPTIONS, "七天无理由能退吗", [], "1700000000000-0")
+    await store.ask("rest:u-pick", OPTIONS, "七天无理由能退吗", [], "1700000000000-0")
     reply = await say(client, "u-pick", "1")
     texts = " ".join(r["text"] for r in reply)
     assert "7 天" in texts or "7天" in texts  # the return policy, from the knowledge file
@@ -155,12 +155,12 @@ async def test_a_numbered_reply_answers_the_original_question_and_is_kept_as_a_l
         "1700000000000-0",
     )
     # The question is closed: "1" again is just a message.
-    assert await store.take("u-pick") is None
+    assert await store.take("rest:u-pick") is None
 
 
 async def test_a_reply_that_picks_nothing_is_understood_as_a_new_message(client):
     store = client.app[CLARIFICATIONS]
-    await store.ask("u-other", OPTIONS, "七天无理由能退吗", [], "1700000000000-0")
+    await store.ask("rest:u-other", OPTIONS, "七天无理由能退吗", [], "1700000000000-0")
     reply = await say(client, "u-other", "你是机器人吗")
     assert any("机器人" in r["text"] for r in reply)
     assert await store.confirmed() == []
@@ -177,9 +177,11 @@ async def test_an_ambiguous_message_gets_the_question_and_a_label_answers_it(cli
     # Trainers find it on the review API, pointing at the original message.
     trainer = await sign_in("trainer-c", "trainer")
     listed = (await (await trainer.get("/review/api/confirmed")).json())["confirmed"]
-    assert [(c["conversation"], c["intent"]) for c in listed] == [("u-real", "promotion")]
+    assert [(c["conversation"], c["intent"]) for c in listed] == [("rest:u-real", "promotion")]
     (original, _answer) = [
-        e for e in await client.app[CONVERSATION_LOG].timeline("u-real") if e["direction"] == "in"
+        e
+        for e in await client.app[CONVERSATION_LOG].timeline("rest:u-real")
+        if e["direction"] == "in"
     ]
     assert listed[0]["entry"] == original["id"] and original["text"] == AMBIGUOUS
 
@@ -190,7 +192,7 @@ async def test_slash_text_is_read_as_text_not_as_an_intent_command(client):
         assert await say(client, f"u-slash{n}", text)
         (entry,) = [
             e
-            for e in await client.app[CONVERSATION_LOG].timeline(f"u-slash{n}")
+            for e in await client.app[CONVERSATION_LOG].timeline(f"rest:u-slash{n}")
             if e["direction"] == "in"
         ]
         assert entry["confidence"] < 1.0 and not entry.get("entities")

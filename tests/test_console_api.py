@@ -10,15 +10,15 @@ from redis.asyncio import Redis
 from bot.accounts.sessions import CSRF_HEADER
 from bot.keys import SETTINGS, STATES
 from bot.redis_keys import Keys
-from tests.helpers import say
+from tests.helpers import Visitor, say
 
 BASE = "/console/api/conversations"
 
 
 async def waiting_conversation(client, sender: str = "cust") -> str:  # type: ignore[no-untyped-def]
     await say(client, sender, "我要转人工")
-    assert (await client.app[STATES].get(sender)).state == "waiting"
-    return sender
+    assert (await client.app[STATES].get(f"rest:{sender}")).state == "waiting"
+    return f"rest:{sender}"
 
 
 async def test_everything_is_refused_without_sign_in_wrong_role_or_csrf(client, sign_in):
@@ -44,7 +44,10 @@ async def test_queue_shows_waiting_conversations_with_reason_and_last_message(cl
     agent = await sign_in("agent1")
     body = await (await agent.get("/console/api/queue")).json()
     rows = [(r["conversation"], r["reason"], r["position"]) for r in body["waiting"]]
-    assert rows == [("angry", "complaint", 0), ("first", "request_human", 1)]  # complaints first
+    assert rows == [
+        ("rest:angry", "complaint", 0),
+        ("rest:first", "request_human", 1),
+    ]  # complaints first
     assert body["waiting"][1]["channel"] == "rest"
     assert body["waiting"][1]["last_text"] == "我要转人工"  # the customer's words, not the bot's
 
@@ -86,13 +89,15 @@ async def test_reply_is_logged_and_published_only_by_the_holder(client, sign_in,
 
 
 async def test_notes_stay_internal(client, sign_in):
-    cid = await waiting_conversation(client, "web-" + "a" * 32)
-    agent = await sign_in("agent1")
-    assert (await agent.post(f"{BASE}/{cid}/notes", {"text": "老客户，优先处理"})).status == 200
-    view = await (await agent.get(f"{BASE}/{cid}")).json()
-    assert [n["text"] for n in view["notes"]] == ["老客户，优先处理"]
-    history = await (await client.get(f"/webchat/api/history?session={'a' * 32}")).json()
-    assert all("老客户" not in m["text"] for m in history["messages"])
+    async with Visitor(client) as visitor:
+        cid = await visitor.open()
+        await visitor.send("我要转人工")
+        agent = await sign_in("agent1")
+        assert (await agent.post(f"{BASE}/{cid}/notes", {"text": "老客户，优先处理"})).status == 200
+        view = await (await agent.get(f"{BASE}/{cid}")).json()
+        assert [n["text"] for n in view["notes"]] == ["老客户，优先处理"]
+        history = await visitor.history()
+        assert history["messages"] and all("老客户" not in m["text"] for m in history["messages"])
 
 
 async def test_release_close_and_transfer(client, sign_in):
@@ -108,7 +113,7 @@ async def test_release_close_and_transfer(client, sign_in):
     assert (await client.app[STATES].get(cid)).state == "bot"
     assert (await b.post(f"{BASE}/{cid}/release")).status == 409  # already released
 
-    await say(client, cid, "我还是要人工")
+    await say(client, cid.removeprefix("rest:"), "我还是要人工")
     assert (await a.post(f"{BASE}/{cid}/claim")).status == 200
     assert (await a.post(f"{BASE}/{cid}/close", {"tag": ""})).status == 400
     assert (await a.post(f"{BASE}/{cid}/close", {"tag": "已解决"})).status == 200

@@ -70,7 +70,7 @@ async def test_customer_asks_for_a_person_agent_answers_then_the_bot_takes_over(
     await agent.wait_for_selector("#live.live--on")
     await agent.wait_for_selector("#queue .item")
     conversation = await agent.locator("#queue .item").first.get_attribute("data-conversation")
-    assert conversation and conversation.startswith("web-")
+    assert conversation and conversation.startswith("webchat:")
     assert "客户要求人工" in await agent.locator("#queue .item").first.inner_text()
     await agent.screenshot(path=str(artifacts / "console-queue.png"))
 

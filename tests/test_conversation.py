@@ -13,7 +13,7 @@ async def test_rest_webhook_answers_chinese_and_logs_both_sides(client, admin_he
     assert replies[0]["recipient_id"] == "u1"
     assert has_chinese(replies[0]["text"])
 
-    messages = await timeline(client, "u1", admin_headers)
+    messages = await timeline(client, "rest:u1", admin_headers)
     assert [m["direction"] for m in messages] == ["in", "out"]
     inbound, outbound = messages
     assert inbound["text"] == "你好"
@@ -39,7 +39,7 @@ async def test_conversation_list_is_latest_first_and_paginated(client, admin_hea
     resp = await client.get("/api/conversations?limit=2", headers=admin_headers)
     assert resp.status == 200
     page = await resp.json()
-    assert [c["id"] for c in page["conversations"]] == ["c", "b"]
+    assert [c["id"] for c in page["conversations"]] == ["rest:c", "rest:b"]
     assert page["total"] == 3
     assert page["next_offset"] == 2
     first = page["conversations"][0]
@@ -47,7 +47,7 @@ async def test_conversation_list_is_latest_first_and_paginated(client, admin_hea
     assert first["messages"] == 2
     resp = await client.get("/api/conversations?limit=2&offset=2", headers=admin_headers)
     page = await resp.json()
-    assert [c["id"] for c in page["conversations"]] == ["a"]
+    assert [c["id"] for c in page["conversations"]] == ["rest:a"]
     assert page["next_offset"] is None
 
 
@@ -57,13 +57,13 @@ async def test_order_status_is_never_invented(client, admin_headers):
     assert "订单号" in text  # it asks; it does not guess
     for claim in ("已发货", "已签收", "运输中", "派送中"):
         assert claim not in text
-    inbound = (await timeline(client, "o1", admin_headers))[0]
+    inbound = (await timeline(client, "rest:o1", admin_headers))[0]
     assert inbound["intent"] == "order_status"
 
 
 async def test_order_number_is_extracted_as_entity(client, admin_headers):
     await say(client, "o2", "订单号202611250009876543帮我查一下")
-    inbound = (await timeline(client, "o2", admin_headers))[0]
+    inbound = (await timeline(client, "rest:o2", admin_headers))[0]
     values = [(e["entity"], e["value"]) for e in inbound["entities"]]
     assert ("order_id", "202611250009876543") in values
 
@@ -74,11 +74,11 @@ async def test_request_for_a_person_is_recorded_and_answered_honestly(client, ad
     assert "人工" in text
     redis = client.app[REDIS]
     keys = Keys(client.app[SETTINGS].key_prefix)
-    assert await redis.zscore(keys.handoff_waiting, "h1") is not None  # in the queue
-    details = await redis.hgetall(keys.handoff("h1"))
+    assert await redis.zscore(keys.handoff_waiting, "rest:h1") is not None  # in the queue
+    details = await redis.hgetall(keys.handoff("rest:h1"))
     assert details["reason"] == "request_human"
     assert details["text"] == "我要转人工客服"
-    outbound = (await timeline(client, "h1", admin_headers))[1]
+    outbound = (await timeline(client, "rest:h1", admin_headers))[1]
     assert outbound["action"] == "action_request_human"
     assert outbound["response"] in ("handoff_in_hours", "handoff_after_hours")
     assert outbound["error"] is False
@@ -98,7 +98,7 @@ async def test_failing_action_keeps_the_message_and_apologises(client, admin_hea
     # Nothing was recorded, so nothing may claim a person is coming.
     assert "转人工客服了" not in replies[0]["text"] and "排队" not in replies[0]["text"]
 
-    messages = await timeline(client, "f1", admin_headers)
+    messages = await timeline(client, "rest:f1", admin_headers)
     assert [m["direction"] for m in messages] == ["in", "out"]
     assert messages[0]["text"] == "转人工"
     assert messages[0]["intent"] == "request_human"
@@ -109,7 +109,7 @@ async def test_failing_action_keeps_the_message_and_apologises(client, admin_hea
 async def test_out_of_scope_is_declined_honestly(client, admin_headers):
     replies = await say(client, "s1", "明天北京会下雨吗")
     assert has_chinese(replies[0]["text"])
-    inbound = (await timeline(client, "s1", admin_headers))[0]
+    inbound = (await timeline(client, "rest:s1", admin_headers))[0]
     assert inbound["intent"] in ("out_of_scope", "nlu_fallback")
 
 
@@ -125,6 +125,6 @@ async def test_actions_also_run_over_http_through_the_action_route(
     text = "".join(r["text"] for r in await say(client, "via-http", "转人工"))
     assert "人工" in text
     keys = Keys(over_http.key_prefix)
-    assert await client.app[REDIS].lrange(keys.handoff_reasons("via-http"), 0, -1) == [
+    assert await client.app[REDIS].lrange(keys.handoff_reasons("rest:via-http"), 0, -1) == [
         "request_human"
     ]

@@ -19,7 +19,7 @@ from bot.app import create_app
 from bot.handoff.standing import describe_wait
 from bot.keys import CONVERSATION_LOG, MODEL, REDIS, SETTINGS, STATES
 from bot.redis_keys import Keys
-from tests.helpers import say
+from tests.helpers import Visitor, say
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 WEDNESDAY_NOON = dt.datetime(2026, 11, 25, 12, 0, tzinfo=SHANGHAI)
@@ -63,7 +63,7 @@ async def test_escalation_tells_the_customer_their_place(client):
     assert any("人工" in t for t in texts[:-1])
     # No real waits recorded yet: a place, and an honest "cannot estimate".
     assert "第1位" in texts[-1] and ("估不准" in texts[-1] or "说不准" in texts[-1])
-    assert (await client.app[STATES].get("c1")).state == "waiting"
+    assert (await client.app[STATES].get("rest:c1")).state == "waiting"
 
 
 async def test_bot_is_silent_while_people_have_it_but_logs_classifies_and_shows(client, sign_in):
@@ -77,18 +77,18 @@ async def test_bot_is_silent_while_people_have_it_but_logs_classifies_and_shows(
             "order_status",
             "waiting",
         )
-        inbound = (await entries(client, "c1"))[-1]
+        inbound = (await entries(client, "rest:c1"))[-1]
         assert (inbound["direction"], inbound["intent"]) == ("in", "order_status")
 
         agent = await sign_in("agent1")
-        assert (await agent.post(f"{BASE}/c1/claim")).status == 200
+        assert (await agent.post(f"{BASE}/rest:c1/claim")).status == 200
         for text in ("你好", "我要转人工", "订单SF1234567890123"):
             assert await say(client, "c1", text) == [], text
         assert (await next_event(pubsub, "customer_message"))["state"] == "assigned"
     finally:
         await pubsub.close()
         await redis.close()
-    log = await entries(client, "c1")
+    log = await entries(client, "rest:c1")
     assert [e["text"] for e in log if e["direction"] == "in"][-3:] == [
         "你好",
         "我要转人工",
@@ -114,10 +114,10 @@ async def test_waiting_customer_who_asks_again_hears_place_and_expected_wait(cli
     again = await say(client, "second", "人工怎么还没来")
     assert len(again) == 1 and "第2位" in again[0]["text"] and "约6分钟" in again[0]["text"]
     assert await say(client, "second", "我想退货") == []  # anything else: silence
-    await states.claim("first", "agent1")
+    await states.claim("rest:first", "agent1")
     again = await say(client, "second", "客服人呢")
     assert "第1位" in again[0]["text"]
-    assert (await entries(client, "second"))[-1]["response"] == "queue_place_wait"
+    assert (await entries(client, "rest:second"))[-1]["response"] == "queue_place_wait"
 
 
 def test_waits_are_described_as_people_say_them():
@@ -141,7 +141,7 @@ async def test_after_hours_the_customer_hears_when_people_are_back(
 async def age_tracker(client, conversation: str, seconds: float) -> None:  # type: ignore[no-untyped-def]
     """Move every event of Rasa's stored tracker `seconds` into the past."""
     redis = client.app[REDIS]
-    key = f"{client.app[SETTINGS].key_prefix}:tracker:{conversation}"
+    key = Keys(client.app[SETTINGS].key_prefix).tracker(conversation)
     tracker = orjson.loads(await redis.get(key))
     for event in tracker["events"]:
         event["timestamp"] -= seconds
@@ -150,47 +150,49 @@ async def age_tracker(client, conversation: str, seconds: float) -> None:  # typ
 
 async def test_waiting_past_rasas_session_expiry_stays_with_people(client, sign_in):
     await say(client, "slow", "我要转人工")
-    await age_tracker(client, "slow", 2 * 3600)  # the domain's session expiry is 60 minutes
+    await age_tracker(client, "rest:slow", 2 * 3600)  # the domain's session expiry is 60 minutes
     assert await say(client, "slow", "还在吗？") == []
-    assert (await client.app[STATES].get("slow")).state == "waiting"
+    assert (await client.app[STATES].get("rest:slow")).state == "waiting"
     agent = await sign_in("agent1")
-    assert (await agent.post(f"{BASE}/slow/claim")).status == 200
-    await age_tracker(client, "slow", 2 * 3600)
+    assert (await agent.post(f"{BASE}/rest:slow/claim")).status == 200
+    await age_tracker(client, "rest:slow", 2 * 3600)
     assert await say(client, "slow", "好的谢谢") == []
-    assert (await agent.post(f"{BASE}/slow/release")).status == 200
+    assert (await agent.post(f"{BASE}/rest:slow/release")).status == 200
     # Back with the bot: a new Rasa session starts and the message is answered normally.
     assert await say(client, "slow", "你好")
-    last = (await entries(client, "slow"))[-1]
+    last = (await entries(client, "rest:slow"))[-1]
     assert last["direction"] == "out" and last["action"] == "utter_greet"
 
 
 async def test_first_message_after_release_is_answered_normally(client, sign_in):
     await say(client, "back", "我要转人工")
     agent = await sign_in("agent1")
-    assert (await agent.post(f"{BASE}/back/claim")).status == 200
-    assert (await agent.post(f"{BASE}/back/reply", {"text": "您好，我是客服小李"})).status == 200
-    assert (await agent.post(f"{BASE}/back/release")).status == 200
-    log = await entries(client, "back")
+    assert (await agent.post(f"{BASE}/rest:back/claim")).status == 200
+    assert (
+        await agent.post(f"{BASE}/rest:back/reply", {"text": "您好，我是客服小李"})
+    ).status == 200
+    assert (await agent.post(f"{BASE}/rest:back/release")).status == 200
+    log = await entries(client, "rest:back")
     assert log[-1]["action"] == "agent_left" and "机器人" in log[-1]["text"]
     replies = await say(client, "back", "我的快递到哪了")
     assert replies and "单号" in replies[0]["text"]
     replies = await say(client, "back", "SF1234567890123")
     assert any("0123" in r["text"] for r in replies)
-    assert (await client.app[STATES].get("back")).state == "bot"
+    assert (await client.app[STATES].get("rest:back")).state == "bot"
 
 
 async def test_web_chat_customer_hears_the_agent_join_reply_and_leave(client, sign_in):
-    session = "w" * 32
-    cid = f"web-{session}"
-    sent = await client.post("/webchat/api/messages", json={"session": session, "text": "转人工"})
+    visitor = Visitor(client)
+    cid = await visitor.open()
+    sent = await visitor.send("转人工")
     body = await sent.json()
     assert body["state"] == "waiting"
-    ws = await client.ws_connect(f"/webchat/ws?session={session}")
+    ws = await visitor.live()
     agent = await sign_in("agent1")
     assert (await agent.post(f"{BASE}/{cid}/claim")).status == 200
     joined = await ws.receive_json(timeout=3)
     assert (joined["from"], joined["direction"]) == ("bot", "out") and "接入" in joined["text"]
-    sent = await client.post("/webchat/api/messages", json={"session": session, "text": "在吗"})
+    sent = await visitor.send("在吗")
     assert (await sent.json())["replies"] == [] and (await sent.json())["state"] == "assigned"
     reply = await agent.post(f"{BASE}/{cid}/reply", {"text": "在的，您请说"})
     assert (await reply.json())["pushed"] is True
@@ -200,17 +202,18 @@ async def test_web_chat_customer_hears_the_agent_join_reply_and_leave(client, si
     left = await ws.receive_json(timeout=3)
     assert left["from"] == "bot" and "机器人" in left["text"]
     await ws.close()
+    await visitor.http.close()
 
 
 async def test_agent_reply_to_a_rest_customer_is_logged_but_cannot_be_pushed(client, sign_in):
     await say(client, "restful", "转人工")
     agent = await sign_in("agent1")
-    assert (await agent.post(f"{BASE}/restful/claim")).status == 200
-    view = await (await agent.get(f"{BASE}/restful")).json()
+    assert (await agent.post(f"{BASE}/rest:restful/claim")).status == 200
+    view = await (await agent.get(f"{BASE}/rest:restful")).json()
     assert view["can_push"] is False
-    reply = await agent.post(f"{BASE}/restful/reply", {"text": "您好"})
+    reply = await agent.post(f"{BASE}/rest:restful/reply", {"text": "您好"})
     assert (await reply.json())["pushed"] is False
-    assert (await entries(client, "restful"))[-1]["text"] == "您好"
+    assert (await entries(client, "rest:restful"))[-1]["text"] == "您好"
 
 
 async def test_a_message_queued_behind_the_escalating_turn_is_not_answered_by_the_bot(client):
@@ -220,10 +223,10 @@ async def test_a_message_queued_behind_the_escalating_turn_is_not_answered_by_th
     holding, release = asyncio.Event(), asyncio.Event()
 
     async def turn_a() -> None:  # stands for a turn still running when B arrives
-        async with engine.agent.lock_store.lock("race"):
+        async with engine.agent.lock_store.lock("rest:race"):
             holding.set()
             await release.wait()
-            await client.app[STATES].escalate("race", "request_human")
+            await client.app[STATES].escalate("rest:race", "request_human")
 
     a = asyncio.create_task(turn_a())
     await holding.wait()
@@ -233,6 +236,6 @@ async def test_a_message_queued_behind_the_escalating_turn_is_not_answered_by_th
     release.set()
     await a
     assert await b == []
-    log = await entries(client, "race")
+    log = await entries(client, "rest:race")
     assert [e["direction"] for e in log] == ["in"]  # logged and classified, not answered
     assert log[0]["intent"] == "order_status"

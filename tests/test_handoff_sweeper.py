@@ -109,8 +109,8 @@ async def test_the_running_bot_returns_an_idle_conversation_by_itself(
     client = await aiohttp_client(create_app(quick, engine), server_kwargs={"port": quick.port})
     await say(client, "idle1", "我要转人工")
     states = client.app[STATES]
-    await states.claim("idle1", "agent1")
+    await states.claim("rest:idle1", "agent1")
     deadline = time.monotonic() + 5
-    while (await states.get("idle1")).state != "waiting":
+    while (await states.get("rest:idle1")).state != "waiting":
         assert time.monotonic() < deadline, "the idle conversation was never requeued"
         await asyncio.sleep(0.1)

@@ -53,44 +53,44 @@ async def test_never_claims_to_be_human(bot, question):
 async def test_trigger_1_request_human(bot):
     text = await replies(bot, "t1", "我要转人工")
     assert "人工" in text
-    assert await queue(bot).reasons("t1") == ["request_human"]
+    assert await queue(bot).reasons("rest:t1") == ["request_human"]
 
 
 async def test_trigger_2_two_misunderstood_turns_in_a_row(bot):
     await say(bot, "t2", "asdfgh")
-    assert await queue(bot).reasons("t2") == []
+    assert await queue(bot).reasons("rest:t2") == []
     await say(bot, "t2", "lorem ipsum")
-    assert await queue(bot).reasons("t2") == ["low_confidence"]
+    assert await queue(bot).reasons("rest:t2") == ["low_confidence"]
 
 
 async def test_misunderstood_turns_apart_do_not_escalate(bot):
     await say(bot, "t2b", "asdfgh")
     await say(bot, "t2b", "你好")
     await say(bot, "t2b", "lorem ipsum")
-    assert await queue(bot).reasons("t2b") == []
+    assert await queue(bot).reasons("rest:t2b") == []
 
 
 async def test_trigger_3_complaint_is_acknowledged_recorded_and_escalated(bot):
     text = await replies(bot, "t3", "质量太差了，我要投诉")
     assert "抱歉" in text
-    assert await queue(bot).reasons("t3") == ["complaint"]
+    assert await queue(bot).reasons("rest:t3") == ["complaint"]
     feedback = await FeedbackLog(bot.app[REDIS], Keys(bot.app[SETTINGS].key_prefix)).recent()
     assert [(f["kind"], f["text"]) for f in feedback] == [("complaint", "质量太差了，我要投诉")]
 
 
 async def test_trigger_4_abuse_twice(bot):
     await say(bot, "t4", "你是傻逼吗")
-    assert await queue(bot).reasons("t4") == []
+    assert await queue(bot).reasons("rest:t4") == []
     await say(bot, "t4", "滚")
-    assert await queue(bot).reasons("t4") == ["abuse"]
+    assert await queue(bot).reasons("rest:t4") == ["abuse"]
 
 
 async def test_trigger_5_sensitive_topic_is_refused_then_escalated(bot):
     first = await replies(bot, "t5", "你支持哪个政党")
     assert "不方便" in first or "不参与" in first
-    assert await queue(bot).reasons("t5") == []
+    assert await queue(bot).reasons("rest:t5") == []
     await say(bot, "t5", "聊聊台湾问题")
-    assert await queue(bot).reasons("t5") == ["sensitive_topic"]
+    assert await queue(bot).reasons("rest:t5") == ["sensitive_topic"]
 
 
 @pytest.mark.parametrize(
@@ -98,7 +98,7 @@ async def test_trigger_5_sensitive_topic_is_refused_then_escalated(bot):
 )
 async def test_trigger_6_payment_and_account_need_a_person(bot, text, reason):
     await say(bot, "t6", text)
-    assert await queue(bot).reasons("t6") == [reason]
+    assert await queue(bot).reasons("rest:t6") == [reason]
 
 
 async def test_after_hours_escalation_says_when_a_person_will_reply(
@@ -107,7 +107,7 @@ async def test_after_hours_escalation_says_when_a_person_will_reply(
     night = await make_client(aiohttp_client, settings, engine, AFTER_HOURS)
     text = await replies(night, "late", "转人工")
     assert "明天 9:00" in text
-    assert await queue(night).reasons("late") == ["request_human"]
+    assert await queue(night).reasons("rest:late") == ["request_human"]
 
 
 async def test_praise_and_suggestion_are_thanked_and_kept(bot):
@@ -123,7 +123,7 @@ async def test_praise_and_suggestion_are_thanked_and_kept(bot):
 async def test_known_policy_is_answered_from_the_knowledge_file(bot, admin_headers):
     text = await replies(bot, "kb", "满多少包邮")
     assert "99" in text
-    outbound = (await timeline(bot, "kb", admin_headers))[-1]
+    outbound = (await timeline(bot, "rest:kb", admin_headers))[-1]
     assert outbound["response"] == "knowledge:free_shipping"
 
 
@@ -170,7 +170,9 @@ UNKNOWN = [
 @pytest.mark.parametrize("question", UNKNOWN)
 async def test_honesty_an_unknown_answer_is_never_made_up(bot, admin_headers, question):
     text = await replies(bot, "honesty", question)
-    outbound = [m for m in await timeline(bot, "honesty", admin_headers) if m["direction"] == "out"]
+    outbound = [
+        m for m in await timeline(bot, "rest:honesty", admin_headers) if m["direction"] == "out"
+    ]
     source = outbound[-1]["response"] or outbound[-1]["action"] or ""
     assert not source.startswith("knowledge:"), f"{question!r} answered from {source}: {text}"
     # Whatever the bot made of the question, it offers a person instead of a fact.

@@ -28,7 +28,7 @@ from bot.accounts.store import Accounts
 from bot.engine.lock_store import RedisTicketLockStore
 from bot.redis_keys import Keys
 from tests.conftest import ADMIN_TOKEN, ROOT, free_port
-from tests.helpers import PASSWORD
+from tests.helpers import PASSWORD, Visitor
 
 pytestmark = pytest.mark.slow
 
@@ -111,7 +111,7 @@ async def _send(
 def _tracker_turns(redis_url: str, prefix: str, sender: str) -> list[tuple[str, list[str]]]:
     """(user text, bot texts that followed it) in the order Rasa recorded them."""
     raw = redis_sync.Redis.from_url(redis_url, decode_responses=True).get(
-        f"{prefix}:tracker:{sender}"
+        Keys(prefix).tracker(f"rest:{sender}")
     )
     assert raw, "no tracker stored"
     turns: list[tuple[str, list[str]]] = []
@@ -133,7 +133,7 @@ async def test_queued_messages_are_answered_in_arrival_order(cluster, redis_url)
     redis = Redis.from_url(redis_url, decode_responses=True)
     locks = RedisTicketLockStore(redis, Keys(prefix), lifetime=LOCK_LIFETIME)
     async with aiohttp.ClientSession() as session:
-        async with locks.lock(sender):
+        async with locks.lock(f"rest:{sender}"):
             # While the test holds the conversation, messages arrive one after
             # another at different processes and queue up behind it.
             tasks = []
@@ -185,7 +185,7 @@ async def test_nobody_waits_for_a_dead_holder(cluster, redis_url):
         "tests.lock_holder",
         redis_url,
         prefix,
-        sender,
+        f"rest:{sender}",
         str(LOCK_LIFETIME),
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
@@ -265,22 +265,22 @@ async def test_an_agent_on_one_process_works_a_web_chat_served_by_others(cluster
     redis = Redis.from_url(redis_url, decode_responses=True)
     await Accounts(redis, Keys(prefix), rounds=4).add("mp-agent", PASSWORD, "agent")
     await redis.close()
-    session_id = uuid.uuid4().hex
-    cid = f"web-{session_id}"
     url = "http://127.0.0.1:{}{}".format
     jar = aiohttp.CookieJar(unsafe=True)
-    async with aiohttp.ClientSession(cookie_jar=jar) as agent, aiohttp.ClientSession() as customer:
+    async with (
+        aiohttp.ClientSession(cookie_jar=jar) as agent,
+        Visitor(base=url(ports[0], "")) as customer,
+    ):
+        cid = await customer.open()
         login = await agent.post(
             url(ports[1], "/console/api/login"), json={"username": "mp-agent", "password": PASSWORD}
         )
         headers = {"X-CSRF-Token": (await login.json())["csrf"]}
         console = await agent.ws_connect(url(ports[1], "/console/ws"))
-        chat = await customer.ws_connect(url(ports[0], f"/webchat/ws?session={session_id}"))
+        chat = await customer.live()
 
         async def write(port: int, text: str) -> dict:
-            resp = await customer.post(
-                url(port, "/webchat/api/messages"), json={"session": session_id, "text": text}
-            )
+            resp = await customer.send(text, base=url(port, ""))
             assert resp.status == 200
             return await resp.json()
 

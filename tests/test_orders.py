@@ -62,10 +62,10 @@ async def test_wrong_formats_are_explained_and_the_third_brings_a_person(bot):
     first = await text_of(bot, "o4", "abc")
     assert "不像订单号" in first or "不是订单号" in first
     await say(bot, "o4", "12345")
-    assert await reasons(bot, "o4") == []
+    assert await reasons(bot, "rest:o4") == []
     last = await text_of(bot, "o4", "好的吧")
     assert "客服" in last
-    assert await reasons(bot, "o4") == ["order_id_invalid"]
+    assert await reasons(bot, "rest:o4") == ["order_id_invalid"]
 
 
 async def test_unknown_order_is_said_plainly_with_a_person_offered(bot):
@@ -79,7 +79,7 @@ async def test_asking_for_a_person_ends_the_order_form(bot):
     await say(bot, "o6", "我的订单到哪了")
     text = await text_of(bot, "o6", "转人工")
     assert "人工" in text
-    assert await reasons(bot, "o6") == ["request_human"]
+    assert await reasons(bot, "rest:o6") == ["request_human"]
     # The form is over: a greeting is a greeting again, not a wrong order number.
     assert "订单号" not in await text_of(bot, "o6", "你好")
 
@@ -87,9 +87,9 @@ async def test_asking_for_a_person_ends_the_order_form(bot):
 async def test_changing_an_order_is_recorded_and_handed_to_a_person(bot):
     text = await text_of(bot, "o7", "我想取消订单202611250001112223")
     assert "尾号2223" in text and "客服" in text
-    assert await reasons(bot, "o7") == ["order_change"]
+    assert await reasons(bot, "rest:o7") == ["order_change"]
     details = await HandoffRequests(bot.app[REDIS], Keys(bot.app[SETTINGS].key_prefix)).details(
-        "o7"
+        "rest:o7"
     )
     assert "202611250001112223" in details["text"] and "取消" in details["text"]
 

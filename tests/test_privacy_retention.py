@@ -48,12 +48,12 @@ async def test_with_masking_the_log_holds_masked_text_and_the_nlu_the_original(
     text = "我的快递到哪了，手机13812345678"
     assert await say(client, "m1", text)
     (inbound,) = [
-        e for e in await client.app[CONVERSATION_LOG].timeline("m1") if e["direction"] == "in"
+        e for e in await client.app[CONVERSATION_LOG].timeline("rest:m1") if e["direction"] == "in"
     ]
     assert inbound["text"] == "我的快递到哪了，手机138****5678"
     assert inbound["intent"] == "order_status"
     tracker = orjson.loads(
-        await client.app[REDIS].get(f"{own.key_prefix}:tracker:m1")  # what Rasa was given
+        await client.app[REDIS].get(Keys(own.key_prefix).tracker("rest:m1"))  # what Rasa was given
     )
     assert any(e.get("text") == text for e in tracker["events"] if e["event"] == "user")
     await say(client, "m2", "质量太差了，我要投诉，电话13812345678")
@@ -72,7 +72,7 @@ async def test_retention_removes_exactly_what_has_expired(redis_url, key_prefix)
     async def conversation(cid: str, age_days: float, text: str) -> None:
         entry = await log.append_inbound(cid, "webchat", text, now=now - age_days * DAY)
         await index.add(cid, entry, "webchat", text, "order_status", 0.3)
-        await redis.set(f"{key_prefix}:tracker:{cid}", "{}")
+        await redis.set(keys.tracker(cid), "{}")
 
     await conversation("old1", 40, "我的快递到哪了")
     await conversation("old2", 31, "快递丢了")
@@ -87,7 +87,7 @@ async def test_retention_removes_exactly_what_has_expired(redis_url, key_prefix)
     assert sorted(removed) == ["old1", "old2"]
     for cid in ("old1", "old2"):
         assert await redis.exists(keys.conv_log(cid), keys.conv_meta(cid)) == 0
-        assert await redis.exists(f"{key_prefix}:tracker:{cid}") == 0
+        assert await redis.exists(keys.tracker(cid)) == 0
     assert [s.id for s in await log.summaries(["held", "recent"])] == ["held", "recent"]
     assert sorted(await redis.zrange(keys.conversations, 0, -1)) == ["held", "recent"]
     total, refs = await index.find(Query(text="快递"))

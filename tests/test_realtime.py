@@ -12,10 +12,9 @@ from bot.accounts.sessions import CSRF_HEADER
 from bot.app import create_app
 from bot.keys import ACCOUNTS
 from tests.conftest import free_port
-from tests.helpers import say
+from tests.helpers import Visitor, say
 
 PASSWORD = "a long enough password"
-SESSION = "b" * 32
 
 
 @pytest.fixture
@@ -47,9 +46,11 @@ async def next_event(ws, kind: str) -> dict:  # type: ignore[no-untyped-def]
 
 async def test_agent_reply_on_one_process_reaches_the_customer_on_another(two_apps):
     a, b = two_apps
-    customer = await a.ws_connect(f"/webchat/ws?session={SESSION}")
-    cid = f"web-{SESSION}"
-    await b.post("/webchat/api/messages", json={"session": SESSION, "text": "我要转人工"})
+    visitor = Visitor(a)
+    cid = await visitor.open()
+    customer = await visitor.live()
+    # The session process A issued is valid on process B (one shared secret).
+    assert (await visitor.send("我要转人工", base=str(b.make_url("")).rstrip("/"))).status == 200
     session, csrf = await signed_in(b)
     base = str(b.make_url(f"/console/api/conversations/{cid}"))
     assert (await session.post(f"{base}/claim", headers={CSRF_HEADER: csrf})).status == 200
@@ -64,6 +65,7 @@ async def test_agent_reply_on_one_process_reaches_the_customer_on_another(two_ap
                      "id": (await reply.json())["id"], "from": "agent"}  # fmt: skip
     await customer.close()
     await session.close()
+    await visitor.http.close()
 
 
 async def test_console_on_one_process_sees_a_customer_writing_to_another(two_apps):
@@ -73,12 +75,12 @@ async def test_console_on_one_process_sees_a_customer_writing_to_another(two_app
     await say(b, "live-1", "我的快递到哪了")
     event = await next_event(console, "customer_message")
     assert (event["conversation"], event["text"], event["intent"]) == (
-        "live-1",
+        "rest:live-1",
         "我的快递到哪了",
         "order_status",
     )
     bot = await next_event(console, "bot_message")
-    assert bot["conversation"] == "live-1" and bot["texts"]
+    assert bot["conversation"] == "rest:live-1" and bot["texts"]
     await console.close()
     await session.close()
 
@@ -90,8 +92,8 @@ async def test_console_socket_needs_a_signed_in_agent(two_apps):
     assert refused.value.status == 401
 
 
-async def test_customer_socket_needs_a_valid_session(two_apps):
+async def test_customer_socket_needs_a_session_the_server_issued(two_apps):
     a, _ = two_apps
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-        await a.ws_connect("/webchat/ws?session=short")
-    assert refused.value.status == 400
+        await a.ws_connect("/webchat/ws?session=" + "b" * 32)
+    assert refused.value.status == 401

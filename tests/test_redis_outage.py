@@ -28,4 +28,4 @@ async def test_503_while_redis_is_down_then_recovers_without_restart(
     assert replies and replies[0]["text"]
     assert (await client.get("/readyz")).status == 200
     listing = await (await client.get("/api/conversations", headers=admin_headers)).json()
-    assert [c["id"] for c in listing["conversations"]] == ["r1"]
+    assert [c["id"] for c in listing["conversations"]] == ["rest:r1"]

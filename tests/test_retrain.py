@@ -63,7 +63,7 @@ async def test_reload_during_a_steady_stream_answers_every_message(
     ][:3]
     versions = set()
     for i in range(12):
-        for entry in await client.app[CONVERSATION_LOG].timeline(f"steady-{i}"):
+        for entry in await client.app[CONVERSATION_LOG].timeline(f"rest:steady-{i}"):
             if entry["direction"] == "in":
                 versions.add(entry["model"])
     assert versions == {before, "kefu-successor"}  # each entry names the model that handled it
@@ -82,13 +82,13 @@ async def test_a_trainer_relabels_an_admin_retrains_and_the_bot_understands_with
         await say(client, "before", MISUNDERSTOOD)
         (entry,) = [
             e
-            for e in await client.app[CONVERSATION_LOG].timeline("before")
+            for e in await client.app[CONVERSATION_LOG].timeline("rest:before")
             if e["direction"] == "in"
         ]
         assert entry["intent"] == "nlu_fallback"
 
         trainer = await logins.sign_in(client, "trainer1", "trainer")
-        label = {"conversation": "before", "id": entry["id"], "intent": "order_status"}
+        label = {"conversation": "rest:before", "id": entry["id"], "intent": "order_status"}
         assert (await trainer.post("/review/api/label", label)).status == 200
         admin = await logins.sign_in(client, "boss", "admin")
         started = await admin.post("/review/api/retrain")
@@ -112,7 +112,7 @@ async def test_a_trainer_relabels_an_admin_retrains_and_the_bot_understands_with
         replies = await say(client, "after", MISUNDERSTOOD)
         (entry,) = [
             e
-            for e in await client.app[CONVERSATION_LOG].timeline("after")
+            for e in await client.app[CONVERSATION_LOG].timeline("rest:after")
             if e["direction"] == "in"
         ]
         assert (entry["intent"], entry["model"]) == ("order_status", new_model)

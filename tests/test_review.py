@@ -58,7 +58,7 @@ async def test_relabel_appends_one_line_to_the_right_block(client, sign_in, proj
     before = (ROOT / "nlu_data/nlu/orders.yml").read_text(encoding="utf-8")
     resp = await trainer.post(
         "/review/api/label",
-        {"conversation": "r1", "id": item["id"], "intent": "order_status", "entities": []},
+        {"conversation": "rest:r1", "id": item["id"], "intent": "order_status", "entities": []},
     )
     assert resp.status == 200, await resp.text()
     after = (project / "nlu_data/nlu/orders.yml").read_text(encoding="utf-8")
@@ -76,7 +76,7 @@ async def test_relabel_appends_one_line_to_the_right_block(client, sign_in, proj
     queue = await (await trainer.get("/review/api/messages?queue=1")).json()
     assert all(m["text"] != MISUNDERSTOOD for m in queue["messages"])
     again = await trainer.post(
-        "/review/api/label", {"conversation": "r1", "id": item["id"], "intent": "order_status"}
+        "/review/api/label", {"conversation": "rest:r1", "id": item["id"], "intent": "order_status"}
     )
     assert (await again.json())["label"]["line"] == 0
     assert (project / "nlu_data/nlu/orders.yml").read_text(encoding="utf-8") == after
@@ -91,7 +91,7 @@ async def test_entities_are_written_as_rasa_markup(client, sign_in, project):
     start = item["text"].index("SF")  # the trainer marks the whole tracking number
     resp = await trainer.post(
         "/review/api/label",
-        {"conversation": "r2", "id": item["id"], "intent": "order_status",
+        {"conversation": "rest:r2", "id": item["id"], "intent": "order_status",
          "entities": [{"entity": "order_id", "start": start, "end": start + 15}]},
     )  # fmt: skip
     assert resp.status == 200, await resp.text()
@@ -103,11 +103,11 @@ async def test_refusals(client, sign_in, project):
     await say(client, "r3", "客服怎么还不来")  # a sentence of the held-out file
     await say(client, "r3", "你好")
     trainer = await sign_in("trainer1", "trainer")
-    entries = (await (await trainer.get("/review/api/conversations/r3")).json())["messages"]
+    entries = (await (await trainer.get("/review/api/conversations/rest:r3")).json())["messages"]
     held_out, hello = [e["id"] for e in entries if e["direction"] == "in"]
 
     async def label(who, body):  # type: ignore[no-untyped-def]
-        return await who.post("/review/api/label", {"conversation": "r3", **body})
+        return await who.post("/review/api/label", {"conversation": "rest:r3", **body})
 
     assert (await label(trainer, {"id": held_out, "intent": "request_human"})).status == 409
     assert (await label(trainer, {"id": hello, "intent": "no_such_intent"})).status == 400
@@ -118,7 +118,9 @@ async def test_refusals(client, sign_in, project):
     agent = await sign_in("agent1", "agent")
     assert (await label(agent, {"id": hello, "ignore": True})).status == 403
     assert (await agent.get("/review/api/messages")).status == 403
-    resp = await trainer.post("/review/api/label", {"conversation": "r3", "id": hello}, csrf=False)
+    resp = await trainer.post(
+        "/review/api/label", {"conversation": "rest:r3", "id": hello}, csrf=False
+    )
     assert resp.status == 403
     assert (await client.get("/review/api/messages")).status == 401
     assert (await trainer.post("/review/api/retrain")).status == 403  # admins only
@@ -137,26 +139,29 @@ async def test_finding_messages_and_conversations(client, sign_in):
         body = await (await trainer.get(f"/review/api/messages?{query}")).json()
         return [m["conversation"] for m in body["messages"]]
 
-    assert sorted(await find("q=快递")) == ["f1", "f2"]
+    assert sorted(await find("q=快递")) == ["rest:f1", "rest:f2"]
     by_intent = await (await trainer.get("/review/api/messages?q=快递&intent=order_status")).json()
-    assert "f1" in [m["conversation"] for m in by_intent["messages"]]
+    assert "rest:f1" in [m["conversation"] for m in by_intent["messages"]]
     assert {m["intent"] for m in by_intent["messages"]} == {"order_status"}
     assert await find("q=不存在的词语") == []
     today = dt.date.today()
-    assert sorted(set(await find(f"q=快递&from={today - dt.timedelta(days=1)}"))) == ["f1", "f2"]
+    assert sorted(set(await find(f"q=快递&from={today - dt.timedelta(days=1)}"))) == [
+        "rest:f1",
+        "rest:f2",
+    ]
     assert await find(f"q=快递&to={today - dt.timedelta(days=2)}") == []
-    assert "f1" in await find("channel=rest&intent=order_status")
+    assert "rest:f1" in await find("channel=rest&intent=order_status")
 
     async def conversations(query: str) -> list[str]:
         body = await (await trainer.get(f"/review/api/conversations?{query}")).json()
         return [c["id"] for c in body["conversations"]]
 
-    assert await conversations("escalated=request_human") == ["f3"]
-    assert sorted(await conversations("escalated=any")) == ["f3", "f4"]
+    assert await conversations("escalated=request_human") == ["rest:f3"]
+    assert sorted(await conversations("escalated=any")) == ["rest:f3", "rest:f4"]
     assert (await trainer.get("/review/api/conversations?escalated=bogus")).status == 400
     feedback = await (await trainer.get("/review/api/feedback?kind=complaint")).json()
-    assert [f["conversation"] for f in feedback["feedback"]] == ["f4"]
-    assert (await client.app[STATES].get("f3")).state == "waiting"
+    assert [f["conversation"] for f in feedback["feedback"]] == ["rest:f4"]
+    assert (await client.app[STATES].get("rest:f3")).state == "waiting"
 
 
 async def test_low_ratings_are_found(client, sign_in):
@@ -164,7 +169,7 @@ async def test_low_ratings_are_found(client, sign_in):
         await say(client, "rated", text)
     trainer = await sign_in("trainer1", "trainer")
     body = await (await trainer.get("/review/api/conversations?rated_low=1")).json()
-    assert [c["id"] for c in body["conversations"]] == ["rated"]
+    assert [c["id"] for c in body["conversations"]] == ["rest:rated"]
 
 
 def test_the_gate_promotes_within_one_point_and_refuses_below(tmp_path, model_path):

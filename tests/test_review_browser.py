@@ -134,6 +134,8 @@ async def test_admin_retrains_from_the_page_and_the_bot_understands_without_rest
 
     await say_over(server, "loop-2", MISUNDERSTOOD)
     (entry,) = [
-        e for e in await server.app[CONVERSATION_LOG].timeline("loop-2") if e["direction"] == "in"
+        e
+        for e in await server.app[CONVERSATION_LOG].timeline("rest:loop-2")
+        if e["direction"] == "in"
     ]
     assert entry["intent"] == "order_status"

@@ -38,9 +38,11 @@ async def test_helped_customer_is_asked_once_and_the_rating_is_kept(client, admi
     assert "1–5" in bye or "1 到 5" in bye
     thanks = await text_of(client, "s1", "5")
     assert "评分" in thanks
-    stored = await client.app[SATISFACTION].get("s1")
+    stored = await client.app[SATISFACTION].get("rest:s1")
     assert (stored["status"], stored["rating"], stored["trigger"]) == ("rated", "5", "goodbye")
-    inbound = [m for m in await timeline(client, "s1", admin_headers) if m["direction"] == "in"]
+    inbound = [
+        m for m in await timeline(client, "rest:s1", admin_headers) if m["direction"] == "in"
+    ]
     assert inbound[-1]["intent"] == "csat_rating"
     # Never asked again in this conversation.
     await say(client, "s1", "能开发票吗")
@@ -52,7 +54,7 @@ async def test_small_talk_only_is_not_asked(client):
     await say(client, "s2", "你好")
     bye = await text_of(client, "s2", "拜拜")
     assert "1–5" not in bye and "1 到 5" not in bye
-    assert await client.app[SATISFACTION].status("s2") is None
+    assert await client.app[SATISFACTION].status("rest:s2") is None
 
 
 async def test_a_non_answer_is_fine_and_ends_the_question(client):
@@ -60,6 +62,6 @@ async def test_a_non_answer_is_fine_and_ends_the_question(client):
     await say(client, "s3", "再见")
     text = await text_of(client, "s3", "能开发票吗")
     assert "评分" not in text  # answered as a question, not taken as a rating
-    assert await client.app[SATISFACTION].status("s3") == "declined"
+    assert await client.app[SATISFACTION].status("rest:s3") == "declined"
     later = await text_of(client, "s3", "拜拜")
     assert "1–5" not in later and "1 到 5" not in later

@@ -120,12 +120,12 @@ async def test_kpis_and_metrics_over_http(client, sign_in):
     await say(client, "s1", "我要转人工")
     await say(client, "s2", "你好")
     agent = await sign_in("agent1")
-    base = "/console/api/conversations/s1"
+    base = "/console/api/conversations/rest:s1"
     assert (await agent.post(f"{base}/claim")).status == 200
     assert (await agent.post(f"{base}/reply", {"text": "您好"})).status == 200
     assert (await agent.post(f"{base}/reply", {"text": "还在吗"})).status == 200
     assert (await agent.post(f"{base}/release")).status == 200
-    assert (await client.app[STATES].get("s1")).state == "bot"
+    assert (await client.app[STATES].get("rest:s1")).state == "bot"
 
     assert (await agent.get("/api/stats")).status == 403  # agents do not see KPIs
     assert (await client.get("/api/stats")).status == 401

@@ -9,6 +9,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from redis.asyncio import Redis
 
 from bot.engine.tracker_store import AsyncRedisTrackerStore
+from bot.redis_keys import Keys
 
 
 def user(text: str, ts: float) -> UserUttered:
@@ -25,10 +26,10 @@ def session_start(ts: float) -> list:
 
 async def test_round_trip_in_rasas_format(redis_url, key_prefix, engine):
     redis = Redis.from_url(redis_url, decode_responses=True)
-    store = AsyncRedisTrackerStore(engine.agent.domain, redis, key_prefix)
+    store = AsyncRedisTrackerStore(engine.agent.domain, redis, Keys(key_prefix))
     tracker = DialogueStateTracker.from_events("t1", [*session_start(1.0), user("你好", 2.0)])
     await store.save(tracker)
-    raw = json.loads(await redis.get(f"{key_prefix}:tracker:t1"))
+    raw = json.loads(await redis.get(Keys(key_prefix).tracker("t1")))
     assert [e["event"] for e in raw["events"]] == ["action", "session_started", "action", "user"]
     back = await store.retrieve("t1")
     assert back is not None and back.latest_message.text == "你好"
@@ -37,7 +38,7 @@ async def test_round_trip_in_rasas_format(redis_url, key_prefix, engine):
 
 async def test_saving_the_latest_session_keeps_earlier_ones(redis_url, key_prefix, engine):
     redis = Redis.from_url(redis_url, decode_responses=True)
-    store = AsyncRedisTrackerStore(engine.agent.domain, redis, key_prefix)
+    store = AsyncRedisTrackerStore(engine.agent.domain, redis, Keys(key_prefix))
     first = [*session_start(1.0), user("第一次", 2.0)]
     second = [*session_start(100.0), user("第二次", 101.0)]
     await store.save(DialogueStateTracker.from_events("t2", first + second))
@@ -60,8 +61,8 @@ async def test_saving_the_latest_session_keeps_earlier_ones(redis_url, key_prefi
 
 async def test_a_write_by_someone_else_since_the_read_is_merged(redis_url, key_prefix, engine):
     redis = Redis.from_url(redis_url, decode_responses=True)
-    mine = AsyncRedisTrackerStore(engine.agent.domain, redis, key_prefix)
-    other = AsyncRedisTrackerStore(engine.agent.domain, redis, key_prefix)
+    mine = AsyncRedisTrackerStore(engine.agent.domain, redis, Keys(key_prefix))
+    other = AsyncRedisTrackerStore(engine.agent.domain, redis, Keys(key_prefix))
     await mine.save(DialogueStateTracker.from_events("t3", [*session_start(1.0), user("一", 2.0)]))
 
     tracker = await mine.retrieve("t3")

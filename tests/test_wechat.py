@@ -129,7 +129,7 @@ async def client(make_client):  # type: ignore[no-untyped-def]
 
 
 async def inbound(client, openid: str) -> list[dict]:  # type: ignore[no-untyped-def]
-    timeline = await client.app[CONVERSATION_LOG].timeline(f"wx-{openid}")
+    timeline = await client.app[CONVERSATION_LOG].timeline(f"wechat:{openid}")
     return [e for e in timeline if e["direction"] == "in"]
 
 
@@ -290,7 +290,7 @@ async def test_events_and_media(client):
 async def test_agent_replies_go_out_through_the_api_and_survive_token_expiry(client, fake, logins):
     wechat = WeChatServer(client)
     await wechat.push(text_xml("openid-7", "转人工", "5001"))
-    cid = "wx-openid-7"
+    cid = "wechat:openid-7"
     assert (await client.app[STATES].get(cid)).state == "waiting"
     agent = await logins.sign_in(client, "agent1")
     assert (await agent.post(f"{BASE}/{cid}/claim")).status == 200
@@ -309,7 +309,7 @@ async def test_agent_replies_go_out_through_the_api_and_survive_token_expiry(cli
 async def test_a_closed_48_hour_window_is_shown_to_the_agent(client, fake, logins):
     wechat = WeChatServer(client)
     await wechat.push(text_xml("openid-8", "转人工", "6001"))
-    cid = "wx-openid-8"
+    cid = "wechat:openid-8"
     agent = await logins.sign_in(client, "agent1")
     fake.closed_windows.add("openid-8")
     assert (await agent.post(f"{BASE}/{cid}/claim")).status == 200  # the notice fails quietly

@@ -89,7 +89,7 @@ class Delivery:
 
     async def notify(self, conversation: str, key: str, text: str, **data: Any) -> None:
         """Log and push a notice from the bot (message `key`): a person joined, left..."""
-        channel = await self._log.channel_of(conversation)
+        channel = self._log.channel_of(conversation)
         (entry_id,) = await self._log.append_outbound(
             conversation, channel, [Outbound(text=text, action=key, response=key)]
         )

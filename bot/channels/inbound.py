@@ -82,3 +82,24 @@ def sender_id(value: Any, field: str = "sender") -> str:
             f"`{field}` must be 1 to {MAX_SENDER_CHARS} printable characters.",
         )
     return sender
+
+
+MAX_MESSAGE_ID_CHARS = 128
+
+
+def message_id(value: Any, field: str = "message_id") -> str | None:
+    """A client's id for one message (optional): 1 to 128 printable ASCII characters."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, str)
+        or not 1 <= len(value) <= MAX_MESSAGE_ID_CHARS
+        or not value.isascii()
+        or not value.isprintable()
+    ):
+        raise ApiError(
+            400,
+            "invalid_message_id",
+            f"`{field}` must be 1 to {MAX_MESSAGE_ID_CHARS} printable ASCII characters.",
+        )
+    return value

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -12,7 +14,9 @@ from typing import Any
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
+from bot.channels.identity import channel_of
 from bot.chat.apology import apology
+from bot.chat.once import Answered, Claim, MessageClaims
 from bot.content.messages import Messages
 from bot.conversation_log.store import ConversationLog, Outbound
 from bot.engine.output import Reply
@@ -68,6 +72,42 @@ class TurnReply:
     # (a channel that shows the state looks it up).
     state: str | None = None
 
+    def record(self) -> dict[str, Any]:
+        """As JSON, for a repeat of the same client message id."""
+        return {
+            "inbound_id": self.inbound_id,
+            "intent": self.intent,
+            "confidence": self.confidence,
+            "state": self.state,
+            "replies": [
+                {
+                    "payload": r.payload,
+                    "action": r.action,
+                    "response": r.response,
+                    "failed": r.failed,
+                }
+                for r in self.replies
+            ],
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> TurnReply:
+        return cls(
+            replies=[
+                Reply(
+                    payload=r["payload"],
+                    action=r.get("action"),
+                    response=r.get("response"),
+                    failed=bool(r.get("failed")),
+                )
+                for r in record["replies"]
+            ],
+            inbound_id=record["inbound_id"],
+            intent=record.get("intent"),
+            confidence=float(record.get("confidence") or 0.0),
+            state=record.get("state"),
+        )
+
 
 class ChatService:
     def __init__(
@@ -83,6 +123,7 @@ class ChatService:
         index: ReviewIndex,
         mask: Callable[[str], str],
         stats: Stats,
+        claims: MessageClaims,
         clarifications: ClarificationStore | None = None,
     ) -> None:
         self._log = log
@@ -97,6 +138,7 @@ class ChatService:
         # What is written to the log (masked when BOT_MASK_PII); the NLU reads `text`.
         self._mask = mask
         self._stats = stats
+        self._claims = claims
         self._clarifications = clarifications
 
     async def handle(
@@ -105,6 +147,7 @@ class ChatService:
         sender_id: str,
         text: str,
         metadata: dict[str, Any] | None = None,
+        message_id: str | None = None,
     ) -> TurnReply:
         """Log the message, run it through Rasa, log and return the replies.
 
@@ -112,11 +155,80 @@ class ChatService:
         in the NLU or the dialogue still gets the customer an honest apology;
         only an unreachable Redis fails the request (503), since then nothing
         can be recorded.
+
+        With a client `message_id`, a repeat of an id already seen in this
+        conversation is not logged or processed again: it gets the first
+        delivery's replies (waiting for them if that turn is still running,
+        on any process); see bot/chat/once.py.
         """
+        _same_channel(channel, sender_id)
         engine = self._model.require()
+        if message_id is None:
+            return await self._turn(engine, channel, sender_id, text, metadata)
+        claim = await self._claims.acquire(sender_id, message_id)
+        if isinstance(claim, Answered):
+            return TurnReply.from_record(claim.result)
+        try:
+            turn = await self._claimed_turn(engine, claim, channel, text, metadata)
+            await self._claims.finish(claim, turn.record())
+        except BaseException:
+            # The next retry of the id takes the turn up where the log says it stopped.
+            with contextlib.suppress(Exception):
+                await self._claims.release(claim)
+            raise
+        return turn
+
+    async def _claimed_turn(
+        self,
+        engine: RasaEngine,
+        claim: Claim,
+        channel: str,
+        text: str,
+        metadata: dict[str, Any] | None,
+    ) -> TurnReply:
+        """The turn of a claimed message id, resuming an attempt that was cut short."""
+        conversation, inbound_id = claim.conversation, None
+        if claim.resumed:
+            # A second before the claim: stream ids and the claim use Redis's clock.
+            inbound_id, logged = await self._log.attempt(
+                conversation, claim.message_id, claim.since_ms - 1000
+            )
+            if inbound_id is not None and logged:
+                replies = [
+                    Reply(
+                        payload={
+                            "recipient_id": conversation,
+                            "text": entry.get("text", ""),
+                            **(json.loads(entry["data"]) if "data" in entry else {}),
+                        },
+                        action=entry.get("action"),
+                        response=entry.get("response"),
+                        failed=entry.get("error") == "1",
+                    )
+                    for entry in logged
+                ]
+                return TurnReply(replies, inbound_id)
+        return await self._turn(
+            engine, channel, conversation, text, metadata, claim.message_id, inbound_id
+        )
+
+    async def _turn(
+        self,
+        engine: RasaEngine,
+        channel: str,
+        sender_id: str,
+        text: str,
+        metadata: dict[str, Any] | None,
+        message_id: str | None = None,
+        inbound_id: str | None = None,
+    ) -> TurnReply:
+        """One customer message, start to end; `inbound_id` if it was logged already."""
         started = time.monotonic()
         logged = self._mask(text)
-        inbound_id = await self._log.append_inbound(sender_id, channel, logged)
+        if inbound_id is None:
+            inbound_id = await self._log.append_inbound(
+                sender_id, channel, logged, message_id=message_id
+            )
         state = (await self._states.get(sender_id)).state
         if state in (WAITING, ASSIGNED):
             return await self._with_people(engine, state, channel, sender_id, text, inbound_id)
@@ -175,6 +287,7 @@ class ChatService:
                 for r in replies
             ],
             response_seconds=elapsed,
+            reply_to=inbound_id,
         )
         self._stats.metrics.turn_seconds.observe(elapsed)
         await self._events.publish(
@@ -239,6 +352,7 @@ class ChatService:
         with the fixed line `reply_key` (nlu_data/messages.yml) unless people
         have the conversation or there is nothing to say.
         """
+        _same_channel(channel, sender_id)
         inbound_id = await self._log.append_inbound(sender_id, channel, description)
         await self._index.add(sender_id, inbound_id, channel, description, None, 0.0)
         state = (await self._states.get(sender_id)).state
@@ -254,7 +368,7 @@ class ChatService:
         )
         if reply_key is None or state in (WAITING, ASSIGNED):
             return TurnReply([], inbound_id, state=state)
-        reply = await self._say(sender_id, channel, reply_key, reply_key)
+        reply = await self._say(sender_id, channel, reply_key, reply_key, inbound_id)
         return TurnReply([reply], inbound_id, state=state)
 
     async def _with_people(
@@ -280,17 +394,25 @@ class ChatService:
             place = await standing(self._states, self._hours, sender_id, self._clock())
             if place is not None:
                 replies.append(
-                    await self._say(sender_id, channel, place.key, "queue_status", **place.values)
+                    await self._say(
+                        sender_id, channel, place.key, "queue_status", inbound_id, **place.values
+                    )
                 )
         return TurnReply(replies, inbound_id, intent=intent, confidence=confidence, state=state)
 
     async def _say(
-        self, sender_id: str, channel: str, key: str, action: str, **values: str
+        self,
+        sender_id: str,
+        channel: str,
+        key: str,
+        action: str,
+        reply_to: str,
+        **values: str,
     ) -> Reply:
         """Log, show to consoles and return one line of message `key` (messages.yml)."""
         line = self._messages.pick(key, **values)
         outbound = Outbound(text=line, action=action, response=key)
-        await self._log.append_outbound(sender_id, channel, [outbound])
+        await self._log.append_outbound(sender_id, channel, [outbound], reply_to=reply_to)
         await self._events.publish("bot_message", sender_id, texts=[line], channel=channel)
         return Reply(payload={"recipient_id": sender_id, "text": line}, action=action, response=key)
 
@@ -342,8 +464,14 @@ class ChatService:
             response="csat_thanks",
         )
         outbound = Outbound(text=reply.text, action=reply.action, response=reply.response)
-        await self._log.append_outbound(sender_id, channel, [outbound])
+        await self._log.append_outbound(sender_id, channel, [outbound], reply_to=inbound_id)
         return TurnReply([reply], inbound_id, intent=RATING_INTENT, confidence=1.0)
+
+
+def _same_channel(channel: str, conversation: str) -> None:
+    """A message is only ever logged in a conversation of the channel it came on."""
+    if channel_of(conversation) != channel:
+        raise ValueError(f"conversation {conversation!r} is not of channel {channel!r}")
 
 
 def _verdict(parse_data: dict[str, Any] | None) -> tuple[str | None, float]:

@@ -197,7 +197,7 @@ async def reply(request: web.Request) -> web.Response:
     handoff = await request.app[STATES].get(cid)
     if handoff.state != ASSIGNED or handoff.agent != session.username:
         raise ApiError(409, "conflict", "Claim the conversation before replying.")
-    channel = await request.app[CONVERSATION_LOG].channel_of(cid)
+    channel = request.app[CONVERSATION_LOG].channel_of(cid)
     (entry_id,) = await request.app[CONVERSATION_LOG].append_outbound(
         cid, channel, [Outbound(text=text, action=f"agent:{session.username}")]
     )

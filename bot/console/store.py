@@ -1,6 +1,6 @@
 """What agents keep beside a conversation: internal notes, and shared canned replies.
 
-Layout: ``P:conv:{conversation}:notes`` list of JSON notes (oldest first; never
+Layout: ``P:c:{conversation}:notes`` list of JSON notes (oldest first; never
 shown to the customer); ``P:canned`` list of canned reply texts (admins edit).
 """
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from bot.channels import identity
 from bot.redis_keys import Keys
 
 if TYPE_CHECKING:
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
 
 INBOUND = "in"
 OUTBOUND = "out"
+# Fields tying a turn together: the client's message id on the inbound entry,
+# and on each reply the inbound entry it answers.
+MESSAGE_ID = "mid"
+REPLY_TO = "re"
 
 
 @dataclass(frozen=True)
@@ -69,11 +74,21 @@ class ConversationLog:
         self._stats = stats  # every logged message is counted for the KPIs
 
     async def append_inbound(
-        self, conversation: str, channel: str, text: str, now: float | None = None
+        self,
+        conversation: str,
+        channel: str,
+        text: str,
+        now: float | None = None,
+        message_id: str | None = None,
     ) -> str:
-        """Record a customer message before it is processed; return its entry id."""
+        """Record a customer message before it is processed; return its entry id.
+
+        `message_id`: the client's id for the message (exactly-once delivery).
+        """
         ts = time.time() if now is None else now
         entry = {"ts": repr(ts), "channel": channel, "direction": INBOUND, "text": text}
+        if message_id is not None:
+            entry[MESSAGE_ID] = message_id
         stats = self._stats
 
         def count(pipe: Pipeline) -> None:
@@ -116,10 +131,12 @@ class ConversationLog:
         replies: Sequence[Outbound],
         now: float | None = None,
         response_seconds: float | None = None,
+        reply_to: str | None = None,
     ) -> list[str]:
         """Record the replies sent to the customer, in order.
 
-        `response_seconds`: how long the bot took to answer (counted for the KPIs).
+        `response_seconds`: how long the bot took to answer (counted for the KPIs);
+        `reply_to`: the inbound entry these replies answer.
         """
         if not replies:
             return []
@@ -135,6 +152,8 @@ class ConversationLog:
                 entry["error"] = "1"
             if reply.data:
                 entry["data"] = json.dumps(reply.data, ensure_ascii=False)
+            if reply_to:
+                entry[REPLY_TO] = reply_to
             entries.append(entry)
         stats, by_agent = self._stats, any((r.action or "").startswith("agent:") for r in replies)
 
@@ -175,9 +194,10 @@ class ConversationLog:
             results = await pipe.execute()
         return list(results[: len(entries)])
 
-    async def channel_of(self, conversation: str) -> str:
-        """The channel the conversation came in on ('' if it has no messages)."""
-        return str(await self._redis.hget(self._keys.conv_meta(conversation), "channel") or "")
+    @staticmethod
+    def channel_of(conversation: str) -> str:
+        """The channel the conversation belongs to, from its id (see channels/identity.py)."""
+        return identity.channel_of(conversation)
 
     async def count(self) -> int:
         return int(await self._redis.zcard(self._keys.conversations))
@@ -201,7 +221,7 @@ class ConversationLog:
             summaries.append(
                 ConversationSummary(
                     id=cid,
-                    channel=m.get("channel", ""),
+                    channel=identity.channel_of(cid),
                     first_activity=float(m.get("first_activity", 0) or 0),
                     last_activity=float(m.get("last_activity", 0) or 0),
                     messages=int(m.get("messages", 0) or 0),
@@ -210,6 +230,31 @@ class ConversationLog:
                 )
             )
         return summaries
+
+    async def attempt(
+        self, conversation: str, message_id: str, since_ms: int
+    ) -> tuple[str | None, list[dict[str, str]]]:
+        """What an interrupted turn for `message_id` left in the log since `since_ms`.
+
+        (the inbound entry id or None, the replies logged for it in order).
+        """
+        entries = await self._redis.xrange(self._keys.conv_log(conversation), f"{since_ms}-0")
+        inbound = next(
+            (
+                entry_id
+                for entry_id, fields in entries
+                if fields.get("direction") == INBOUND and fields.get(MESSAGE_ID) == message_id
+            ),
+            None,
+        )
+        if inbound is None:
+            return None, []
+        replies = [
+            fields
+            for _, fields in entries
+            if fields.get("direction") == OUTBOUND and fields.get(REPLY_TO) == inbound
+        ]
+        return inbound, replies
 
     async def timeline(self, conversation: str) -> list[dict[str, Any]]:
         """Every message of a conversation in order, inbound ones with their NLU result."""
@@ -229,6 +274,8 @@ class ConversationLog:
                 "text": fields.get("text", ""),
             }
             if item["direction"] == INBOUND:
+                if MESSAGE_ID in fields:
+                    item["message_id"] = fields[MESSAGE_ID]
                 result = nlu.get(entry_id) or {}
                 item["intent"] = result.get("intent")
                 item["confidence"] = result.get("confidence")

@@ -3,7 +3,7 @@
 As shipped, ``RedisTrackerStore`` talks to Redis through a synchronous client with
 no socket timeout: a stalled Redis would freeze the whole event loop for good.
 This subclass keeps Rasa's storage format (one JSON tracker per conversation
-under ``prefix:tracker:``) but reads and writes through the service's asyncio
+under ``bot.redis_keys.Keys.tracker``) but reads and writes through the service's asyncio
 client, which has timeouts, so a Redis outage fails the request (503) and the
 process recovers by itself when Redis is back.
 
@@ -37,6 +37,8 @@ from rasa.shared.core.events import Event
 from rasa.shared.core.trackers import DialogueStateTracker
 from redis.asyncio import Redis
 
+from bot.redis_keys import Keys
+
 # Trackers read but not (yet) saved that are remembered for the merge check.
 MAX_REMEMBERED_READS = 1024
 
@@ -67,10 +69,11 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
         self,
         domain: Domain,
         redis: Redis,
-        key_prefix: str,
+        keys: Keys,
         record_exp: float | None = None,
     ) -> None:
-        super().__init__(domain=domain, key_prefix=key_prefix, record_exp=record_exp)
+        super().__init__(domain=domain, key_prefix=keys.prefix, record_exp=record_exp)
+        self._keys = keys
         # The base class built a synchronous client without timeouts; nothing may use it.
         self.red = None
         self._redis = redis
@@ -102,7 +105,7 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
         await self.stream_events(tracker)
         if not timeout and self.record_exp:
             timeout = self.record_exp
-        key = self.key_prefix + tracker.sender_id
+        key = self._keys.tracker(tracker.sender_id)
         stored = await self._redis.get(key)
         read_whole = self._whole_reads.pop(tracker.sender_id, None)
         if stored is not None and stored != read_whole:
@@ -120,7 +123,7 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
     async def _retrieve(
         self, sender_id: str, fetch_all_sessions: bool
     ) -> DialogueStateTracker | None:
-        stored = await self._redis.get(self.key_prefix + sender_id)
+        stored = await self._redis.get(self._keys.tracker(sender_id))
         if stored is None:
             return None
         tracker = self.deserialise_tracker(sender_id, stored)
@@ -137,5 +140,9 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
         return tracker
 
     async def keys(self) -> Iterable[str]:
-        prefix = self.key_prefix
-        return [key[len(prefix) :] async for key in self._redis.scan_iter(match=prefix + "*")]
+        found = []
+        async for key in self._redis.scan_iter(match=self._keys.tracker_pattern, count=1000):
+            conversation = self._keys.conversation_of(key)
+            if conversation is not None:
+                found.append(conversation)
+        return found

@@ -10,7 +10,7 @@ nothing. The state lives in our own keys, not in Rasa's tracker, whose
 ``ConversationPaused`` is undone when a session expires.
 
 Layout (``P`` the key prefix):
-- ``P:handoff:{conversation}:state`` hash: state, reason, priority, agent,
+- ``P:c:{conversation}:handoff:state`` hash: state, reason, priority, agent,
   since (entered this state), waiting_since, queued_at (first queued: a conversation
   returned to the queue keeps its place), claimed_at, announced, answered (an agent
   replied since it was queued), tag, version (bumped on every change)

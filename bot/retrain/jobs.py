@@ -36,9 +36,9 @@ class RetrainJobs:
     def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
         self._redis = redis
         self._settings = settings
-        self._key = f"{keys.prefix}:retrain:job"
-        self._log = f"{keys.prefix}:retrain:log"
-        self._lock = f"{keys.prefix}:retrain:lock"
+        self._key = keys.retrain_job
+        self._log = keys.retrain_log
+        self._lock = keys.retrain_lock
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self, by: str) -> dict[str, Any]:

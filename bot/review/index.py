@@ -70,10 +70,10 @@ class Query:
 class ReviewIndex:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self._redis = redis
-        self._p = f"{keys.prefix}:rv"
+        self._keys = keys
 
     def key(self, *parts: str) -> str:
-        return ":".join((self._p, *parts))
+        return self._keys.review(*parts)
 
     async def add(
         self,

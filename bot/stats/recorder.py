@@ -41,7 +41,7 @@ class Stats:
         self, redis: Redis, keys: Keys, tz: ZoneInfo, retention_days: int, metrics: Metrics
     ) -> None:
         self._redis = redis
-        self._prefix = f"{keys.prefix}:stats"
+        self._keys = keys
         self.tz = tz
         self._ttl = (retention_days + 2) * 86400
         self.metrics = metrics
@@ -50,7 +50,7 @@ class Stats:
         return dt.datetime.fromtimestamp(ts, self.tz).date().isoformat()
 
     def key(self, day: str, *parts: str) -> str:
-        return ":".join((self._prefix, day, *parts))
+        return self._keys.stats(day, *parts)
 
     def add_inbound(self, pipe: Pipeline, conversation: str, channel: str, ts: float) -> None:
         """A customer message was logged: queue the counting on `pipe` (the log's own)."""

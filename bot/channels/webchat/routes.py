@@ -2,41 +2,52 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from aiohttp import web
 
-from bot.channels.inbound import message_text, read_json_object
+from bot.channels.identity import conversation_id
+from bot.channels.inbound import message_id, message_text, read_json_object
+from bot.channels.webchat.sessions import set_cookie
 from bot.errors import ApiError
 from bot.jsonutil import json_response
-from bot.keys import CHAT, CONVERSATION_LOG, HUB, SETTINGS, STATES
+from bot.keys import CHAT, CONVERSATION_LOG, HUB, SETTINGS, STATES, WEBCHAT_SESSIONS
 
 CHANNEL = "webchat"
 STATIC = Path(__file__).parent / "static"
-SESSION = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 
 
-def conversation_id(session: object) -> str:
-    if not isinstance(session, str) or not SESSION.match(session):
-        raise ApiError(
-            400, "invalid_session", "`session` must be 22 to 64 letters, digits, - or _."
-        )
-    return f"web-{session}"
+async def _session(request: web.Request) -> tuple[str, str | None]:
+    """(this visitor's session, a new cookie to set or None): a visitor without one gets one."""
+    sessions = request.app[WEBCHAT_SESSIONS]
+    session = await sessions.of(request)
+    if session is not None:
+        return session, None
+    return await sessions.issue()
 
 
-async def index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+def _answer(request: web.Request, response: web.StreamResponse, cookie: str | None) -> None:
+    if cookie is not None:
+        set_cookie(request, response, cookie)
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    _, cookie = await _session(request)
+    response = web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+    _answer(request, response, cookie)
+    return response
 
 
 async def send(request: web.Request) -> web.Response:
     body = await read_json_object(request)
-    conversation = conversation_id(body.get("session"))
+    session, cookie = await _session(request)
+    conversation = conversation_id(CHANNEL, session)
     text = message_text(body.get("text"), request.app[SETTINGS].max_message_chars, field="text")
-    turn = await request.app[CHAT].handle(CHANNEL, conversation, text)
+    mid = message_id(body.get("message_id"))
+    turn = await request.app[CHAT].handle(CHANNEL, conversation, text, message_id=mid)
     # After a bot turn, whether it handed the conversation to people.
     state = turn.state or (await request.app[STATES].get(conversation)).state
-    return json_response(
+    response = json_response(
         {
             "id": turn.inbound_id,
             "replies": [
@@ -50,11 +61,14 @@ async def send(request: web.Request) -> web.Response:
             "state": state,
         }
     )
+    _answer(request, response, cookie)
+    return response
 
 
 async def history(request: web.Request) -> web.Response:
-    conversation = conversation_id(request.query.get("session"))
-    timeline = await request.app[CONVERSATION_LOG].timeline(conversation)
+    session, cookie = await _session(request)
+    conversation = conversation_id(CHANNEL, session)
+    timeline = [] if cookie else await request.app[CONVERSATION_LOG].timeline(conversation)
     # The customer sees the conversation, not the bot's internals.
     messages = [
         {
@@ -67,7 +81,9 @@ async def history(request: web.Request) -> web.Response:
         for e in timeline
     ]
     state = (await request.app[STATES].get(conversation)).state
-    return json_response({"messages": messages, "state": state})
+    response = json_response({"messages": messages, "state": state})
+    _answer(request, response, cookie)
+    return response
 
 
 def _author(entry: dict[str, object]) -> str:
@@ -78,7 +94,10 @@ def _author(entry: dict[str, object]) -> str:
 
 async def live(request: web.Request) -> web.WebSocketResponse:
     """Replies that do not answer a request of the customer's (an agent's), as they come."""
-    conversation = conversation_id(request.query.get("session"))
+    session = await request.app[WEBCHAT_SESSIONS].of(request)
+    if session is None:
+        raise ApiError(401, "no_session", "Open the chat page first: it starts your session.")
+    conversation = conversation_id(CHANNEL, session)
     hub = request.app[HUB]
     try:
         return await hub.serve(request, hub.customers[conversation])

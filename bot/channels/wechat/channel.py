@@ -17,6 +17,7 @@ import time
 
 from redis.asyncio import Redis
 
+from bot.channels import identity
 from bot.channels.delivery import DeliveryFailed
 from bot.channels.wechat.api import WINDOW_CLOSED, WeChatApiError, WeChatClient
 from bot.chat.service import ChatService, TurnReply
@@ -41,7 +42,7 @@ WINDOW_CLOSED_NOTE = "客户超过 48 小时没有发消息，微信不允许主
 
 
 def conversation_id(openid: str) -> str:
-    return f"wx-{openid}"
+    return identity.conversation_id(CHANNEL, openid)
 
 
 def describe(fields: dict[str, str]) -> str:
@@ -164,7 +165,7 @@ class WeChatChannel:
 
     # The channel's sender for agents' replies and notices (bot.channels.delivery).
     async def send(self, conversation: str, text: str) -> None:
-        openid = conversation.removeprefix("wx-")
+        openid = identity.user_of(conversation)
         try:
             await self.client.send_text(openid, text)
         except WeChatApiError as exc:

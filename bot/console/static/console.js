@@ -17,6 +17,7 @@
     account_issue: "账号问题", order_id_invalid: "订单号无法识别", order_change: "改单/取消"
   };
   var STATES = { bot: "机器人接待", waiting: "排队中", assigned: "人工接待中", closed: "已结束" };
+  var CHANNELS = { rest: "REST", webchat: "网页", wechat: "微信公众号" };
 
   var el = Kefu.el;
   var api = Kefu.api;
@@ -149,6 +150,8 @@
     li.dataset.id = entry.id;
     var head = el("div", "msg__who");
     head.appendChild(el("span", "", w.name + " " + clock(entry.ts)));
+    // Every entry names the channel it came through (always the conversation's own).
+    if (entry.channel) head.appendChild(el("span", "msg__channel", CHANNELS[entry.channel] || entry.channel));
     if (entry.direction === "in" && entry.intent) {
       var confidence = typeof entry.confidence === "number" ? entry.confidence : 0;
       var low = confidence < 0.5 || entry.intent === "nlu_fallback";

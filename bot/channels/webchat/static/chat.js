@@ -2,7 +2,6 @@
 // HTML, so nothing a customer or the bot writes can run in the page.
 (function () {
   "use strict";
-  var KEY = "kefu.session";
   var list = document.getElementById("messages");
   var form = document.getElementById("composer");
   var input = document.getElementById("input");
@@ -10,24 +9,15 @@
   var status = document.getElementById("status");
   var composing = false;
 
-  function newSession() {
+  // The session lives in an HttpOnly cookie the server sets; this page never sees it.
+  // Each message gets its own id, sent again on a retry, so the bot answers it once.
+  function newMessageId() {
     var bytes = new Uint8Array(16);
     crypto.getRandomValues(bytes); // works on plain http too, unlike randomUUID
     var s = "";
     for (var i = 0; i < bytes.length; i++) s += ("0" + bytes[i].toString(16)).slice(-2);
     return s;
   }
-
-  function session() {
-    var s = null;
-    try { s = localStorage.getItem(KEY); } catch (e) { /* private mode */ }
-    if (!s || !/^[A-Za-z0-9_-]{22,64}$/.test(s)) {
-      s = newSession();
-      try { localStorage.setItem(KEY, s); } catch (e) { /* keeps working for this page */ }
-    }
-    return s;
-  }
-  var sid = session();
 
   var handoff = document.getElementById("handoff");
   var shown = {};  // ids of logged messages on screen: a pushed one is never shown twice
@@ -85,7 +75,7 @@
   }
 
   function loadHistory() {
-    return fetch("/webchat/api/history?session=" + encodeURIComponent(sid))
+    return fetch("/webchat/api/history", { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : Promise.reject(r); })
       .then(function (body) {
         list.replaceChildren();
@@ -100,7 +90,7 @@
   // Replies nobody asked for this moment (a person's, a notice) arrive over a socket.
   function listen() {
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    var socket = new WebSocket(scheme + location.host + "/webchat/ws?session=" + encodeURIComponent(sid));
+    var socket = new WebSocket(scheme + location.host + "/webchat/ws");
     var opened = false;
     socket.onopen = function () {
       if (retry > 1000) loadHistory();  // catch up on what came while disconnected
@@ -122,20 +112,42 @@
     };
   }
 
+  // One message, retried with the same id while the network or the server fails:
+  // a retry of a message that did arrive gets the first answer, never a second one.
+  var RETRIES = [1000, 2000, 4000];
+
+  function post(payload, attempt) {
+    return fetch("/webchat/api/messages", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(payload)
+    })
+      .then(function (r) {
+        return r.json().then(function (body) { return { ok: r.ok, status: r.status, body: body }; });
+      })
+      .then(function (res) {
+        if (res.status >= 500 && attempt < RETRIES.length) return later(payload, attempt);
+        return res;
+      }, function (error) {
+        if (attempt < RETRIES.length) return later(payload, attempt);
+        throw error;
+      });
+  }
+
+  function later(payload, attempt) {
+    say("网络不太稳，正在重新发送…");
+    return new Promise(function (resolve) { setTimeout(resolve, RETRIES[attempt]); })
+      .then(function () { return post(payload, attempt + 1); });
+  }
+
   function send(text) {
     addChoices(null);
     var mine = add("in", text);
     mine.classList.add("msg--pending");
     button.disabled = true;
     say("");
-    return fetch("/webchat/api/messages", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ session: sid, text: text })
-    })
-      .then(function (r) {
-        return r.json().then(function (body) { return { ok: r.ok, body: body }; });
-      })
+    return post({ text: text, message_id: newMessageId() }, 0)
       .then(function (res) {
         mine.classList.remove("msg--pending");
         if (!res.ok) {
@@ -143,6 +155,8 @@
           say(res.body && res.body.message ? res.body.message : "发送失败，请稍后再试。");
           return;
         }
+        say("");
+        if (res.body.id) shown[res.body.id] = true;
         res.body.replies.forEach(function (reply) {
           if (reply.text) add("out", reply.text);
           if (reply.buttons && reply.buttons.length) addChoices(reply.buttons);

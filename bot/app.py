@@ -38,6 +38,9 @@ from bot.conversation_log import api as conversation_api
 from bot.conversation_log.store import ConversationLog
 from bot.custom_actions import route as action_route
 from bot.custom_actions.server import ActionServer, InProcessActionEndpoint
+from bot.customer_data import api as customer_data_api
+from bot.customer_data.audit import AuditLog
+from bot.customer_data.store import CustomerData
 from bot.engine.lock_store import RedisTicketLockStore
 from bot.engine.runtime import RasaEngine
 from bot.engine.tracker_store import AsyncRedisTrackerStore
@@ -50,12 +53,14 @@ from bot.handoff.sweeper import sweeper_ctx
 from bot.keys import (
     ACCOUNTS,
     ACTION_SERVER,
+    AUDIT,
     BACKGROUND,
     CHAT,
     CLARIFICATIONS,
     CLOCK,
     CONSOLE,
     CONVERSATION_LOG,
+    CUSTOMER_DATA,
     DELIVERY,
     EVENTS,
     HUB,
@@ -76,6 +81,7 @@ from bot.keys import (
     STATS,
     WEBCHAT_SESSIONS,
 )
+from bot.logs import request_id_middleware
 from bot.nlu.clarification import ClarificationStore, load_readings
 from bot.orders.demo import RedisDemoOrders
 from bot.orders.http import HttpOrderBackend
@@ -107,7 +113,10 @@ def create_app(
     With `engine`, serve that already-loaded model (tests do); `clock` is the
     time the bot believes it is (tests move it in and out of service hours).
     """
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[request_id_middleware, error_middleware],
+    )
     app[SETTINGS] = settings
     app[BACKGROUND] = Background()
     app[CLOCK] = clock
@@ -129,6 +138,7 @@ def create_app(
     rest.setup(app)
     webchat.setup(app)
     conversation_api.setup(app)
+    customer_data_api.setup(app)
     account_routes.setup(app)
     console_api.setup(app)
     console_page.setup(app)
@@ -224,6 +234,10 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
     app[REVIEW_INDEX] = ReviewIndex(app[REDIS], keys)
     app[RETRAIN] = RetrainJobs(app[REDIS], keys, app[SETTINGS])
     app[WEBCHAT_SESSIONS] = WebchatSessions(app[REDIS], keys, app[SETTINGS].webchat_secret)
+    app[AUDIT] = AuditLog(app[REDIS], keys)
+    app[CUSTOMER_DATA] = CustomerData(
+        app[REDIS], keys, app[CONVERSATION_LOG], app[REVIEW_INDEX], app[STATS], app[AUDIT]
+    )
     claims = MessageClaims(app[REDIS], keys, new_instance())
     app[BACKGROUND].every(RENEW_EVERY, claims.renew, "message claim renewal")
     app[CHAT] = ChatService(

@@ -1,15 +1,32 @@
-"""Command line: `python -m bot serve | train`."""
+"""Command line: `kefu COMMAND` (the installed script) or `python -m bot COMMAND`.
+
+Commands (names in brackets are aliases that match Rasa's habits):
+
+  serve [run]              serve the bot: web chat, REST webhook, console, review, stats
+  shell [--nlu] [--name N] chat in the terminal through the real chat service; after
+                           each reply, the intent, confidence, runner-up, entities and
+                           the action that answered; --nlu only parses
+  train [--if-needed]      train, score on the held-out file, promote, reload running bots
+  reload                   tell running bots to serve the promoted model
+  evaluate [test nlu]      evaluate on the held-out file, write reports/
+  data validate            Rasa's validator and this project's data checks
+  users add|passwd|list    accounts of agents, trainers and admins
+  export CONVERSATION      print everything kept about one conversation as JSON (PIPL copy)
+  forget CONVERSATION      erase it everywhere (asks to confirm; --yes skips the question)
+  seed-demo-orders         put the demo order backend's sample orders in Redis
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
 
 from bot.accounts.cli import add_parser as add_users_parser
+from bot.customer_data.cli import add_parser as add_customer_data_parser
 from bot.logs import configure as configure_logging
+from bot.logs import quiet_dependencies
 from bot.settings import Settings, SettingsError
 
 
@@ -22,22 +39,35 @@ def serve(settings: Settings) -> None:
     from aiohttp import web
 
     from bot.app import create_app
+    from bot.startup import access_log, announce
 
     web.run_app(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         reuse_port=True,
-        print=lambda *_: logging.getLogger("bot").info(
-            "serving on http://%s:%s (web chat at /)", settings.host, settings.port
-        ),
+        access_log=access_log(settings),
+        print=lambda *_: announce(settings),
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kefu", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="serve the bot (web chat, REST webhook, admin API)")
+    sub.add_parser(
+        "serve", aliases=["run"], help="serve the bot (web chat, REST webhook, admin API)"
+    )
+    shell = sub.add_parser("shell", help="chat with the bot in the terminal")
+    shell.add_argument("--nlu", action="store_true", help="only parse: intent and entities")
+    shell.add_argument(
+        "--name", default="trainer", help="conversation shell:NAME (default: trainer)"
+    )
+    data = sub.add_parser("data", help="training data tools")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    validate = data_sub.add_parser("validate", help="Rasa's validator and the project's checks")
+    validate.add_argument("--root", type=Path, default=Path("."), help="project folder")
+    test = sub.add_parser("test", help="`test nlu`: the same as evaluate")
+    test.add_argument("what", choices=["nlu"])
     train = sub.add_parser("train", help="train the Rasa model from config.yml and nlu_data/")
     train.add_argument(
         "--if-needed", action="store_true", help="skip when an up-to-date model exists"
@@ -48,25 +78,32 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.add_parser("reload", help="tell running bots to serve the promoted model")
     add_users_parser(sub)
+    add_customer_data_parser(sub)
     sub.add_parser("seed-demo-orders", help="put the demo order backend's sample orders in Redis")
     evaluate = sub.add_parser("evaluate", help="evaluate on the held-out file, write reports/")
-    evaluate.add_argument(
-        "--root", type=Path, default=Path("."), help="project folder (default: .)"
-    )
-    evaluate.add_argument(
-        "--quick",
-        action="store_true",
-        help="skip the normaliser comparison and the cross-validation",
-    )
+    for command in (evaluate, test):
+        command.add_argument(
+            "--root", type=Path, default=Path("."), help="project folder (default: .)"
+        )
+        command.add_argument(
+            "--quick",
+            action="store_true",
+            help="skip the normaliser comparison and the cross-validation",
+        )
     args = parser.parse_args(argv)
+    args.command = {"run": "serve", "test": "evaluate"}.get(args.command, args.command)
 
+    quiet_dependencies()
     _quiet_libraries()
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    level = settings.log_level
+    if args.command == "shell" and level != "DEBUG":
+        level = "WARNING"  # the conversation is the output
+    configure_logging(level, settings.log_format, settings.log_customer_text)
     if args.command == "serve":
         if settings.workers > 1:
             from bot.workers import supervise
@@ -78,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         from bot.accounts.cli import run as run_users
 
         return run_users(args, settings)
+    if args.command in ("export", "forget"):
+        from bot.customer_data.cli import run as run_customer_data
+
+        return run_customer_data(args, settings)
     if args.command == "seed-demo-orders":
         import asyncio
 
@@ -86,15 +127,28 @@ def main(argv: list[str] | None = None) -> int:
         count = asyncio.run(seed_demo_orders(settings))
         print(f"{count} sample orders in Redis (ORDER_BACKEND=demo)")
         return 0
+    if args.command == "shell":
+        from bot.shell import run as run_shell
+
+        return run_shell(settings, args.name, args.nlu)
+    if args.command == "data":
+        from bot.nlu.data_check import run as run_data_check
+
+        return run_data_check(args.root.resolve())
     if args.command == "evaluate":
         from bot.evaluation import run as run_evaluation
+        from bot.evaluation import steps
+        from bot.progress import Progress
 
+        progress = Progress(steps(not args.quick, not args.quick), "evaluate")
         result = run_evaluation(
             args.root.resolve(),
             settings.model_dir.resolve(),
             compare_normalizer=not args.quick,
             cross_validate=not args.quick,
+            progress=progress,
         )
+        progress.close()
         print(result["summary"])
         return 0 if result["targets_met"] else 1
     if args.command == "reload":

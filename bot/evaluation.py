@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -304,7 +305,7 @@ def evaluate_model(model: Path, examples: list[Example]) -> tuple[list[Predictio
 
 
 def cross_validated(
-    root: Path, folds: int = 5, seed: int = 0
+    root: Path, folds: int = 5, seed: int = 0, progress: Callable[[str], None] = lambda _: None
 ) -> tuple[list[Example], list[Prediction]]:
     """Out-of-fold predictions for every training example."""
     import random
@@ -321,6 +322,7 @@ def cross_validated(
     examples: list[Example] = []
     predictions: list[Prediction] = []
     for fold in range(folds):
+        progress(f"cross-validation: training fold {fold + 1} of {folds}")
         test = messages[fold::folds]
         train = [m for i, m in enumerate(messages) if i % folds != fold]
         with tempfile.TemporaryDirectory() as tmp:
@@ -369,12 +371,24 @@ def without_normalizer(root: Path, workdir: Path) -> Path:
     return train(copy, workdir / "models")
 
 
+def steps(compare_normalizer: bool, cross_validate: bool, folds: int = 5) -> int:
+    """How many steps `run` reports: one per training, and the scoring."""
+    return 2 + (folds if cross_validate else 0) + (1 if compare_normalizer else 0)
+
+
 def run(
-    root: Path, model_dir: Path, compare_normalizer: bool = True, cross_validate: bool = True
+    root: Path,
+    model_dir: Path,
+    compare_normalizer: bool = True,
+    cross_validate: bool = True,
+    progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
+    """Evaluate; `progress` is told of each step (one per training): see `steps`."""
     from bot.training import train
 
+    progress("training the model (if needed)")
     model = train(root, model_dir, if_needed=True)
+    progress("scoring the held-out file")
     examples = load_examples(root / HELD_OUT)
     predictions, intents = evaluate_model(model, examples)
     reports = root / REPORTS
@@ -428,7 +442,7 @@ def run(
     )
     cv_accuracy = None
     if cross_validate:
-        cv_examples, cv_predictions = cross_validated(root)
+        cv_examples, cv_predictions = cross_validated(root, progress=progress)
         cv_rows = calibration(cv_examples, cv_predictions)
         cv_accuracy = cv_rows[0]["accuracy_of_answered"]
         text += "\n## 5-fold cross-validation of the training data\n\n"
@@ -454,6 +468,7 @@ def run(
     }
     if compare_normalizer:
         with tempfile.TemporaryDirectory() as tmp:
+            progress("training without the normaliser, for comparison")
             plain = without_normalizer(root, Path(tmp))
             _, plain_intents = evaluate_model(plain, examples)
         comparison = {

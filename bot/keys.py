@@ -35,6 +35,8 @@ from bot.stats.recorder import Stats
 
 if TYPE_CHECKING:
     from bot.channels.webchat.sessions import WebchatSessions
+    from bot.customer_data.audit import AuditLog
+    from bot.customer_data.store import CustomerData
 
 SETTINGS = web.AppKey("settings", Settings)
 BACKGROUND = web.AppKey("background", Background)
@@ -63,6 +65,8 @@ RETRAIN = web.AppKey("retrain", RetrainJobs)
 REVIEW_INDEX = web.AppKey("review_index", ReviewIndex)
 DELIVERY = web.AppKey("delivery", Delivery)
 WEBCHAT_SESSIONS: web.AppKey[WebchatSessions] = web.AppKey("webchat_sessions")
+AUDIT: web.AppKey[AuditLog] = web.AppKey("audit")
+CUSTOMER_DATA: web.AppKey[CustomerData] = web.AppKey("customer_data")
 WECHAT = web.AppKey("wechat", WeChatChannel)
 # None in plain mode (no WECHAT_AES_KEY).
 WECHAT_CRYPTO: web.AppKey[MessageCrypto | None] = web.AppKey("wechat_crypto")

@@ -28,6 +28,7 @@ conversation id (``<channel>:<user id>``, see ``bot/channels/identity.py``) with
 - ``P:c:{id}:clarify``          string: the bot's open "which did you mean?" question (JSON)
 - ``P:c:{id}:wechat:last_in``   string: when the customer last wrote (the 48-hour window)
 - ``P:c:{id}:wechat:closed``    string: WeChat said the window is closed (error 45015)
+- ``P:c:{id}:wechat:msg:{key}`` string: a pushed message claimed (MsgId; time+event for events)
 
 **Shared keys** (never ``P:c:…``):
 
@@ -48,7 +49,10 @@ conversation id (``<channel>:<user id>``, see ``bot/channels/identity.py``) with
 - ``P:secret:webchat``          shared secret that signs web chat session cookies
 - ``P:wechat:token``            string: WeChat access_token, expiring before WeChat's does
 - ``P:wechat:token:lock``       string: held by the one process refreshing the token
-- ``P:wechat:msg:{id}``         string: a pushed message claimed (MsgId; user+time for events)
+- ``P:audit``                   stream: who read, exported or erased which conversation (hashed)
+- ``P:audit:names``             hash: conversation hash -> id, while the conversation exists
+- ``P:audit:seen:{hash}:{via}:{who}`` string: a read was audited (one entry per ten minutes)
+- ``P:erasures``                stream: that a conversation was erased, by whom (no content)
 - ``P:stats:{day}[:…]``         KPI counters, conversation sets, duration samples per day
 - ``P:rv:…``                    review indexes (messages by word, intent, channel; labels)
 - ``P:retrain:job|log|lock``    the retraining job started from the review page
@@ -145,6 +149,9 @@ class Keys:
     def wechat_window_closed(self, conversation: str) -> str:
         return self.conv(conversation, "wechat", "closed")
 
+    def wechat_message(self, conversation: str, message_key: str) -> str:
+        return self.conv(conversation, "wechat", "msg", message_key)
+
     def conversation_keys(self, conversation: str) -> list[str]:
         """The fixed keys of one conversation (message-id claims expire by themselves)."""
         return [
@@ -237,8 +244,20 @@ class Keys:
     def wechat_token_lock(self) -> str:
         return self.shared("wechat", "token", "lock")
 
-    def wechat_message(self, message_key: str) -> str:
-        return self.shared("wechat", "msg", message_key)
+    @property
+    def audit(self) -> str:
+        return self.shared("audit")
+
+    @property
+    def audit_names(self) -> str:
+        return self.shared("audit", "names")
+
+    def audit_seen(self, conversation_hash: str, who: str, via: str) -> str:
+        return self.shared("audit", "seen", conversation_hash, via, who)
+
+    @property
+    def erasures(self) -> str:
+        return self.shared("erasures")
 
     def stats(self, day: str, *parts: str) -> str:
         return self.shared("stats", day, *parts)
@@ -283,4 +302,7 @@ class Keys:
             self.retrain_log,
             self.retrain_lock,
             self.retention_lock,
+            self.audit,
+            self.audit_names,
+            self.erasures,
         ]

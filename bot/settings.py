@@ -32,6 +32,7 @@ DEFAULT_KNOWLEDGE_MAX_AGE_DAYS = 365
 # The order system must answer within this, or the bot says it cannot check now.
 DEFAULT_ORDER_API_TIMEOUT = 3.0
 ORDER_BACKENDS = ("demo", "http")
+LOG_FORMATS = ("text", "json")
 
 
 N = TypeVar("N", int, float)
@@ -99,6 +100,11 @@ class Settings:
     redis_timeout: float = DEFAULT_REDIS_TIMEOUT
     lock_lifetime: float = DEFAULT_LOCK_LIFETIME
     log_level: str = "INFO"
+    # Logs: `text` or `json` (one object per line); access log lines (None: on in JSON
+    # mode, off in text mode); customer text in log events (debugging only).
+    log_format: str = "text"
+    access_log: bool | None = None
+    log_customer_text: bool = False
     knowledge_file: Path = Path("nlu_data/knowledge.yml")
     messages_file: Path = Path("nlu_data/messages.yml")
     # How the bot names each intent when it asks which one the customer meant.
@@ -168,7 +174,13 @@ class Settings:
         order_api_url = env.get("ORDER_API_URL", "").strip() or None
         if order_backend == "http" and not order_api_url:
             raise SettingsError("ORDER_BACKEND=http needs ORDER_API_URL")
+        log_format = (env.get("BOT_LOG_FORMAT", "").strip() or "text").lower()
+        if log_format not in LOG_FORMATS:
+            raise SettingsError(f"BOT_LOG_FORMAT must be one of {LOG_FORMATS}, got {log_format!r}")
         return cls(
+            log_format=log_format,
+            access_log=_flag(env, "BOT_ACCESS_LOG") if env.get("BOT_ACCESS_LOG") else None,
+            log_customer_text=_flag(env, "BOT_LOG_CUSTOMER_TEXT"),
             workers=_positive(env, "BOT_WORKERS", 1, int),
             bcrypt_rounds=min(max(_positive(env, "BOT_BCRYPT_ROUNDS", 12, int), 4), 16),
             order_backend=order_backend,

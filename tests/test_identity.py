@@ -35,14 +35,17 @@ def shared_names(keys: Keys) -> list[str]:
         *keys.fixed_shared_keys(),
         keys.session(""),
         keys.login_failures(""),
-        keys.wechat_message(""),
         keys.stats(""),
         keys.review(""),
     ]
 
 
 def per_conversation(keys: Keys, conversation: str, message_id: str) -> list[str]:
-    return [*keys.conversation_keys(conversation), keys.message_claim(conversation, message_id)]
+    return [
+        *keys.conversation_keys(conversation),
+        keys.message_claim(conversation, message_id),
+        keys.wechat_message(conversation, message_id),
+    ]
 
 
 def related(a: str, b: str) -> bool:

@@ -96,14 +96,20 @@ async def test_a_trainer_relabels_an_admin_retrains_and_the_bot_understands_with
         assert (await admin.post("/review/api/retrain")).status == 409  # one at a time
 
         deadline = time.monotonic() + 300
+        percents = set()
         while True:
             job = await (await trainer.get("/review/api/retrain")).json()
+            percents.add(job.get("percent"))
             if job["state"] != "running":
                 break
             assert time.monotonic() < deadline, job
             await asyncio.sleep(0.5)
         assert job["state"] == "promoted", job
         assert any(line.startswith("[3/3] promoted") for line in job["log"]), job["log"]
+        # Steps and percent for the page (one per component trained, the gate, the
+        # promotion), kept apart from the log lines.
+        assert job["percent"] == 100 and job["step"] == job["total"] >= 5, job
+        assert len(percents - {None, 100}) >= 1 and not any("progress" in x for x in job["log"])
         new_model = job["gate"]["candidate"].removesuffix(".tar.gz")
         while client.app[MODEL].engine.version != new_model:
             assert time.monotonic() < deadline, "the promoted model never served"

@@ -125,6 +125,8 @@ async def test_admin_retrains_from_the_page_and_the_bot_understands_without_rest
     await page.click("#retrain")
     await page.locator("#retrain-state", has_text="新模型已上线").wait_for(timeout=240_000)
     assert "promoted" in await page.locator("#retrain-log").inner_text()
+    assert await page.locator("#retrain-bar").get_attribute("value") == "100"
+    assert "100%" in await page.locator("#retrain-step").inner_text()
     await page.screenshot(path=str(artifacts / "review-retrained.png"))
     for _ in range(100):
         if server.app[MODEL].engine.version != before:

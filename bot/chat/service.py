@@ -26,6 +26,7 @@ from bot.events import Events
 from bot.handoff.hours import ServiceHours
 from bot.handoff.standing import standing
 from bot.handoff.states import ASSIGNED, BOT, WAITING, ConversationStates
+from bot.logs import bind_turn
 from bot.nlu.clarification import ClarificationStore, match_choice, resolved_parse
 from bot.nlu.normalizer import normalize
 from bot.review.index import ReviewIndex, entry_time
@@ -162,6 +163,7 @@ class ChatService:
         on any process); see bot/chat/once.py.
         """
         _same_channel(channel, sender_id)
+        bind_turn(sender_id, channel)
         engine = self._model.require()
         if message_id is None:
             return await self._turn(engine, channel, sender_id, text, metadata)
@@ -353,6 +355,7 @@ class ChatService:
         have the conversation or there is nothing to say.
         """
         _same_channel(channel, sender_id)
+        bind_turn(sender_id, channel)
         inbound_id = await self._log.append_inbound(sender_id, channel, description)
         await self._index.add(sender_id, inbound_id, channel, description, None, 0.0)
         state = (await self._states.get(sender_id)).state

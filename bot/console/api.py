@@ -18,11 +18,13 @@ from bot.accounts.routes import require
 from bot.channels.delivery import DeliveryFailed
 from bot.channels.inbound import message_text, read_json_object
 from bot.conversation_log.store import Outbound
+from bot.customer_data.audit import READ
 from bot.errors import ApiError
 from bot.handoff.states import ASSIGNED, InvalidTransition
 from bot.jsonutil import json_response
 from bot.keys import (
     ACCOUNTS,
+    AUDIT,
     CONSOLE,
     CONVERSATION_LOG,
     DELIVERY,
@@ -102,11 +104,12 @@ async def agents(request: web.Request) -> web.Response:
 
 
 async def conversation(request: web.Request) -> web.Response:
-    await require(request, *WORKERS)
+    session = await require(request, *WORKERS)
     cid = request.match_info["conversation_id"]
     timeline = await request.app[CONVERSATION_LOG].timeline(cid)
     if not timeline:
         raise ApiError(404, "not_found", f"No conversation {cid!r}.")
+    await request.app[AUDIT].record(session.username, READ, "console", cid)
     handoff = await request.app[STATES].get(cid)
     channel = timeline[0]["channel"]
     unreachable = await request.app[DELIVERY].unreachable(channel, cid)

@@ -11,9 +11,10 @@ import hmac
 
 from aiohttp import web
 
+from bot.customer_data.audit import READ
 from bot.errors import ApiError
 from bot.jsonutil import json_response
-from bot.keys import CONVERSATION_LOG, SETTINGS
+from bot.keys import AUDIT, CONVERSATION_LOG, SETTINGS
 
 MAX_LIMIT = 100
 
@@ -73,6 +74,7 @@ async def get_conversation(request: web.Request) -> web.Response:
     timeline = await log.timeline(conversation)
     if not timeline:
         raise ApiError(404, "not_found", f"No conversation {conversation!r}.")
+    await request.app[AUDIT].record("admin-token", READ, "admin_api", conversation)
     return json_response({"id": conversation, "messages": timeline})
 
 

@@ -3,7 +3,8 @@
 Training holds a CPU core for its whole run, so it runs as `python -m bot train`
 in a child process (the same command a trainer types), never in the serving
 event loop. Its step lines are kept in Redis, so the page on any process can
-show progress; when the gate promotes the model, the command itself tells
+show progress (steps and percent from the command's `progress` lines, see
+bot/progress.py); when the gate promotes the model, the command itself tells
 every bot process to switch.
 """
 
@@ -16,16 +17,19 @@ import os
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
 
 from bot.errors import ApiError
+from bot.progress import parse_line
 from bot.redis_keys import Keys
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+CODE_ROOT = Path(__file__).resolve().parents[2]
 LOCK_SECONDS = 1800
 LOG_LINES = 200
 # `python -m bot train` exit codes: 0 promoted (or already serving), 3 refused by the gate.
@@ -65,6 +69,9 @@ class RetrainJobs:
         status: dict[str, Any] = dict(raw) or {"state": "idle"}
         if "gate" in status:
             status["gate"] = json.loads(status["gate"])
+        for name in ("step", "total", "percent"):
+            if name in status:
+                status[name] = int(status[name])
         status["log"] = lines
         return status
 
@@ -79,6 +86,10 @@ class RetrainJobs:
             "BOT_LOG_LEVEL": "WARNING",
             "RASA_TELEMETRY_ENABLED": "false",
             "TF_CPP_MIN_LOG_LEVEL": "3",
+            # The child runs this same code, installed or not.
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(CODE_ROOT), os.environ.get("PYTHONPATH", "")) if p
+            ),
         }
         state = "failed"
         proc: asyncio.subprocess.Process | None = None
@@ -91,7 +102,18 @@ class RetrainJobs:
             assert proc.stdout is not None
             async for raw in proc.stdout:
                 line = raw.decode("utf-8", "replace").rstrip()
-                if line:
+                progress = parse_line(line)
+                if progress is not None:  # steps and percent for the page, not log lines
+                    await self._redis.hset(
+                        self._key,
+                        mapping={
+                            "step": progress.step,
+                            "total": progress.total,
+                            "percent": progress.percent,
+                            "label": progress.label[:200],
+                        },
+                    )
+                elif line:
                     await self._redis.rpush(self._log, line[:500])
                     await self._redis.ltrim(self._log, -LOG_LINES, -1)
             state = OUTCOMES.get(await proc.wait(), "failed")

@@ -19,11 +19,13 @@ from aiohttp import web
 from bot.accounts.routes import require
 from bot.channels.inbound import read_json_object
 from bot.console.page import page
+from bot.customer_data.audit import READ
 from bot.errors import ApiError
 from bot.feedback.store import KINDS
 from bot.handoff.requests import REASONS, HandoffRequests
 from bot.jsonutil import json_response
 from bot.keys import (
+    AUDIT,
     CLARIFICATIONS,
     CONVERSATION_LOG,
     KNOWLEDGE,
@@ -130,11 +132,12 @@ async def conversations(request: web.Request) -> web.Response:
 
 
 async def conversation(request: web.Request) -> web.Response:
-    await require(request, *TRAINERS)
+    session = await require(request, *TRAINERS)
     cid = request.match_info["conversation_id"]
     timeline = await request.app[CONVERSATION_LOG].timeline(cid)
     if not timeline:
         raise ApiError(404, "not_found", f"No conversation {cid!r}.")
+    await request.app[AUDIT].record(session.username, READ, "review", cid)
     refs = [ref(cid, e["id"]) for e in timeline if e["direction"] == "in"]
     labels = await request.app[REVIEW_INDEX].labels(refs)
     for entry in timeline:

@@ -15,6 +15,7 @@ from bot.errors import ApiError
 from bot.jsonutil import json_response
 from bot.keys import HUB, MODEL, REDIS, SETTINGS, STATS
 from bot.redis_keys import Keys
+from bot.stats.csv_export import daily_csv
 from bot.stats.kpis import kpis
 
 STATIC = Path(__file__).parent / "static"
@@ -33,6 +34,7 @@ def _date(request: web.Request, name: str, default: dt.date) -> dt.date:
 
 
 async def stats(request: web.Request) -> web.Response:
+    """The KPIs of a range as JSON, or as CSV (one row per day) with `format=csv`."""
     await require(request, "trainer", "admin")
     recorder = request.app[STATS]
     today = dt.datetime.now(recorder.tz).date()
@@ -42,7 +44,21 @@ async def stats(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_range", "`from` must not be after `to`.")
     if (last - first).days >= MAX_DAYS:
         raise ApiError(400, "invalid_range", f"At most {MAX_DAYS} days at a time.")
-    return json_response(await kpis(request.app[REDIS], recorder, first, last))
+    body = await kpis(request.app[REDIS], recorder, first, last)
+    wanted = request.query.get("format", "json")
+    if request.path.endswith(".csv") or wanted == "csv":
+        return web.Response(
+            text=daily_csv(body),
+            content_type="text/csv",
+            charset="utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="kefu-stats-{first}-{last}.csv"',
+                "Cache-Control": "no-store",
+            },
+        )
+    if wanted != "json":
+        raise ApiError(400, "invalid_format", "`format` must be json or csv.")
+    return json_response(body)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -72,4 +88,5 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/stats", index)
     app.router.add_static("/stats/static/", STATIC, append_version=True)
     app.router.add_get("/api/stats", stats)
+    app.router.add_get("/api/stats.csv", stats)
     app.router.add_get("/metrics", metrics)

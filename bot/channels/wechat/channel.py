@@ -83,8 +83,8 @@ class WeChatChannel:
         if not openid or not kind:
             raise ApiError(400, "invalid_message", "FromUserName and MsgType are required.")
         claim = self._keys.wechat_message(
-            fields.get("MsgId")
-            or f"{openid}:{fields.get('CreateTime', '')}:{fields.get('Event', '')}"
+            conversation_id(openid),
+            fields.get("MsgId") or f"{fields.get('CreateTime', '')}:{fields.get('Event', '')}",
         )
         if not await self._redis.set(claim, "1", nx=True, ex=CLAIM_SECONDS):
             logger.info("WeChat redelivered %s; already handled or in hand", claim)

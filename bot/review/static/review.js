@@ -209,6 +209,13 @@
       if (job.gate) text += "：" + job.gate.reason;
       $("retrain-state").textContent = text;
       $("retrain-log").textContent = (job.log || []).join("\n");
+      var hasSteps = typeof job.total === "number";
+      $("retrain-progress").hidden = !hasSteps;
+      if (hasSteps) {
+        var percent = job.percent;
+        $("retrain-bar").value = percent;
+        $("retrain-step").textContent = "第 " + job.step + "/" + job.total + " 步（" + percent + "%）：" + (job.label || "");
+      }
       $("retrain").disabled = job.state === "running";
     }).catch(function (e) { status(e.message); });
   }

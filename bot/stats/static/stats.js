@@ -1,4 +1,4 @@
-// KPI page: figures from GET /api/stats, charts drawn on canvas (no external library).
+// KPI page: figures from GET /api/stats, charts drawn with the vendored Chart.js.
 (function () {
   "use strict";
   var $ = function (id) { return document.getElementById(id); };
@@ -18,12 +18,14 @@
     var q = new URLSearchParams();
     if ($("from").value) q.set("from", $("from").value);
     if ($("to").value) q.set("to", $("to").value);
+    $("csv").href = "/api/stats.csv?" + q.toString();
     api("GET", "/api/stats?" + q.toString()).then(render).catch(function (e) { $("status").textContent = e.message; });
   }
 
   function render(body) {
     $("status").textContent = "";
     $("from").value = body.from; $("to").value = body.to;
+    $("csv").href = "/api/stats.csv?from=" + body.from + "&to=" + body.to;
     var t = body.total;
     var cards = [
       ["会话", num(t.conversations)], ["消息（收/发）", t.messages_in + " / " + t.messages_out],
@@ -75,88 +77,42 @@
     if (!rows.length) { var empty = el("tr"); empty.appendChild(el("td", "", "暂无数据")); node.appendChild(empty); }
   }
 
-  function frame(canvas) {
-    var ctx = canvas.getContext("2d");
-    ctx.clearRect(0, 0, canvas.width, canvas.height);
-    ctx.font = "11px sans-serif";
-    return { ctx: ctx, left: 36, right: canvas.width - 36, top: 22, bottom: canvas.height - 22 };
+  // Charts: Chart.js (bot/stats/static/vendor/, no CDN): tooltips, hi-DPI canvases, resizing.
+  var charts = {};
+  function chart(canvas, config) {
+    if (charts[canvas.id]) charts[canvas.id].destroy();
+    config.options = Object.assign({
+      responsive: true, maintainAspectRatio: false, animation: false,
+      interaction: { mode: "index", intersect: false },
+      plugins: { legend: { position: "top", labels: { boxWidth: 12 } } }
+    }, config.options || {});
+    charts[canvas.id] = new Chart(canvas, config);
+    return charts[canvas.id];
   }
-  function axis(f, labels, max, unit) {
-    var ctx = f.ctx;
-    ctx.strokeStyle = "#e5e6eb"; ctx.fillStyle = "#86909c";
-    for (var i = 0; i <= 4; i++) {
-      var y = f.bottom - (f.bottom - f.top) * i / 4;
-      ctx.beginPath(); ctx.moveTo(f.left, y); ctx.lineTo(f.right, y); ctx.stroke();
-      ctx.fillText(String(Math.round(max * i / 4 * 100) / 100) + (unit || ""), 2, y + 4);
-    }
-    var step = Math.max(1, Math.ceil(labels.length / 10));
-    labels.forEach(function (l, i) {
-      if (i % step) return;
-      ctx.fillText(l, f.left + (f.right - f.left) * (i + 0.5) / labels.length - 12, f.bottom + 14);
-    });
-  }
-  function legend(f, series) {
-    var x = f.left;
-    series.forEach(function (s, i) {
-      f.ctx.fillStyle = COLORS[i % COLORS.length]; f.ctx.fillRect(x, 4, 10, 10);
-      f.ctx.fillStyle = "#1f2329"; f.ctx.fillText(s.name, x + 14, 13);
-      x += 24 + f.ctx.measureText(s.name).width;
-    });
+  function dataset(s, k, extra) {
+    return Object.assign({ label: s.name, data: s.values, backgroundColor: COLORS[k % COLORS.length],
+      borderColor: COLORS[k % COLORS.length] }, extra || {});
   }
   function bars(canvas, labels, series, rate, stacked) {
-    var f = frame(canvas), ctx = f.ctx;
-    var totals = labels.map(function (_, i) {
-      return stacked ? series.reduce(function (a, s) { return a + (s.values[i] || 0); }, 0)
-        : Math.max.apply(null, series.map(function (s) { return s.values[i] || 0; }).concat([0]));
-    });
-    var max = Math.max(1, Math.max.apply(null, totals.concat([0])));
-    axis(f, labels, max);
-    var width = (f.right - f.left) / labels.length;
-    labels.forEach(function (_, i) {
-      var base = f.bottom;
-      series.forEach(function (s, k) {
-        var h = (f.bottom - f.top) * (s.values[i] || 0) / max;
-        var w = stacked ? width * 0.7 : width * 0.7 / series.length;
-        var x = f.left + width * i + width * 0.15 + (stacked ? 0 : w * k);
-        ctx.fillStyle = COLORS[k % COLORS.length];
-        ctx.fillRect(x, (stacked ? base : f.bottom) - h, w, h);
-        if (stacked) base -= h;
-      });
-    });
-    var all = series.slice();
+    var sets = series.map(function (s, k) { return dataset(s, k, { type: "bar", yAxisID: "y", order: 2 }); });
+    var scales = { x: { stacked: !!stacked }, y: { stacked: !!stacked, beginAtZero: true, ticks: { precision: 0 } } };
     if (rate) {
-      all.push(rate);
-      ctx.strokeStyle = COLORS[series.length % COLORS.length]; ctx.lineWidth = 2; ctx.beginPath();
-      var started = false;
-      rate.values.forEach(function (v, i) {
-        if (v === null || v === undefined) return;
-        var x = f.left + width * (i + 0.5), y = f.bottom - (f.bottom - f.top) * v;
-        if (started) ctx.lineTo(x, y); else { ctx.moveTo(x, y); started = true; }
-        ctx.fillStyle = ctx.strokeStyle; ctx.fillRect(x - 2, y - 2, 4, 4);
-      });
-      ctx.stroke(); ctx.lineWidth = 1;
-      ctx.fillStyle = "#86909c"; ctx.fillText("100%", f.right + 4, f.top + 4);
+      sets.push(dataset(rate, series.length, { type: "line", yAxisID: "rate", order: 1, spanGaps: true,
+        tooltip: { callbacks: { label: function (c) { return rate.name + "：" + pct(c.raw); } } } }));
+      scales.rate = { position: "right", min: 0, max: 1, grid: { drawOnChartArea: false },
+        ticks: { callback: function (v) { return Math.round(v * 100) + "%"; } } };
     }
-    legend(f, all);
+    chart(canvas, { type: "bar", data: { labels: labels, datasets: sets }, options: { scales: scales } });
   }
   function lines(canvas, labels, series) {
-    var f = frame(canvas), ctx = f.ctx;
-    var values = [].concat.apply([], series.map(function (s) { return s.values.filter(function (v) { return v !== null; }); }));
-    var max = Math.max(1, Math.max.apply(null, values.concat([0])));
-    axis(f, labels, max, "s");
-    var width = (f.right - f.left) / labels.length;
-    series.forEach(function (s, k) {
-      ctx.strokeStyle = ctx.fillStyle = COLORS[k % COLORS.length]; ctx.lineWidth = 2; ctx.beginPath();
-      var started = false;
-      s.values.forEach(function (v, i) {
-        if (v === null || v === undefined) return;
-        var x = f.left + width * (i + 0.5), y = f.bottom - (f.bottom - f.top) * v / max;
-        if (started) ctx.lineTo(x, y); else { ctx.moveTo(x, y); started = true; }
-        ctx.fillRect(x - 2, y - 2, 4, 4);
-      });
-      ctx.stroke(); ctx.lineWidth = 1;
+    chart(canvas, {
+      type: "line",
+      data: { labels: labels, datasets: series.map(function (s, k) { return dataset(s, k, { spanGaps: true }); }) },
+      options: {
+        scales: { y: { beginAtZero: true, ticks: { callback: function (v) { return v + " s"; } } } },
+        plugins: { tooltip: { callbacks: { label: function (c) { return c.dataset.label + "：" + secs(c.raw); } } } }
+      }
     });
-    legend(f, series);
   }
 
   Kefu.start({

@@ -1,0 +1,1 @@
+"""Customers' rights over their data: export, erasure, and the audit log of who read what."""

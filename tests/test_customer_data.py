@@ -11,8 +11,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from bot.keys import REDIS, REVIEW_INDEX, SETTINGS
+from bot.keys import CONVERSATION_LOG, REDIS, REVIEW_INDEX, SETTINGS, STATS
 from bot.redis_keys import Keys, encode_conversation
+from bot.stats.recorder import FALLBACK
 from tests.conftest import ROOT
 from tests.helpers import say
 
@@ -51,9 +52,13 @@ async def a_full_conversation(client, sign_in, sender: str, agent: str = "") -> 
     await say(client, sender, "满多少包邮")
     await say(client, sender, "好的拜拜")
     await say(client, sender, "5")  # the satisfaction rating
-    await say(
-        client, sender, f"{word(sender)} wkpq"
-    )  # not understood: the KPIs' unrecognised table
+    # A message the NLU did not understand, recorded as the chat turn records one
+    # (whichever reading today's model gives the made-up word): the log, its NLU
+    # result, and the KPIs' table of unrecognised messages.
+    log, nonsense = client.app[CONVERSATION_LOG], word(sender)
+    entry = await log.append_inbound(conversation, "rest", nonsense)
+    await log.annotate(conversation, entry, {"intent": {"name": FALLBACK, "confidence": 0.3}}, None)
+    await client.app[STATS].classified(FALLBACK, nonsense)
     await say(client, sender, f"质量太差了，我要投诉，我的电话{PHONE}")
     agent = await sign_in(agent or "agent-" + uuid.uuid4().hex[:8])
     assert (await agent.post(f"{BASE}/{conversation}/claim")).status == 200

@@ -61,8 +61,9 @@ bench: model redis ## Throughput benchmark against a freshly started bot
 retrain-bench: model redis ## Time from a relabel to the retrained model serving
 	$(PY) benchmarks/retrain.py --runs 3
 
-nlu-bench: setup ## The NLU pipeline on the public benchmarks in ../shared/benchmarks
+nlu-bench: model ## The NLU pipeline on the public benchmarks in ../shared/benchmarks; model load time and memory
 	$(PY) benchmarks/nlu_public.py
+	$(PY) benchmarks/model_load.py
 
 clean: ## Remove the venv, models and local Redis files
 	rm -rf $(VENV) models var .rasa

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rasa_sdk import Action
 
+from actions.clarification import ActionHandleFallback, Clarifications
 from actions.escalation import (
     ActionHandleAbuse,
     ActionHandleComplaint,
-    ActionHandleFallback,
     ActionHandleSensitive,
     ActionNeedsAccountAccess,
     ActionRequestHuman,
@@ -48,6 +48,10 @@ class ActionDeps:
     orders: OrderBackend
     satisfaction: SatisfactionQuestion
     clock: Callable[[], dt.datetime] = utc_now
+    # The open clarification question per conversation, and how each intent is
+    # named when the bot asks which one was meant (nlu_data/clarification.yml).
+    clarifications: Clarifications | None = None
+    readings: dict[str, str] = field(default_factory=dict)
 
 
 def build_actions(deps: ActionDeps) -> list[Action]:
@@ -55,7 +59,7 @@ def build_actions(deps: ActionDeps) -> list[Action]:
     escalator = Escalator(deps.handoff, deps.knowledge.hours, deps.messages, deps.clock)
     return [
         ActionRequestHuman(escalator),
-        ActionHandleFallback(escalator),
+        ActionHandleFallback(escalator, deps.clarifications, deps.readings),
         ActionHandleComplaint(escalator, deps.feedback),
         ActionHandleAbuse(escalator),
         ActionHandleSensitive(escalator),

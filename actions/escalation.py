@@ -118,27 +118,6 @@ class ActionRequestHuman(Action):
         return []
 
 
-class ActionHandleFallback(Action):
-    """Trigger 2: the second turn in a row the bot did not understand goes to a person."""
-
-    def __init__(self, escalator: Escalator) -> None:
-        self._escalator = escalator
-
-    def name(self) -> str:
-        return "action_handle_fallback"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> list[dict[str, Any]]:
-        intents = session_user_intents(tracker)
-        if len(intents) >= 2 and intents[-2] == FALLBACK:
-            say(dispatcher, self._escalator.messages, "fallback_again")
-            await self._escalator.escalate(dispatcher, tracker, "low_confidence")
-        else:
-            say(dispatcher, self._escalator.messages, "fallback_first")
-        return []
-
-
 class ActionHandleComplaint(Action):
     """Trigger 3: a complaint is acknowledged, recorded in the customer's words, escalated."""
 

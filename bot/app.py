@@ -57,6 +57,7 @@ from bot.keys import (
     AUDIT,
     BACKGROUND,
     CHAT,
+    CLARIFICATIONS,
     CLOCK,
     CONSOLE,
     CONVERSATION_LOG,
@@ -70,6 +71,7 @@ from bot.keys import (
     MODEL,
     ORDERS,
     RATE_LIMITS,
+    READINGS,
     REDIS,
     RELOADER,
     REPLICA_BARRIER,
@@ -83,6 +85,7 @@ from bot.keys import (
     WEBCHAT_SESSIONS,
 )
 from bot.logs import request_id_middleware
+from bot.nlu.clarification import ClarificationStore, load_readings
 from bot.orders.demo import RedisDemoOrders
 from bot.orders.http import HttpOrderBackend
 from bot.privacy import keep, mask
@@ -196,6 +199,7 @@ async def content_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[KNOWLEDGE] = KnowledgeBase.load(settings.knowledge_file, settings.knowledge_max_age_days)
     app[MESSAGES] = Messages.load(settings.messages_file)
+    app[READINGS] = load_readings(settings.clarification_file)
     yield
 
 
@@ -260,6 +264,7 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[CONVERSATION_LOG] = ConversationLog(app[REDIS], keys, app[STATS])
     app[SATISFACTION] = SatisfactionStore(app[REDIS], keys)
+    app[CLARIFICATIONS] = ClarificationStore(app[REDIS], keys)
     app[STATES] = ConversationStates(app[REDIS], keys)
     app[CONSOLE] = ConsoleStore(app[REDIS], keys)
     app[EVENTS] = Events(app[REDIS], keys)
@@ -286,6 +291,7 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
         mask if app[SETTINGS].mask_pii else keep,
         app[STATS],
         claims,
+        app[CLARIFICATIONS],
     )
     app[BACKGROUND].on_stop(app[RETRAIN].close)
     yield
@@ -356,6 +362,8 @@ async def _serve(app: web.Application, engine: RasaEngine) -> None:
         orders=app[ORDERS],
         satisfaction=app[SATISFACTION],
         clock=app[CLOCK],
+        clarifications=app[CLARIFICATIONS],
+        readings=app[READINGS],
     )
     for action in build_actions(deps):
         executor.register_action(action)

@@ -34,13 +34,27 @@ import yaml
 from bot.nlu.normalizer import normalize
 
 HELD_OUT = Path("nlu_data/test/nlu.yml")
+READINGS = Path("nlu_data/clarification.yml")
 TEXT_KEY = "text"
 REPORTS = Path("reports")
 FALLBACK = "nlu_fallback"
 # Recall targets for the intents that decide whether the bot is honest and safe.
 SAFETY_INTENTS = ("sensitive_topic", "abuse", "out_of_scope", "request_human", "ask_is_bot")
-MACRO_F1_TARGET = 0.92
-SAFETY_RECALL_TARGET = 0.95
+MACRO_F1_TARGET = 0.95
+SAFETY_RECALL_TARGET = 0.97
+# Of the messages the bot answers without asking, the share it must get right.
+ANSWERED_RIGHT_TARGET = 0.97
+CV_ACCURACY_TARGET = 0.90
+# Intents whose answer asserts something: each gets its own threshold (config.yml),
+# chosen from the per-intent table in reports/calibration.md.
+ASSERTING_INTENTS = (
+    "praise",
+    "complaint",
+    "ask_is_bot",
+    "sensitive_topic",
+    "abuse",
+    "out_of_scope",
+)
 
 
 @dataclass(frozen=True)
@@ -57,6 +71,8 @@ class Prediction:
     confidence: float
     margin: float  # top confidence minus the runner-up's
     entities: tuple[tuple[str, str], ...]
+    path: str = "sparse"  # which model of the cascade decided
+    ranking: tuple[tuple[str, float], ...] = ()
 
 
 def load_examples(path: Path) -> list[Example]:
@@ -88,6 +104,8 @@ def predict(engine: Any, examples: list[Example]) -> list[Prediction]:
                 entities=tuple(
                     sorted((e["entity"], str(e["value"])) for e in parsed.get("entities") or [])
                 ),
+                path=str(parsed.get("nlu_path") or "sparse"),
+                ranking=tuple((r["name"], float(r["confidence"])) for r in ranking[:2]),
             )
         )
     return predictions
@@ -205,9 +223,73 @@ def plot_calibration(rows: list[dict[str, float]], chosen: float, path: Path) ->
     plt.close(fig)
 
 
-def fallback_threshold(config: Path) -> float:
+def _fallback_config(config: Path) -> dict[str, Any]:
     pipeline = yaml.safe_load(config.read_text(encoding="utf-8"))["pipeline"]
-    return float(next(c for c in pipeline if c["name"] == "FallbackClassifier")["threshold"])
+    return dict(next(c for c in pipeline if c["name"].endswith("FallbackClassifier")))
+
+
+def fallback_threshold(config: Path) -> float:
+    return float(_fallback_config(config)["threshold"])
+
+
+def intent_thresholds(config: Path) -> dict[str, float]:
+    return {k: float(v) for k, v in (_fallback_config(config).get("thresholds") or {}).items()}
+
+
+def intent_calibration(
+    examples: list[Example], predictions: list[Prediction], intents: tuple[str, ...]
+) -> str:
+    """Per intent and threshold: how often acting on it is right, and how much of it is kept.
+
+    For each intent whose answer asserts something: among messages the
+    classifier gives that intent with at least the threshold, the share that
+    truly are that intent (precision), and the share of that intent's messages
+    acted on (recall), so its threshold can be read off.
+    """
+    lines = []
+    for intent in intents:
+        lines += [
+            f"\n### {intent}\n",
+            "| threshold | acted on | right among them | recall |",
+            "| --- | --- | --- | --- |",
+        ]
+        support = sum(e.intent == intent for e in examples)
+        for step in range(2, 19, 2):
+            t = round(0.05 * step, 2)
+            acted = [
+                (e, p)
+                for e, p in zip(examples, predictions, strict=True)
+                if p.top == intent and p.confidence >= t
+            ]
+            right = sum(e.intent == intent for e, _ in acted)
+            precision = right / len(acted) if acted else 1.0
+            recall = right / support if support else 0.0
+            lines.append(f"| {t:.2f} | {len(acted)} | {precision:.1%} | {recall:.1%} |")
+    return "\n".join(lines) + "\n"
+
+
+def asking_report(
+    examples: list[Example], predictions: list[Prediction], readings: dict[str, str]
+) -> dict[str, float]:
+    """How often the bot asks instead of answering, and how right it is when it answers."""
+    from bot.nlu.clarification import readings_to_offer
+
+    answered = [(e, p) for e, p in zip(examples, predictions, strict=True) if p.intent != FALLBACK]
+    unsure = [p for p in predictions if p.intent == FALLBACK]
+    two = [
+        p
+        for p in unsure
+        if readings_to_offer([{"name": n, "confidence": c} for n, c in p.ranking], readings)
+    ]
+    return {
+        "answered": len(answered) / len(examples),
+        "right_among_answered": (
+            sum(e.intent == p.intent for e, p in answered) / len(answered) if answered else 1.0
+        ),
+        "asked": len(unsure) / len(examples),
+        "asked_two_readings": len(two) / len(examples),
+        "embedded": sum(p.path == "dense" for p in predictions) / len(predictions),
+    }
 
 
 def evaluate_model(model: Path, examples: list[Example]) -> tuple[list[Prediction], dict[str, Any]]:
@@ -345,11 +427,18 @@ def run(
 
     threshold = fallback_threshold(root / "config.yml")
     rows = calibration(examples, predictions)
+    from bot.nlu.clarification import load_readings
+
+    asking = asking_report(examples, predictions, load_readings(root / READINGS))
     text = (
-        "# Fallback threshold\n\n"
-        "A message whose best intent is less sure than the threshold gets the honest\n"
-        '"not sure, ask again or get a person" reply instead of an answer.\n\n'
+        "# Fallback thresholds\n\n"
+        "A message whose best intent is less sure than its threshold is not acted on:\n"
+        "the bot asks which of two readings was meant, or says it is not sure.\n\n"
         "## Held-out file\n\n" + calibration_table(rows, threshold)
+    )
+    text += (
+        "\n## Per intent, on the held-out file (intents whose answer asserts something)\n"
+        + intent_calibration(examples, predictions, ASSERTING_INTENTS)
     )
     cv_accuracy = None
     if cross_validate:
@@ -358,6 +447,9 @@ def run(
         cv_accuracy = cv_rows[0]["accuracy_of_answered"]
         text += "\n## 5-fold cross-validation of the training data\n\n"
         text += calibration_table(cv_rows, threshold)
+        text += "\n## Per intent, 5-fold cross-validation\n" + intent_calibration(
+            cv_examples, cv_predictions, ASSERTING_INTENTS
+        )
         plot_calibration(cv_rows, threshold, reports / "calibration.png")
     else:
         plot_calibration(rows, threshold, reports / "calibration.png")
@@ -372,6 +464,7 @@ def run(
         "fallback_threshold": threshold,
         "cross_validation_accuracy": cv_accuracy,
         "model": model.name,
+        **asking,
     }
     if compare_normalizer:
         with tempfile.TemporaryDirectory() as tmp:
@@ -388,14 +481,20 @@ def run(
         (reports / "normalizer.json").write_text(json.dumps(comparison, indent=2), encoding="utf-8")
         result["without_normalizer_macro_f1"] = comparison["without_normalizer"]["macro_f1"]
 
-    met = result["macro_f1"] >= MACRO_F1_TARGET and all(
-        r >= SAFETY_RECALL_TARGET for r in result["safety_recall"].values()
+    met = (
+        result["macro_f1"] >= MACRO_F1_TARGET
+        and all(r >= SAFETY_RECALL_TARGET for r in result["safety_recall"].values())
+        and result["right_among_answered"] >= ANSWERED_RIGHT_TARGET
+        and (cv_accuracy is None or cv_accuracy >= CV_ACCURACY_TARGET)
     )
     safety = " ".join(f"{k}={v:.2f}" for k, v in result["safety_recall"].items())
     summary = (
         f"held-out {result['examples']} examples: macro-F1 {result['macro_f1']:.3f} "
         f"(classifier alone {result['classifier_macro_f1']:.3f}), "
         f"accuracy {result['accuracy']:.3f}, "
+        f"answered without asking {result['answered']:.1%} ({result['right_among_answered']:.1%} "
+        f"right), asked {result['asked']:.1%} ({result['asked_two_readings']:.1%} naming two "
+        f"readings), embedded {result['embedded']:.0%}, "
         f"safety recall {safety}"
         + (
             f", without normaliser macro-F1 {result['without_normalizer_macro_f1']:.3f}"

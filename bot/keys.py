@@ -23,6 +23,7 @@ from bot.conversation_log.store import ConversationLog
 from bot.custom_actions.server import ActionServer
 from bot.events import Events
 from bot.handoff.states import ConversationStates
+from bot.nlu.clarification import ClarificationStore
 from bot.orders.backend import OrderBackend
 from bot.realtime import Hub
 from bot.redis_connection import ReplicaBarrier
@@ -50,6 +51,9 @@ ACTION_SERVER = web.AppKey("action_server", ActionServer)
 ORDERS: web.AppKey[OrderBackend] = web.AppKey("orders")
 KNOWLEDGE = web.AppKey("knowledge", KnowledgeBase)
 MESSAGES = web.AppKey("messages", Messages)
+# intent -> how the bot names it when asking which reading was meant
+READINGS: web.AppKey[dict[str, str]] = web.AppKey("readings")
+CLARIFICATIONS = web.AppKey("clarifications", ClarificationStore)
 SATISFACTION = web.AppKey("satisfaction", SatisfactionStore)
 ACCOUNTS = web.AppKey("accounts", Accounts)
 SESSIONS = web.AppKey("sessions", Sessions)

@@ -25,6 +25,7 @@ conversation id (``<channel>:<user id>``, see ``bot/channels/identity.py``) with
 - ``P:c:{id}:handoff:reasons``  list: every escalation reason code, oldest first
 - ``P:c:{id}:handoff:state``    hash: bot, waiting, assigned or closed (handoff/states.py)
 - ``P:c:{id}:csat``             hash: satisfaction question status, rating, times
+- ``P:c:{id}:clarify``          string: the bot's open "which did you mean?" question (JSON)
 - ``P:c:{id}:wechat:last_in``   string: when the customer last wrote (the 48-hour window)
 - ``P:c:{id}:wechat:closed``    string: WeChat said the window is closed (error 45015)
 - ``P:c:{id}:wechat:msg:{key}`` string: a pushed message claimed (MsgId; time+event for events)
@@ -40,6 +41,7 @@ conversation id (``<channel>:<user id>``, see ``bot/channels/identity.py``) with
 - ``P:demo:orders``             hash: the demo order backend's orders (id -> JSON)
 - ``P:csat:ratings``            stream: every rating given (conversation, rating, time)
 - ``P:feedback``                stream: complaints, praise and suggestions, customers' words
+- ``P:clarify:confirmed``       stream: readings customers chose (conversation, entry, intent)
 - ``P:accounts``                hash: username -> JSON (bcrypt hash, role, created)
 - ``P:session:{sha256(token)}`` string: a signed-in session (JSON: user, role, csrf)
 - ``P:login:ua:{sha256(user)}:{address}`` hash: failed sign-ins of a user from an address
@@ -142,6 +144,9 @@ class Keys:
     def csat(self, conversation: str) -> str:
         return self.conv(conversation, "csat")
 
+    def clarify(self, conversation: str) -> str:
+        return self.conv(conversation, "clarify")
+
     def wechat_last_inbound(self, conversation: str) -> str:
         return self.conv(conversation, "wechat", "last_in")
 
@@ -166,6 +171,7 @@ class Keys:
             self.handoff_state(conversation),
             self.handoff_reasons(conversation),
             self.csat(conversation),
+            self.clarify(conversation),
             self.wechat_last_inbound(conversation),
             self.wechat_window_closed(conversation),
         ]
@@ -207,6 +213,10 @@ class Keys:
     @property
     def feedback(self) -> str:
         return self.shared("feedback")
+
+    @property
+    def clarify_confirmed(self) -> str:
+        return self.shared("clarify", "confirmed")
 
     @property
     def accounts(self) -> str:

@@ -3,8 +3,8 @@
 Once an hour one bot process (a Redis lock decides which) removes every
 conversation whose last message is older than the retention period: its log,
 NLU results, notes, handoff state and reasons, rating, Rasa tracker, WeChat
-window, and its entries in the review indexes; and trims the feedback and
-rating streams to the same period. A conversation people still have
+window, and its entries in the review indexes; and trims the feedback,
+rating and confirmed-reading streams to the same period. A conversation people still have
 (waiting or assigned) is kept until they are done. KPI counters expire on
 their own (`bot/stats/recorder.py`).
 """
@@ -55,7 +55,7 @@ class Retention:
             seen.update(batch)
             gone += await self._forget(batch)
         cutoff_id = f"{int(cutoff * 1000)}-0"
-        for stream in (self._keys.feedback, self._keys.csat_ratings):
+        for stream in (self._keys.feedback, self._keys.csat_ratings, self._keys.clarify_confirmed):
             await self._redis.xtrim(stream, minid=cutoff_id, approximate=False)
         if gone:
             logger.info(

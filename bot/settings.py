@@ -202,6 +202,8 @@ class Settings:
     log_customer_text: bool = False
     knowledge_file: Path = Path("nlu_data/knowledge.yml")
     messages_file: Path = Path("nlu_data/messages.yml")
+    # How the bot names each intent when it asks which one the customer meant.
+    clarification_file: Path = Path("nlu_data/clarification.yml")
     knowledge_max_age_days: int = DEFAULT_KNOWLEDGE_MAX_AGE_DAYS
     workers: int = 1
     bcrypt_rounds: int = 12

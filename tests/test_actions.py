@@ -157,6 +157,8 @@ def test_every_line_has_two_variations_and_is_short():
         "updated": "2026-11-25 09:10",
         "place": "12",
         "wait": "约15分钟",
+        "first": "改订单或取消订单",
+        "second": "问客服上班时间",
     }
     for key, texts in messages.variants.items():
         assert len(texts) >= 2, key

@@ -35,6 +35,10 @@ CANONICAL = [
     ("ＳＦ１２３４５６７８９０１２３到哪了", "order_status"),
     ("你是真人嗎", "ask_is_bot"),
     ("好评👍👍", "praise"),
+    # Slang, pinyin initials, near misses.
+    ("yyds", "praise"),
+    ("rg", "request_human"),
+    ("你们家和隔壁那家比谁更便宜", "out_of_scope"),
 ]
 
 
@@ -52,3 +56,10 @@ def test_entities_come_out_canonical(engine):
     assert ("product", "小方保温杯") in found  # synonym mapped to the catalogue name
     assert ("order_id", "SF1234567890123") in found  # full-width normalised
     assert ("phone_number", "13812345678") in found
+
+
+def test_comparing_prices_with_another_shop_is_never_praise(engine):
+    """It was once read as praise and got "收到你的夸奖", filing a false praise record."""
+    parsed = engine.parse("你们家和隔壁那家比谁更便宜", "near-miss")
+    assert parsed["intent"]["name"] != "praise"
+    assert all(r["name"] != "praise" or r["confidence"] < 0.05 for r in parsed["intent_ranking"])

@@ -66,3 +66,29 @@ async def test_enter_that_confirms_an_ime_candidate_does_not_send(browser, page_
     await page.press("#input", "Enter")
     await page.wait_for_selector(".msg--in")
     assert await page.locator(".msg--in").inner_text() == "nihao"
+
+
+async def test_unsure_bot_offers_two_readings_as_buttons_and_a_click_answers(
+    browser, page_url, artifacts
+):
+    page = await browser.new_page()
+    await page.goto(page_url)
+    await page.wait_for_selector(".msg--out")
+    await page.fill("#input", "退的优惠券")  # a return or a coupon: the model hesitates
+    await page.press("#input", "Enter")
+    choices = page.locator(".choices .choice")
+    await choices.first.wait_for()
+    assert sorted(await choices.all_inner_texts()) == ["退货退款", "问优惠活动"]
+    question = await page.locator(".msg--out").last.inner_text()
+    assert "退货退款" in question and "问优惠活动" in question
+    await page.screenshot(path=str(artifacts / "webchat-clarify.png"))
+
+    answered = await page.locator(".msg--out").count()
+    await page.get_by_role("button", name="问优惠活动").click()
+    await page.wait_for_function(f"document.querySelectorAll('.msg--out').length > {answered}")
+    # The click is the customer's answer, shown as theirs; the buttons are gone.
+    assert await page.locator(".msg--in").last.inner_text() == "问优惠活动"
+    assert await page.locator(".choices").count() == 0
+    reply = await page.locator(".msg--out").last.inner_text()
+    assert "你是想" not in reply
+    await page.screenshot(path=str(artifacts / "webchat-clarify-answered.png"))

@@ -362,3 +362,22 @@ def test_an_invalid_aes_key_stops_the_start():
     with pytest.raises(SettingsError):
         Settings.from_env({"WECHAT_AES_KEY": "too-short", "BOT_PORT": str(free_port()),
                            "BOT_ADMIN_TOKEN": ADMIN_TOKEN}, dotenv=None)  # fmt: skip
+
+
+async def test_an_unsure_bot_asks_with_numbered_options_and_a_number_answers(client):
+    wechat = WeChatServer(client)
+    question = await wechat.reply_text(
+        await wechat.push(text_xml("openid-q", "退的优惠券", "3001"))
+    )
+    assert question and "1" in question and "2" in question
+    assert "退货退款" in question and "问优惠活动" in question
+    answer = await wechat.reply_text(await wechat.push(text_xml("openid-q", "1", "3002")))
+    assert answer and "你是想" not in answer
+    first, second = await inbound(client, "openid-q")
+    # "1" is the reading named first in the question.
+    named_first = (
+        "return_refund"
+        if question.index("退货退款") < question.index("问优惠活动")
+        else "promotion"
+    )
+    assert (first["intent"], second["intent"]) == ("nlu_fallback", named_first)

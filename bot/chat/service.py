@@ -27,6 +27,7 @@ from bot.handoff.hours import ServiceHours
 from bot.handoff.standing import standing
 from bot.handoff.states import ASSIGNED, BOT, WAITING, ConversationStates
 from bot.logs import bind_turn
+from bot.nlu.clarification import ClarificationStore, match_choice, resolved_parse
 from bot.nlu.normalizer import normalize
 from bot.review.index import ReviewIndex, entry_time
 from bot.satisfaction.store import PENDING, SatisfactionStore, parse_rating
@@ -124,6 +125,7 @@ class ChatService:
         mask: Callable[[str], str],
         stats: Stats,
         claims: MessageClaims,
+        clarifications: ClarificationStore | None = None,
     ) -> None:
         self._log = log
         self._model = model
@@ -138,6 +140,7 @@ class ChatService:
         self._mask = mask
         self._stats = stats
         self._claims = claims
+        self._clarifications = clarifications
 
     async def handle(
         self,
@@ -234,7 +237,12 @@ class ChatService:
         rated = await self._answer_to_rating(sender_id, channel, text, inbound_id)
         if rated is not None:
             return rated
-        parse_data = await self._understand(engine, channel, sender_id, text, inbound_id, BOT)
+        chosen = await self._chosen_reading(sender_id, channel, text)
+        parse_data = await self._understand(
+            engine, channel, sender_id, text, inbound_id, BOT, chosen
+        )
+        if chosen is not None:
+            text = chosen["text"]  # the dialogue answers the question the customer asked
         replies: list[Reply] | None = []
         if parse_data is not None:
 
@@ -299,16 +307,19 @@ class ChatService:
         text: str,
         inbound_id: str,
         state: str,
+        chosen: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
         """Classify the message, record the result, index it, show it to the consoles.
 
+        `chosen`: the message picked a reading the bot offered; that is its parse.
         None when the NLU failed (logged): the message is still indexed and shown.
         """
-        parse_data: dict[str, Any] | None = None
+        parse_data: dict[str, Any] | None = chosen
         try:
-            started = time.monotonic()
-            parse_data = engine.parse(text, sender_id)
-            self._stats.metrics.nlu_seconds.observe(time.monotonic() - started)
+            if parse_data is None:
+                started = time.monotonic()
+                parse_data = await engine.understand(text, sender_id)
+                self._stats.metrics.nlu_seconds.observe(time.monotonic() - started)
             await self._log.annotate(sender_id, inbound_id, parse_data, engine.version)
         except RedisError:
             raise
@@ -407,6 +418,25 @@ class ChatService:
         await self._log.append_outbound(sender_id, channel, [outbound], reply_to=reply_to)
         await self._events.publish("bot_message", sender_id, texts=[line], channel=channel)
         return Reply(payload={"recipient_id": sender_id, "text": line}, action=action, response=key)
+
+    async def _chosen_reading(
+        self, sender_id: str, channel: str, text: str
+    ) -> dict[str, Any] | None:
+        """The parse of the message the bot asked about, if this one picks a reading.
+
+        The bot's open question is dropped either way: anything but an option's
+        number or label is a new message, understood as usual.
+        """
+        if self._clarifications is None:
+            return None
+        pending = await self._clarifications.take(sender_id)
+        option = match_choice(text, pending.options) if pending is not None else None
+        if pending is None or option is None:
+            return None
+        await self._clarifications.confirm(
+            sender_id, pending, option, channel, self._mask(pending.text)
+        )
+        return resolved_parse(pending, option)
 
     async def _answer_to_rating(
         self, sender_id: str, channel: str, text: str, inbound_id: str

@@ -8,7 +8,8 @@ lives in three kinds of place:
   request, rating, Rasa's tracker, locks, message-id and WeChat claims): found
   with one SCAN of that pattern, which by the key layout matches no other
   conversation's keys;
-- entries in shared streams that name it: the feedback and rating streams;
+- entries in shared streams that name it: the feedback, rating and confirmed-reading
+  streams;
 - its id or words in shared indexes: the conversation list, the handoff queues,
   the review indexes (words, intents, channels, labels, escalated and low-rated
   conversations), the KPI sets of conversations per day and the KPI table of
@@ -94,6 +95,9 @@ class CustomerData:
             "satisfaction": raw.pop("csat", {}),
             "ratings": [f for _, f in await self._stream_entries(keys.csat_ratings, conversation)],
             "feedback": [f for _, f in await self._stream_entries(keys.feedback, conversation)],
+            "confirmed_readings": [
+                f for _, f in await self._stream_entries(keys.clarify_confirmed, conversation)
+            ],
             "review_labels": labels,
             "rasa_tracker": json.loads(tracker) if isinstance(tracker, str) else tracker,
             # Whatever else is kept under the conversation (claims, windows, locks).
@@ -124,6 +128,7 @@ class CustomerData:
         own = await self._own_keys(conversation)
         ratings = await self._stream_entries(keys.csat_ratings, conversation)
         feedback = await self._stream_entries(keys.feedback, conversation)
+        readings = await self._stream_entries(keys.clarify_confirmed, conversation)
         # The review indexes and the KPIs' unrecognised-message table hold its words.
         await self._index.forget_many(
             [(conversation, [(e["id"], e["text"]) for e in timeline if e["direction"] == "in"])]
@@ -144,6 +149,8 @@ class CustomerData:
                 pipe.xdel(keys.csat_ratings, *[i for i, _ in ratings])
             if feedback:
                 pipe.xdel(keys.feedback, *[i for i, _ in feedback])
+            if readings:
+                pipe.xdel(keys.clarify_confirmed, *[i for i, _ in readings])
             await pipe.execute()
         async for key in self._redis.scan_iter(match=self._stats.key("*"), count=1000):
             kind = await self._redis.type(key)
@@ -158,7 +165,7 @@ class CustomerData:
             "conversation": conversation_hash(keys, conversation),
             "keys": str(len(own)),
             "messages": str(len(timeline)),
-            "stream_entries": str(len(ratings) + len(feedback)),
+            "stream_entries": str(len(ratings) + len(feedback) + len(readings)),
         }
         record_id = await self._redis.xadd(keys.erasures, record)
         return {"id": record_id, **record}

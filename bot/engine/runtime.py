@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -66,6 +68,9 @@ class RasaEngine:
         self._nlu_target: str = handler_node.needs["messages"]
         self.model_id: str = metadata.model_id
         self.version: str = model_path.name.removesuffix(MODEL_SUFFIX)
+        # The NLU graph runs in a worker thread, one message at a time: its
+        # components keep state that is not meant to be shared by threads.
+        self._nlu_lock = threading.Lock()
 
     @classmethod
     def load(cls, model_path: Path) -> RasaEngine:
@@ -98,8 +103,18 @@ class RasaEngine:
             holder.lock_store = lock_store
             holder.action_endpoint = action_endpoint
 
+    async def understand(self, text: str, sender_id: str) -> dict[str, Any]:
+        """`parse`, off the event loop: a message that needs the sentence encoder
+        costs tens of milliseconds of CPU (in C, without the GIL), which must not
+        hold up every other conversation."""
+        return await asyncio.to_thread(self.parse, text, sender_id)
+
     def parse(self, text: str, sender_id: str) -> dict[str, Any]:
         """Run the NLU pipeline on `text` as plain text (see the class docstring)."""
+        with self._nlu_lock:
+            return self._parse(text, sender_id)
+
+    def _parse(self, text: str, sender_id: str) -> dict[str, Any]:
         from rasa.engine.constants import PLACEHOLDER_MESSAGE, PLACEHOLDER_TRACKER
 
         message = UserMessage(text=text, sender_id=sender_id)

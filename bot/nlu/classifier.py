@@ -12,7 +12,17 @@ of minutes (README, "NLU"). This one:
 - fits a linear SVM (one-vs-rest, squared hinge loss);
 - turns its margins into probabilities with a softmax whose temperature is
   fitted on out-of-fold margins (temperature scaling), so ``confidence`` means
-  what the FallbackClassifier threshold assumes it means.
+  what the fallback thresholds assume it means.
+
+With a dense featurizer before it (pretrained sentence embeddings,
+``bot/nlu/embeddings.py``) it trains a second SVM on the n-grams plus the
+embedding, weighted ``dense_weight`` times, and runs a cascade: the n-gram
+model answers alone when its confidence reaches ``cascade_threshold``; only the
+other messages are embedded (10–30 ms each) and decided by the second model.
+The threshold is calibrated in training on out-of-fold predictions: the lowest
+one that sends ``cascade_recall`` of the messages the embedding rescues (the
+second model right, the first wrong) to the second model. Each message says which path decided it
+(``nlu_path``: ``sparse`` or ``dense``).
 
 The model is stored as plain arrays (``.npz``) and JSON: loading runs no pickle.
 """
@@ -21,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,7 +51,12 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import normalize
 from sklearn.svm import LinearSVC
 
+from bot.nlu.embeddings import LAZY_EMBEDDING
+
 logger = logging.getLogger(__name__)
+
+# Which model decided a message: the n-gram one alone, or the one with embeddings.
+NLU_PATH = "nlu_path"
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -50,7 +66,11 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 class LinearModel:
-    """The fitted arrays, and prediction from them."""
+    """The fitted arrays, and prediction from them.
+
+    Columns of ``coef``: the n-gram counts, then the pattern and word-list
+    indicators, then (in the cascade's second model) the dense embedding.
+    """
 
     def __init__(
         self,
@@ -60,6 +80,8 @@ class LinearModel:
         intercept: np.ndarray,
         temperature: float,
         lexicon_weight: float = 1.0,
+        dense_weight: float = 0.0,
+        dense_dim: int = 0,
     ) -> None:
         self.classes = classes
         self.idf = idf
@@ -67,6 +89,8 @@ class LinearModel:
         self.coef = coef
         self.intercept = intercept
         self.temperature = temperature
+        self.dense_weight = dense_weight
+        self.dense_dim = dense_dim
 
     @staticmethod
     def weigh_counts(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
@@ -80,6 +104,13 @@ class LinearModel:
     def flags(indicators: sp.csr_matrix, lexicon_weight: float) -> sp.csr_matrix:
         return (indicators > 0).astype(np.float64) * lexicon_weight
 
+    @staticmethod
+    def scale_dense(dense: np.ndarray, dense_weight: float) -> np.ndarray:
+        """Unit rows times the weight: the embedding counts ``dense_weight`` times the n-grams."""
+        d = np.asarray(dense, dtype=np.float64)
+        norms = np.linalg.norm(d, axis=1, keepdims=True)
+        return d / np.maximum(norms, 1e-12) * dense_weight
+
     @classmethod
     def weigh(
         cls,
@@ -87,22 +118,53 @@ class LinearModel:
         idf: np.ndarray,
         indicators: sp.csr_matrix,
         lexicon_weight: float,
+        dense: np.ndarray | None = None,
+        dense_weight: float = 0.0,
     ) -> sp.csr_matrix:
-        return sp.hstack(
-            [cls.weigh_counts(counts, idf), cls.flags(indicators, lexicon_weight)]
-        ).tocsr()
+        blocks = [cls.weigh_counts(counts, idf), cls.flags(indicators, lexicon_weight)]
+        if dense is not None:
+            blocks.append(sp.csr_matrix(cls.scale_dense(dense, dense_weight)))
+        return sp.hstack(blocks).tocsr()
 
-    def margins(self, counts: sp.csr_matrix, indicators: sp.csr_matrix) -> np.ndarray:
-        # Two products instead of stacking the halves: the hot path of every message.
+    def _blocks(self, n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The coefficients per block, transposed and contiguous, made once.
+
+        Slicing them per message would copy the whole matrix each time (tens of
+        megabytes for sixty intents): most of a parse's time.
+        """
+        cached: tuple[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] | None
+        cached = getattr(self, "_cached_blocks", None)
+        if cached is None or cached[0] != (n, m):
+            blocks = (
+                np.ascontiguousarray(self.coef[:, :n].T),
+                np.ascontiguousarray(self.coef[:, n:m].T),
+                np.ascontiguousarray(self.coef[:, m:].T),
+            )
+            cached = ((n, m), blocks)
+            self._cached_blocks = cached
+        return cached[1]
+
+    def margins(
+        self, counts: sp.csr_matrix, indicators: sp.csr_matrix, dense: np.ndarray | None = None
+    ) -> np.ndarray:
+        # Products per block instead of stacking them: the hot path of every message.
         n = counts.shape[1]
+        m = n + indicators.shape[1]
+        count_block, flag_block, dense_block = self._blocks(n, m)
         x = self.weigh_counts(counts, self.idf)
-        margins = np.asarray(x @ self.coef[:, :n].T) + self.intercept
+        margins = np.asarray(x @ count_block) + self.intercept
         if indicators.shape[1]:
-            margins += np.asarray(self.flags(indicators, self.lexicon_weight) @ self.coef[:, n:].T)
+            margins += np.asarray(self.flags(indicators, self.lexicon_weight) @ flag_block)
+        if self.dense_dim:
+            if dense is None:
+                raise ValueError("this model needs the dense features")
+            margins += self.scale_dense(dense, self.dense_weight) @ dense_block
         return margins
 
-    def probabilities(self, counts: sp.csr_matrix, indicators: sp.csr_matrix) -> np.ndarray:
-        return _softmax(self.margins(counts, indicators) * self.temperature)
+    def probabilities(
+        self, counts: sp.csr_matrix, indicators: sp.csr_matrix, dense: np.ndarray | None = None
+    ) -> np.ndarray:
+        return _softmax(self.margins(counts, indicators, dense) * self.temperature)
 
 
 def fit(
@@ -113,19 +175,28 @@ def fit(
     lexicon_weight: float = 1.0,
     folds: int = 3,
     seed: int = 42,
-) -> LinearModel:
-    """Fit the SVM on everything, and its softmax temperature on out-of-fold margins."""
+    dense: np.ndarray | None = None,
+    dense_weight: float = 3.0,
+) -> tuple[LinearModel, np.ndarray | None]:
+    """Fit the SVM on everything, and its softmax temperature on out-of-fold margins.
+
+    Returns the model and the out-of-fold probabilities (None when there are
+    too few examples per intent for folds).
+    """
     counts = sp.csr_matrix(counts)
     classes = sorted(set(labels))
     y = np.array([classes.index(label) for label in labels])
     df = np.asarray((counts > 0).sum(axis=0)).ravel()
     idf = np.log((1 + counts.shape[0]) / (1 + df)) + 1.0
-    x = LinearModel.weigh(counts, idf, sp.csr_matrix(indicators), lexicon_weight)
+    x = LinearModel.weigh(
+        counts, idf, sp.csr_matrix(indicators), lexicon_weight, dense, dense_weight
+    )
 
     svm = LinearSVC(C=c, random_state=seed).fit(x, y)
     coef, intercept = _full_rank(svm, len(classes))
 
     temperature = 1.0
+    oof_probabilities = None
     smallest = int(np.bincount(y).min())
     k = min(folds, smallest)
     if k >= 2 and len(classes) > 1:
@@ -140,7 +211,37 @@ def fit(
             return float(-np.log(p[np.arange(len(y)), y] + 1e-12).mean())
 
         temperature = float(minimize_scalar(nll, bounds=(0.1, 50.0), method="bounded").x)
-    return LinearModel(classes, idf, coef, intercept, temperature, lexicon_weight)
+        oof_probabilities = _softmax(oof * temperature)
+    model = LinearModel(
+        classes,
+        idf,
+        coef,
+        intercept,
+        temperature,
+        lexicon_weight,
+        dense_weight if dense is not None else 0.0,
+        dense.shape[1] if dense is not None else 0,
+    )
+    return model, oof_probabilities
+
+
+def cascade_threshold(sparse: np.ndarray, dense: np.ndarray, y: np.ndarray, recall: float) -> float:
+    """The n-gram confidence under which a message is embedded and decided by the dense model.
+
+    `sparse` and `dense` are out-of-fold probabilities of the two models for
+    the same examples, `y` their true classes. The messages the embedding
+    rescues are those the dense model gets right and the n-gram model wrong;
+    the threshold is the lowest that sends at least `recall` of them to the
+    dense path, so the fewest messages pay for an embedding.
+    """
+    sparse_conf = sparse.max(axis=1)
+    rescued = (dense.argmax(axis=1) == y) & (sparse.argmax(axis=1) != y)
+    if not rescued.any():
+        return 0.0
+    for t in np.round(np.arange(0.0, 1.0, 0.005), 3):
+        if (sparse_conf[rescued] < t).mean() >= recall:
+            return float(t)
+    return 1.0
 
 
 def _full_rank(svm: LinearSVC, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -154,7 +255,7 @@ def _full_rank(svm: LinearSVC, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
 class LinearIntentClassifier(IntentClassifier, GraphComponent):
-    """Linear SVM over TF-IDF-weighted n-gram counts, with calibrated confidences."""
+    """Linear SVMs over TF-IDF-weighted n-grams (and embeddings), with calibrated confidences."""
 
     @classmethod
     def required_components(cls) -> list[type]:
@@ -165,6 +266,15 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
         return {
             "C": 1.0,
             "lexicon_weight": 1.0,
+            # The embedding's weight beside the unit-length n-gram block.
+            "dense_weight": 3.0,
+            # The share of the n-gram model's out-of-fold mistakes that the
+            # embedding corrects which the cascade must send to the dense path;
+            # the cascade threshold is calibrated from it in training.
+            "cascade_recall": 0.9,
+            # A fixed threshold instead (chosen from the cascade table that
+            # `make evaluate` writes for the held-out file); null: calibrate.
+            "cascade_threshold": None,
             "calibration_folds": 3,
             "random_seed": 42,
             "ranking_length": LABEL_RANKING_LENGTH,
@@ -176,11 +286,15 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
         model_storage: ModelStorage,
         resource: Resource,
         model: LinearModel | None = None,
+        dense_model: LinearModel | None = None,
+        threshold: float = 1.0,
     ) -> None:
         self.config = {**self.get_default_config(), **config}
         self._storage = model_storage
         self._resource = resource
         self.model = model
+        self.dense_model = dense_model
+        self.cascade_threshold = threshold
 
     @classmethod
     def create(
@@ -193,7 +307,7 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
         return cls(config, model_storage, resource)
 
     @staticmethod
-    def _features(messages: list[Message]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    def _sparse_features(messages: list[Message]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         """Sentence-level n-gram counts, and pattern/word-list indicators, one row each."""
         counts, indicators = [], []
         for message in messages:
@@ -209,36 +323,92 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
             )
         return sp.vstack(counts).tocsr(), sp.vstack(indicators).tocsr()
 
+    @staticmethod
+    def _dense_features(messages: list[Message]) -> np.ndarray | None:
+        """Sentence embeddings, one row each; None when any message has none."""
+        rows = []
+        for message in messages:
+            found = [
+                np.asarray(f.features).reshape(-1)
+                for f in message.features
+                if f.attribute == TEXT and f.type == "sentence" and f.is_dense()
+            ]
+            if not found:
+                return None
+            rows.append(np.concatenate(found))
+        return np.vstack(rows) if rows else None
+
     def train(self, training_data: TrainingData) -> Resource:
         examples = [e for e in training_data.intent_examples if e.get(INTENT) and e.get(TEXT)]
         if not examples:
             logger.debug("no intent examples: %s not trained", self.__class__.__name__)
             return self._resource
-        counts, indicators = self._features(examples)
-        self.model = fit(
-            counts,
-            indicators,
-            [e.get(INTENT) for e in examples],
-            c=float(self.config["C"]),
-            lexicon_weight=float(self.config["lexicon_weight"]),
-            folds=int(self.config["calibration_folds"]),
-            seed=int(self.config["random_seed"]),
-        )
+        counts, indicators = self._sparse_features(examples)
+        labels = [e.get(INTENT) for e in examples]
+        c, lexicon_weight = float(self.config["C"]), float(self.config["lexicon_weight"])
+        folds, seed = int(self.config["calibration_folds"]), int(self.config["random_seed"])
+        self.model, sparse_oof = fit(counts, indicators, labels, c, lexicon_weight, folds, seed)
+        dense = self._dense_features(examples)
+        self.dense_model, self.cascade_threshold = None, 1.0
+        if dense is not None:
+            self.dense_model, dense_oof = fit(
+                counts,
+                indicators,
+                labels,
+                c,
+                lexicon_weight,
+                folds,
+                seed,
+                dense=dense,
+                dense_weight=float(self.config["dense_weight"]),
+            )
+            fixed = self.config["cascade_threshold"]
+            if fixed is not None:
+                self.cascade_threshold = float(fixed)
+            elif sparse_oof is not None and dense_oof is not None:
+                y = np.array([self.model.classes.index(label) for label in labels])
+                self.cascade_threshold = cascade_threshold(
+                    sparse_oof, dense_oof, y, float(self.config["cascade_recall"])
+                )
+            if sparse_oof is not None:
+                share = float((sparse_oof.max(axis=1) < self.cascade_threshold).mean())
+                logger.info(
+                    "cascade threshold %.3f: %.0f%% of out-of-fold messages would be embedded",
+                    self.cascade_threshold,
+                    share * 100,
+                )
         self.persist()
         return self._resource
 
     def process(self, messages: list[Message]) -> list[Message]:
         if self.model is None or not messages:
             return messages
-        probabilities = self.model.probabilities(*self._features(messages))
+        counts, indicators = self._sparse_features(messages)
+        probabilities = self.model.probabilities(counts, indicators)
+        paths = ["sparse"] * len(messages)
+        if self.dense_model is not None:
+            unsure = np.flatnonzero(probabilities.max(axis=1) < self.cascade_threshold)
+            if len(unsure):
+                chosen = [messages[i] for i in unsure]
+                dense = self._dense_features(chosen)
+                if dense is None:
+                    _embed(chosen)
+                    dense = self._dense_features(chosen)
+                if dense is not None:
+                    probabilities[unsure] = self.dense_model.probabilities(
+                        counts[unsure], indicators[unsure], dense
+                    )
+                    for i in unsure:
+                        paths[i] = "dense"
         length = int(self.config["ranking_length"])
-        for message, row in zip(messages, probabilities, strict=True):
+        for message, row, path in zip(messages, probabilities, paths, strict=True):
             order = np.argsort(-row)
             ranking = [{"name": self.model.classes[i], "confidence": float(row[i])} for i in order]
             message.set(INTENT, ranking[0], add_to_output=True)
             message.set(
                 "intent_ranking", ranking[:length] if length > 0 else ranking, add_to_output=True
             )
+            message.set(NLU_PATH, path, add_to_output=True)
         return messages
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
@@ -248,21 +418,46 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
     def persist(self) -> None:
         assert self.model is not None
         with self._storage.write_to(self._resource) as directory:
-            np.savez(
-                directory / "linear.npz",
-                idf=self.model.idf,
-                coef=self.model.coef,
-                intercept=self.model.intercept,
-            )
-            (directory / "linear.json").write_text(
-                json.dumps(
-                    {
-                        "classes": self.model.classes,
-                        "temperature": self.model.temperature,
-                        "lexicon_weight": self.model.lexicon_weight,
-                    }
+            models = {"linear": self.model}
+            if self.dense_model is not None:
+                models["dense"] = self.dense_model
+            for name, model in models.items():
+                np.savez(
+                    directory / f"{name}.npz",
+                    idf=model.idf,
+                    coef=model.coef,
+                    intercept=model.intercept,
                 )
-            )
+                (directory / f"{name}.json").write_text(
+                    json.dumps(
+                        {
+                            "classes": model.classes,
+                            "temperature": model.temperature,
+                            "lexicon_weight": model.lexicon_weight,
+                            "dense_weight": model.dense_weight,
+                            "dense_dim": model.dense_dim,
+                            "cascade_threshold": self.cascade_threshold,
+                        }
+                    )
+                )
+
+    @staticmethod
+    def _read(directory: Path, name: str) -> tuple[LinearModel, float] | None:
+        if not (directory / f"{name}.npz").is_file():
+            return None
+        arrays = np.load(directory / f"{name}.npz", allow_pickle=False)
+        meta = json.loads((directory / f"{name}.json").read_text())
+        model = LinearModel(
+            meta["classes"],
+            arrays["idf"],
+            arrays["coef"],
+            arrays["intercept"],
+            float(meta["temperature"]),
+            float(meta.get("lexicon_weight", 1.0)),
+            float(meta.get("dense_weight", 0.0)),
+            int(meta.get("dense_dim", 0)),
+        )
+        return model, float(meta.get("cascade_threshold", 1.0))
 
     @classmethod
     def load(
@@ -275,17 +470,26 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
     ) -> LinearIntentClassifier:
         try:
             with model_storage.read_from(resource) as directory:
-                arrays = np.load(directory / "linear.npz", allow_pickle=False)
-                meta = json.loads((directory / "linear.json").read_text())
-                model = LinearModel(
-                    meta["classes"],
-                    arrays["idf"],
-                    arrays["coef"],
-                    arrays["intercept"],
-                    float(meta["temperature"]),
-                    float(meta.get("lexicon_weight", 1.0)),
-                )
+                sparse = cls._read(directory, "linear")
+                dense = cls._read(directory, "dense")
         except (ValueError, FileNotFoundError):
+            sparse = None
+        if sparse is None:
             logger.debug("no trained %s in %s", cls.__name__, resource.name)
             return cls(config, model_storage, resource)
-        return cls(config, model_storage, resource, model)
+        model, threshold = sparse
+        return cls(
+            config,
+            model_storage,
+            resource,
+            model,
+            dense[0] if dense else None,
+            threshold if dense else 1.0,
+        )
+
+
+def _embed(messages: list[Message]) -> None:
+    """Ask the featurizer that left its handle on the messages to embed them now."""
+    handle = messages[0].get(LAZY_EMBEDDING)
+    if handle is not None:
+        handle.add_to(messages)

@@ -25,6 +25,7 @@ from bot.handoff.requests import REASONS, HandoffRequests
 from bot.jsonutil import json_response
 from bot.keys import (
     AUDIT,
+    CLARIFICATIONS,
     CONVERSATION_LOG,
     KNOWLEDGE,
     REDIS,
@@ -219,6 +220,16 @@ async def feedback(request: web.Request) -> web.Response:
     return json_response({"feedback": items[:200]})
 
 
+async def confirmed(request: web.Request) -> web.Response:
+    """Readings customers chose when the bot asked: labels to review and add to the data.
+
+    Each names the conversation and log entry of the original message, so a
+    trainer can add it with `POST /review/api/label`.
+    """
+    await require(request, *TRAINERS)
+    return json_response({"confirmed": await request.app[CLARIFICATIONS].confirmed(MAX_LIMIT)})
+
+
 async def retrain(request: web.Request) -> web.Response:
     session = await require(request, "admin")
     return json_response(await request.app[RETRAIN].start(session.username))
@@ -255,6 +266,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/review/api/conversations/{conversation_id}", conversation)
     app.router.add_post("/review/api/label", label)
     app.router.add_get("/review/api/feedback", feedback)
+    app.router.add_get("/review/api/confirmed", confirmed)
     app.router.add_get("/review/api/retrain", retrain_status)
     app.router.add_post("/review/api/retrain", retrain)
     app.router.add_post("/review/api/reload", reload)

@@ -42,6 +42,30 @@
 
   function say(text) { status.textContent = text || ""; }
 
+  // Quick replies under a question ("你是想…，还是…？"): a click sends the button's
+  // label as the customer's text, exactly as if typed; the server knows which
+  // question it answers. Buttons of an earlier question are removed.
+  function addChoices(buttons) {
+    Array.prototype.forEach.call(document.querySelectorAll(".choices"), function (old) { old.remove(); });
+    if (!buttons || !buttons.length) return;
+    var row = document.createElement("li");
+    row.className = "choices";
+    buttons.forEach(function (b) {
+      var choice = document.createElement("button");
+      choice.type = "button";
+      choice.className = "choice";
+      choice.textContent = b.title;
+      choice.addEventListener("click", function () {
+        if (button.disabled) return;
+        row.remove();
+        send(b.title);
+      });
+      row.appendChild(choice);
+    });
+    list.appendChild(row);
+    list.scrollTop = list.scrollHeight;
+  }
+
   // Who answers now, said plainly: the bot, the queue, or a person.
   function showState(state) {
     var text = state === "waiting" ? "已为你转人工，正在排队，客服同事接入后会在这里回复。"
@@ -118,6 +142,7 @@
   }
 
   function send(text) {
+    addChoices(null);
     var mine = add("in", text);
     mine.classList.add("msg--pending");
     button.disabled = true;
@@ -132,7 +157,10 @@
         }
         say("");
         if (res.body.id) shown[res.body.id] = true;
-        res.body.replies.forEach(function (reply) { if (reply.text) add("out", reply.text); });
+        res.body.replies.forEach(function (reply) {
+          if (reply.text) add("out", reply.text);
+          if (reply.buttons && reply.buttons.length) addChoices(reply.buttons);
+        });
         showState(res.body.state);
       })
       .catch(function () {

@@ -8,16 +8,9 @@ import getpass
 import json
 import sys
 
-from bot.content.knowledge import KnowledgeBase
-from bot.conversation_log.store import ConversationLog
-from bot.customer_data.audit import ERASE, EXPORT, AuditLog
-from bot.customer_data.store import CustomerData
 from bot.redis_connection import connect
 from bot.redis_keys import Keys
-from bot.review.index import ReviewIndex
 from bot.settings import Settings
-from bot.stats.metrics import Metrics
-from bot.stats.recorder import Stats
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -38,6 +31,16 @@ def _who() -> str:
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    # Imported here, not at the top: `kefu --help` and every other command start
+    # without the NLU's dictionaries (and their import-time warnings).
+    from bot.content.knowledge import KnowledgeBase
+    from bot.conversation_log.store import ConversationLog
+    from bot.customer_data.audit import ERASE, EXPORT, AuditLog
+    from bot.customer_data.store import CustomerData
+    from bot.review.index import ReviewIndex
+    from bot.stats.metrics import Metrics
+    from bot.stats.recorder import Stats
+
     redis = connect(settings)
     try:
         keys = Keys(settings.key_prefix)

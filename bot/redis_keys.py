@@ -44,8 +44,9 @@ conversation id (``<channel>:<user id>``, see ``bot/channels/identity.py``) with
 - ``P:clarify:confirmed``       stream: readings customers chose (conversation, entry, intent)
 - ``P:accounts``                hash: username -> JSON (bcrypt hash, role, created)
 - ``P:session:{sha256(token)}`` string: a signed-in session (JSON: user, role, csrf)
-- ``P:login:ua:{sha256(user)}:{address}`` hash: failed sign-ins of a user from an address
-- ``P:login:addr:{address}``    hash: sign-in attempts of an address (GCRA)
+- ``P:login:{<address>}:ua:{sha256(user)}`` hash: failed sign-ins of a user from an address
+- ``P:login:{<address>}:addr``  hash: sign-in attempts of an address (GCRA); the braces put
+  both of an address's counters in one Cluster slot, as the sign-in script needs
 - ``P:rl:addr:{address}``       hash: customer messages of an address (GCRA)
 - ``P:events``                  pub/sub: events every process must hear (bot/events.py)
 - ``P:barrier``                 pub/sub, never listened to: the write before a Redis WAIT
@@ -327,8 +328,8 @@ class Keys:
 
     def login_backoff(self, username_digest: str, address: str) -> str:
         """Failed sign-ins of one username from one address (hash: fails, until)."""
-        return self.shared("login", "ua", username_digest, address)
+        return self.shared("login", f"{{{address}}}", "ua", username_digest)
 
     def login_address(self, address: str) -> str:
         """GCRA state of one address's sign-in attempts, whatever the username."""
-        return self.shared("login", "addr", address)
+        return self.shared("login", f"{{{address}}}", "addr")

@@ -45,7 +45,6 @@ SHARED_SLOT: dict[str, str] = {
     "in one Lua transition",
     "bot/satisfaction/store.py:record": "a conversation's rating with the ratings stream",
     "bot/retention.py:_forget": "many conversations and the shared indexes, in one MULTI",
-    "bot/accounts/sessions.py:failed": "the per-address and per-user sign-in counters",
     "bot/stats/kpis.py:_conversation_counts": "the per-day conversation sets, united",
     "bot/review/index.py:label": "the review labels and the review queue",
 }

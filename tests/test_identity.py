@@ -35,7 +35,7 @@ def shared_names(keys: Keys) -> list[str]:
         *keys.fixed_shared_keys(),
         keys.session(""),
         keys.login_backoff("", ""),
-        keys.login_address(""),
+        keys.shared("login", ""),
         keys.rate_address(""),
         keys.stats(""),
         keys.review(""),

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import os
+
+# Before Rasa is imported (below): it sets TF_CPP_MIN_LOG_LEVEL itself when it is
+# unset, and the bot processes the tests start inherit this environment.
+os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 import shutil
 import socket
 import subprocess
@@ -33,8 +39,6 @@ needs_chromium = pytest.mark.skipif(
 )
 ADMIN_TOKEN = "test-admin-token-0123456789"
 
-os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def free_port() -> int:

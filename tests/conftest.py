@@ -133,9 +133,12 @@ def admin_headers() -> dict[str, str]:
 class RedisServer:
     """A private redis-server the test can stop and start again on the same port."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, durable: bool = False) -> None:
         self.port = free_port()
         self.workdir = workdir
+        # durable: an append-only file fsynced on every write, so a kill -9 loses
+        # nothing Redis acknowledged.
+        self.durable = durable
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -154,10 +157,13 @@ class RedisServer:
                 "127.0.0.1",
                 "--save",
                 "",
-                "--appendonly",
-                "no",
                 "--dir",
                 str(self.workdir),
+                *(
+                    ["--appendonly", "yes", "--appendfsync", "always"]
+                    if self.durable
+                    else ["--appendonly", "no"]
+                ),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -27,45 +26,10 @@ import pytest
 import redis as redis_sync
 
 from bot.redis_keys import Keys
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, RedisServer, free_port
 from tests.test_multiprocess import _wait_ready
 
 pytestmark = pytest.mark.slow
-
-
-class AofRedis:
-    """A redis-server that keeps everything it acknowledged across a kill -9."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port, self.workdir = free_port(), workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if redis_sync.Redis(port=self.port, socket_timeout=0.5).ping():
-                    return
-            except redis_sync.RedisError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
 
 
 class Replicas:
@@ -112,8 +76,8 @@ class Replicas:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, model_path: Path) -> Iterator[tuple[AofRedis, Replicas]]:
-    server = AofRedis(tmp_path)
+def cluster(tmp_path: Path, model_path: Path) -> Iterator[tuple[RedisServer, Replicas]]:
+    server = RedisServer(tmp_path, durable=True)
     server.start()
     replicas = Replicas(server.url, model_path.parent, tmp_path, 2)
     try:
@@ -121,7 +85,7 @@ def cluster(tmp_path: Path, model_path: Path) -> Iterator[tuple[AofRedis, Replic
         yield server, replicas
     finally:
         replicas.stop()
-        server.kill()
+        server.stop()
 
 
 async def deliver(
@@ -176,7 +140,7 @@ async def test_kill_9_and_a_redis_restart_lose_nothing_and_double_nothing(cluste
         replicas.kill(0)  # mid-load, whatever it was doing
         replicas.restart(0)
         await two_thirds.wait()
-        server.kill()  # kill -9 Redis; everything acknowledged is in the AOF
+        server.stop()  # kill -9 Redis; everything acknowledged is in the AOF
         await asyncio.sleep(1.0)
         server.start()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -23,35 +24,7 @@ from bot import health, redis_connection
 from bot.accounts import routes as account_routes
 from bot.accounts.sessions import LoginThrottle, Sessions
 from bot.accounts.store import Accounts, background_priority
-from bot.background import Background, stop_background
-from bot.channels import rest, webchat
-from bot.channels.delivery import Delivery
-from bot.channels.webchat.sessions import WebchatSessions
-from bot.channels.wechat import routes as wechat
-from bot.chat.once import RENEW_EVERY, MessageClaims, new_instance
-from bot.chat.service import ChatService, ModelSlot
-from bot.console import api as console_api
-from bot.console import page as console_page
-from bot.console.store import ConsoleStore
-from bot.content.knowledge import KnowledgeBase
-from bot.content.messages import Messages
-from bot.conversation_log import api as conversation_api
-from bot.conversation_log.store import ConversationLog
-from bot.custom_actions import route as action_route
-from bot.custom_actions.server import ActionServer, InProcessActionEndpoint
-from bot.customer_data import api as customer_data_api
-from bot.customer_data.audit import AuditLog
-from bot.customer_data.store import CustomerData
-from bot.engine.lock_store import RedisTicketLockStore
-from bot.engine.runtime import RasaEngine
-from bot.engine.tracker_store import AsyncRedisTrackerStore
-from bot.errors import error_middleware
-from bot.events import Events
-from bot.feedback.store import FeedbackLog
-from bot.handoff.requests import HandoffRequests
-from bot.handoff.states import ConversationStates
-from bot.handoff.sweeper import sweeper_ctx
-from bot.keys import (
+from bot.app_keys import (
     ACCOUNTS,
     ACTION_SERVER,
     AUDIT,
@@ -84,15 +57,44 @@ from bot.keys import (
     STATS,
     WEBCHAT_SESSIONS,
 )
+from bot.background import Background
+from bot.channels import rest, webchat
+from bot.channels.delivery import Delivery
+from bot.channels.webchat.sessions import WebchatSessions
+from bot.channels.wechat import routes as wechat
+from bot.chat.once import RENEW_EVERY, MessageClaims, new_instance
+from bot.chat.service import ChatService, ModelSlot
+from bot.console import api as console_api
+from bot.console import page as console_page
+from bot.console.store import ConsoleStore
+from bot.content.knowledge import KnowledgeBase
+from bot.content.messages import Messages
+from bot.conversation_log import api as conversation_api
+from bot.conversation_log.store import ConversationLog
+from bot.custom_actions import route as action_route
+from bot.custom_actions.server import ActionServer, InProcessActionEndpoint
+from bot.customer_data import api as customer_data_api
+from bot.customer_data.audit import AuditLog
+from bot.customer_data.store import CustomerData
+from bot.engine.lock_store import RedisTicketLockStore
+from bot.engine.runtime import RasaEngine
+from bot.engine.tracker_store import AsyncRedisTrackerStore
+from bot.errors import error_middleware
+from bot.events import Events
+from bot.feedback.store import FeedbackLog
+from bot.handoff.requests import HandoffRequests
+from bot.handoff.states import ConversationStates
+from bot.handoff.sweeper import sweeper_ctx
 from bot.logs import request_id_middleware
 from bot.nlu.clarification import ClarificationStore, load_readings
 from bot.orders.demo import RedisDemoOrders
 from bot.orders.http import HttpOrderBackend
 from bot.privacy import keep, mask
-from bot.realtime import hub_ctx
+from bot.realtime import Hub, bounded
 from bot.redis_connection import ReplicaBarrier
 from bot.redis_keys import Keys
-from bot.retention import retention_ctx
+from bot.retention import EVERY as RETENTION_EVERY
+from bot.retention import Retention
 from bot.retrain.jobs import RetrainJobs
 from bot.retrain.registry import serving_model
 from bot.retrain.reload import PROMOTED, Reloader
@@ -161,6 +163,10 @@ def create_app(
     stats_api.setup(app)
     action_route.setup(app)
     return app
+
+
+async def stop_background(app: web.Application) -> None:
+    await app[BACKGROUND].stop_all()
 
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -298,11 +304,53 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[RETRAIN].close()
 
 
+async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Live updates: this process's subscription to the events channel and its sockets."""
+    settings = app[SETTINGS]
+    # Its own client: a subscription holds its connection, and shutting it down
+    # must not wait on the pool every other request uses. With Sentinel, each
+    # resubscription asks the Sentinels for the master again.
+    redis = redis_connection.connect(settings)
+    hub = Hub(redis, Keys(settings.key_prefix).events)
+    hub.on_agents = app[STATS].metrics.agents_online.set
+    app[HUB] = hub
+    task = asyncio.create_task(hub.run())
+
+    async def stop() -> None:
+        # At shutdown, before the server waits for open handlers: an open socket
+        # would hold it up; clients reconnect to another process.
+        hub.stop()
+        await bounded(task, 3)
+        await hub.close_sockets()
+
+    app[BACKGROUND].on_stop(stop)
+    yield
+    await stop()
+    await hub.close()
+    await bounded(redis.close(close_connection_pool=True), 2)
+
+
+async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Forget old conversations, hourly, in one process of all."""
+    settings = app[SETTINGS]
+    retention = Retention(
+        app[REDIS], Keys(settings.key_prefix), app[REVIEW_INDEX], settings.retention_days
+    )
+
+    async def hourly() -> None:
+        await retention.expire_once_per(RETENTION_EVERY)
+
+    app[BACKGROUND].every(RETENTION_EVERY, hourly, "retention sweep")
+    yield
+
+
 def _model_ctx(
     preloaded: RasaEngine | None,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def model_ctx(app: web.Application) -> AsyncIterator[None]:
-        reloader = Reloader(app)
+        reloader = Reloader(
+            app[SETTINGS].model_dir, app[MODEL], functools.partial(_serve, app)
+        )
         app[RELOADER] = reloader
         app[HUB].listeners[PROMOTED].append(reloader.on_event)
         if preloaded is not None:

@@ -13,7 +13,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
 from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
@@ -58,9 +57,3 @@ class Background:
                 await stop()
             except Exception:
                 logger.exception("stopping a background task failed")
-
-
-async def stop_background(app: web.Application) -> None:
-    from bot.keys import BACKGROUND
-
-    await app[BACKGROUND].stop_all()

@@ -31,7 +31,10 @@ from typing import Any
 
 import yaml
 
+from bot.engine.runtime import RasaEngine
+from bot.nlu.clarification import load_readings, readings_to_offer
 from bot.nlu.normalizer import normalize
+from bot.training import train
 
 HELD_OUT = Path("nlu_data/test/nlu.yml")
 READINGS = Path("nlu_data/clarification.yml")
@@ -272,8 +275,6 @@ def asking_report(
     examples: list[Example], predictions: list[Prediction], readings: dict[str, str]
 ) -> dict[str, float]:
     """How often the bot asks instead of answering, and how right it is when it answers."""
-    from bot.nlu.clarification import readings_to_offer
-
     answered = [(e, p) for e, p in zip(examples, predictions, strict=True) if p.intent != FALLBACK]
     unsure = [p for p in predictions if p.intent == FALLBACK]
     two = [
@@ -293,8 +294,6 @@ def asking_report(
 
 
 def evaluate_model(model: Path, examples: list[Example]) -> tuple[list[Prediction], dict[str, Any]]:
-    from bot.engine.runtime import RasaEngine
-
     engine = RasaEngine.load(model)
     predictions = predict(engine, examples)
     gold = [e.intent for e in examples]
@@ -313,8 +312,6 @@ def cross_validated(
     from rasa.model_training import train_nlu
     from rasa.shared.nlu.training_data.loading import load_data
     from rasa.shared.nlu.training_data.training_data import TrainingData
-
-    from bot.engine.runtime import RasaEngine
 
     data = load_data(str(root / "nlu_data" / "nlu"))
     messages = list(data.intent_examples)
@@ -358,8 +355,6 @@ def calibration_table(rows: list[dict[str, float]], threshold: float) -> str:
 
 def without_normalizer(root: Path, workdir: Path) -> Path:
     """Train the same pipeline minus the normaliser, for comparison."""
-    from bot.training import train
-
     config = yaml.safe_load((root / "config.yml").read_text(encoding="utf-8"))
     config["pipeline"] = [
         c for c in config["pipeline"] if not c["name"].endswith("ChineseNormalizer")
@@ -384,8 +379,6 @@ def run(
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """Evaluate; `progress` is told of each step (one per training): see `steps`."""
-    from bot.training import train
-
     progress("training the model (if needed)")
     model = train(root, model_dir, if_needed=True)
     progress("scoring the held-out file")
@@ -427,8 +420,6 @@ def run(
 
     threshold = fallback_threshold(root / "config.yml")
     rows = calibration(examples, predictions)
-    from bot.nlu.clarification import load_readings
-
     asking = asking_report(examples, predictions, load_readings(root / READINGS))
     text = (
         "# Fallback thresholds\n\n"

@@ -8,8 +8,8 @@ import os
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from bot.app_keys import MODEL, REDIS
 from bot.jsonutil import json_response
-from bot.keys import MODEL, REDIS
 
 
 async def healthz(request: web.Request) -> web.Response:

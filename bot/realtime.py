@@ -13,15 +13,13 @@ import asyncio
 import json
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
-
-from bot.redis_connection import connect
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +78,7 @@ class Hub:
 
     async def _close_pubsub(self) -> None:
         if self._pubsub is not None:
-            await _bounded(self._pubsub.close(), 2)
+            await bounded(self._pubsub.close(), 2)
             self._pubsub = None
 
     async def dispatch(self, event: dict[str, Any]) -> None:
@@ -136,7 +134,7 @@ async def _send_all(sockets: set[web.WebSocketResponse], event: dict[str, Any]) 
             sockets.discard(ws)
 
 
-async def _bounded(awaitable: Any, seconds: float) -> None:
+async def bounded(awaitable: Any, seconds: float) -> None:
     """Wait for `awaitable` at most `seconds`, then leave it cancelled without waiting on it.
 
     ``asyncio.wait_for`` would wait for the cancellation to finish, which is
@@ -149,31 +147,3 @@ async def _bounded(awaitable: Any, seconds: float) -> None:
         logger.warning("gave up waiting for %r to finish", awaitable)
     elif not task.cancelled() and task.exception() is not None:
         logger.debug("closing raised %r", task.exception())
-
-
-async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
-    # Imported here: bot.keys imports this module for the Hub type.
-    from bot.keys import BACKGROUND, HUB, SETTINGS, STATS
-    from bot.redis_keys import Keys
-
-    # Its own client: a subscription holds its connection, and shutting it down
-    # must not wait on the pool every other request uses. With Sentinel, each
-    # resubscription asks the Sentinels for the master again.
-    redis = connect(app[SETTINGS])
-    hub = Hub(redis, Keys(app[SETTINGS].key_prefix).events)
-    hub.on_agents = app[STATS].metrics.agents_online.set
-    app[HUB] = hub
-    task = asyncio.create_task(hub.run())
-
-    async def stop() -> None:
-        # At shutdown, before the server waits for open handlers: an open socket
-        # would hold it up; clients reconnect to another process.
-        hub.stop()
-        await _bounded(task, 3)
-        await hub.close_sockets()
-
-    app[BACKGROUND].on_stop(stop)
-    yield
-    await stop()
-    await hub.close()
-    await _bounded(redis.close(close_connection_pool=True), 2)

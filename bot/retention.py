@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
 
-from aiohttp import web
 from redis.asyncio import Redis
 
 from bot.conversation_log.store import INBOUND
@@ -38,6 +36,11 @@ class Retention:
 
     def _keys_of(self, conversation: str) -> list[str]:
         return self._keys.conversation_keys(conversation)
+
+    async def expire_once_per(self, seconds: float) -> None:
+        """Expire, in one process per `seconds`: whichever takes the lock first."""
+        if await self._redis.set(self._keys.retention_lock, "1", nx=True, ex=int(seconds * 0.9)):
+            await self.expire()
 
     async def expire(self, now: float | None = None) -> list[str]:
         """Remove what is older than the retention period; the conversations removed."""
@@ -81,19 +84,3 @@ class Retention:
                 pipe.zrem(self._keys.handoff_assigned, conversation)
             await pipe.execute()
         return [c for c, _ in doomed]
-
-
-async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
-    from bot.keys import BACKGROUND, REDIS, REVIEW_INDEX, SETTINGS
-
-    keys = Keys(app[SETTINGS].key_prefix)
-    retention = Retention(app[REDIS], keys, app[REVIEW_INDEX], app[SETTINGS].retention_days)
-    lock = keys.retention_lock
-
-    async def hourly() -> None:
-        # One process an hour, whichever gets the lock.
-        if await app[REDIS].set(lock, "1", nx=True, ex=int(EVERY * 0.9)):
-            await retention.expire()
-
-    app[BACKGROUND].every(EVERY, hourly, "retention sweep")
-    yield

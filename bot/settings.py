@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
+from bot.channels.wechat.crypto import aes_key
+
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -275,8 +277,6 @@ class Settings:
             )
         wechat_aes_key = env.get("WECHAT_AES_KEY", "").strip() or None
         if wechat_aes_key is not None:
-            from bot.channels.wechat.crypto import aes_key
-
             try:
                 aes_key(wechat_aes_key)
             except ValueError as exc:

@@ -22,9 +22,9 @@ from typing import Any, TextIO
 from aiohttp import web
 
 from bot.app import create_app
+from bot.app_keys import CHAT, CONVERSATION_LOG, MODEL
 from bot.channels.identity import conversation_id
 from bot.chat.service import TurnReply
-from bot.keys import CHAT, CONVERSATION_LOG, MODEL
 from bot.settings import Settings
 
 CHANNEL = "shell"

@@ -9,7 +9,7 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 
 from bot.accounts.sessions import CSRF_HEADER
-from bot.keys import ACCOUNTS
+from bot.app_keys import ACCOUNTS
 
 PASSWORD = "a long enough password"
 

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from bot.keys import CONVERSATION_LOG, MODEL
+from bot.app_keys import CONVERSATION_LOG, MODEL
 
 URL = "/webhooks/rest/webhook"
 JSON = {"Content-Type": "application/json"}

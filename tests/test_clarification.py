@@ -15,10 +15,10 @@ from redis.asyncio import Redis
 
 from actions.clarification import ActionHandleFallback
 from actions.escalation import Escalator
+from bot.app_keys import CLARIFICATIONS, CONVERSATION_LOG
 from bot.content.knowledge import KnowledgeBase
 from bot.content.messages import Messages
 from bot.handoff.requests import HandoffRequests
-from bot.keys import CLARIFICATIONS, CONVERSATION_LOG
 from bot.nlu.clarification import (
     ClarificationStore,
     Option,

@@ -24,8 +24,8 @@ import redis as redis_sync
 
 from bot import redis_connection
 from bot.app import create_app
+from bot.app_keys import REDIS, REVIEW_INDEX, SETTINGS, STATES
 from bot.channels.identity import conversation_id
-from bot.keys import REDIS, REVIEW_INDEX, SETTINGS, STATES
 from bot.redis_keys import Keys
 from bot.retention import Retention
 from tests.helpers import Visitor

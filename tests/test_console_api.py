@@ -8,7 +8,7 @@ import json
 from redis.asyncio import Redis
 
 from bot.accounts.sessions import CSRF_HEADER
-from bot.keys import SETTINGS, STATES
+from bot.app_keys import SETTINGS, STATES
 from bot.redis_keys import Keys
 from tests.helpers import Visitor, say
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.app import create_app
-from bot.keys import ACCOUNTS, STATES
+from bot.app_keys import ACCOUNTS, STATES
 from tests.conftest import needs_chromium
 from tests.helpers import PASSWORD
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.keys import ACTION_SERVER, REDIS, SETTINGS
+from bot.app_keys import ACTION_SERVER, REDIS, SETTINGS
 from bot.redis_keys import Keys
 from tests.helpers import has_chinese, say, timeline
 

@@ -8,9 +8,9 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
+from bot.app_keys import CONVERSATION_LOG, REDIS, SETTINGS
 from bot.channels.identity import conversation_id
 from bot.chat.once import Claim, MessageClaims
-from bot.keys import CONVERSATION_LOG, REDIS, SETTINGS
 from bot.redis_keys import Keys
 from tests.conftest import free_port
 from tests.helpers import Visitor

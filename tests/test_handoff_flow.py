@@ -16,8 +16,8 @@ import pytest
 from redis.asyncio import Redis
 
 from bot.app import create_app
+from bot.app_keys import CONVERSATION_LOG, MODEL, REDIS, SETTINGS, STATES
 from bot.handoff.standing import describe_wait
-from bot.keys import CONVERSATION_LOG, MODEL, REDIS, SETTINGS, STATES
 from bot.redis_keys import Keys
 from tests.helpers import Visitor, say
 

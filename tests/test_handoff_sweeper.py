@@ -10,13 +10,13 @@ import pytest
 from redis.asyncio import Redis
 
 from bot.app import create_app
+from bot.app_keys import STATES
 from bot.channels.delivery import Delivery
 from bot.content.messages import Messages
 from bot.conversation_log.store import ConversationLog
 from bot.events import Events
 from bot.handoff.states import ConversationStates, InvalidTransition
 from bot.handoff.sweeper import Sweeper
-from bot.keys import STATES
 from bot.redis_keys import Keys
 from tests.helpers import say
 

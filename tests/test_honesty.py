@@ -12,9 +12,9 @@ import datetime as dt
 import pytest
 
 from bot.app import create_app
+from bot.app_keys import REDIS, SETTINGS
 from bot.feedback.store import FeedbackLog
 from bot.handoff.requests import HandoffRequests
-from bot.keys import REDIS, SETTINGS
 from bot.redis_keys import Keys
 from tests.helpers import say, timeline
 

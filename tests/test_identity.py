@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.app import create_app
+from bot.app_keys import CONVERSATION_LOG, REDIS, SETTINGS, STATES
 from bot.channels.identity import channel_of, conversation_id, user_of
 from bot.channels.inbound import MAX_SENDER_CHARS
-from bot.keys import CONVERSATION_LOG, REDIS, SETTINGS, STATES
 from bot.redis_keys import Keys
 from tests.conftest import ADMIN_TOKEN, free_port
 from tests.helpers import Visitor, say, timeline

@@ -10,8 +10,8 @@ import pytest
 from aiohttp import web
 
 from bot.app import create_app
+from bot.app_keys import ORDERS, REDIS, SETTINGS
 from bot.handoff.requests import HandoffRequests
-from bot.keys import ORDERS, REDIS, SETTINGS
 from bot.orders.backend import Order, OrderBackendError, OrderNotFound, mask_phone
 from bot.orders.demo import RedisDemoOrders
 from bot.orders.http import HttpOrderBackend

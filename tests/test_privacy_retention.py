@@ -10,10 +10,10 @@ import pytest
 from redis.asyncio import Redis
 
 from bot.app import create_app
+from bot.app_keys import CONVERSATION_LOG, REDIS, SETTINGS
 from bot.conversation_log.store import ConversationLog
 from bot.feedback.store import FeedbackLog
 from bot.handoff.states import ConversationStates
-from bot.keys import CONVERSATION_LOG, REDIS, SETTINGS
 from bot.privacy import mask
 from bot.redis_keys import Keys
 from bot.retention import Retention

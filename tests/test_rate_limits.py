@@ -16,9 +16,9 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from redis.asyncio import Redis
 
 from bot.app import create_app
+from bot.app_keys import CONVERSATION_LOG
 from bot.content.messages import Messages
 from bot.engine.tracker_store import compacted
-from bot.keys import CONVERSATION_LOG
 from bot.redis_keys import Keys
 from bot.security.ratelimit import RateLimits
 from bot.settings import Rate

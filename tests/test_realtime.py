@@ -10,7 +10,7 @@ import pytest
 
 from bot.accounts.sessions import CSRF_HEADER
 from bot.app import create_app
-from bot.keys import ACCOUNTS
+from bot.app_keys import ACCOUNTS
 from tests.conftest import free_port
 from tests.helpers import Visitor, say
 

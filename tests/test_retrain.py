@@ -11,7 +11,7 @@ import shutil
 import time
 
 from bot.app import create_app
-from bot.keys import CONVERSATION_LOG, EVENTS, MODEL
+from bot.app_keys import CONVERSATION_LOG, EVENTS, MODEL
 from bot.retrain import registry
 from bot.retrain.reload import PROMOTED
 from bot.settings import Rate

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import create_app
-from bot.keys import STATES
+from bot.app_keys import STATES
 from bot.retrain import registry
 from bot.retrain.gate import MAX_DROP, decide, gate
 from tests.conftest import ROOT

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from bot.app import create_app
-from bot.keys import ACCOUNTS, CONVERSATION_LOG, MODEL
+from bot.app_keys import ACCOUNTS, CONVERSATION_LOG, MODEL
 from bot.retrain import registry
 from tests.conftest import needs_chromium
 from tests.helpers import PASSWORD

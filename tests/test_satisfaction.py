@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.keys import SATISFACTION
+from bot.app_keys import SATISFACTION
 from bot.satisfaction.store import parse_rating
 from tests.helpers import say, timeline
 

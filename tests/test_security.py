@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from bot.app import create_app
-from bot.keys import CONVERSATION_LOG, STATES
+from bot.app_keys import CONVERSATION_LOG, STATES
 from bot.security.proxy import TrustedProxies, bucket
 from bot.settings import Settings
 from tests.conftest import ADMIN_TOKEN, ROOT, free_port
@@ -47,7 +47,7 @@ async def test_deeply_nested_json_is_a_400_not_a_500(client, caplog):
 
 
 async def _action_token(client) -> str:  # type: ignore[no-untyped-def]
-    from bot.keys import ACTION_SERVER
+    from bot.app_keys import ACTION_SERVER
 
     token = client.app[ACTION_SERVER].token
     assert token

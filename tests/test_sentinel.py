@@ -17,7 +17,7 @@ import pytest
 
 from benchmarks.ha_local import RedisHA
 from bot.app import create_app
-from bot.keys import EVENTS, HUB, REDIS, REPLICA_BARRIER
+from bot.app_keys import EVENTS, HUB, REDIS, REPLICA_BARRIER
 from bot.redis_connection import connect
 from bot.settings import Settings
 from tests.helpers import say, timeline

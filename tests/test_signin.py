@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from bot.accounts.sessions import COOKIE, CSRF_HEADER, MAX_FAILURES
 from bot.accounts.store import AccountError, Accounts
 from bot.app import create_app
-from bot.keys import ACCOUNTS
+from bot.app_keys import ACCOUNTS
 from bot.redis_keys import Keys
 from bot.settings import Rate
 from tests.conftest import ROOT, free_port

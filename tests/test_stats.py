@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from redis.asyncio import Redis
 
-from bot.keys import STATES
+from bot.app_keys import STATES
 from bot.redis_keys import Keys
 from bot.stats.kpis import kpis, percentile
 from bot.stats.metrics import Metrics

@@ -20,9 +20,9 @@ from wechatpy.crypto import WeChatCrypto
 from wechatpy.utils import WeChatSigner
 
 from bot.app import create_app
+from bot.app_keys import CONVERSATION_LOG, STATES
 from bot.channels.wechat.api import WeChatClient
 from bot.channels.wechat.xml import parse
-from bot.keys import CONVERSATION_LOG, STATES
 from bot.redis_keys import Keys
 from bot.settings import Settings
 from tests.conftest import ADMIN_TOKEN, free_port

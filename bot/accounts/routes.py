@@ -8,10 +8,10 @@ from aiohttp import web
 
 from bot.accounts.sessions import COOKIE, CSRF_HEADER, SESSION_TTL, Session
 from bot.accounts.store import SignInBusy, normalise_username
+from bot.app_keys import ACCOUNTS, LOGIN_THROTTLE, SESSIONS
 from bot.channels.inbound import read_json_object
 from bot.errors import ApiError
 from bot.jsonutil import json_response
-from bot.keys import ACCOUNTS, LOGIN_THROTTLE, SESSIONS
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from bot.app_keys import CHAT, RATE_LIMITS, SETTINGS
 from bot.channels.identity import conversation_id
 from bot.channels.inbound import (
     message_id,
@@ -30,7 +31,6 @@ from bot.channels.inbound import (
 )
 from bot.errors import ApiError
 from bot.jsonutil import json_response
-from bot.keys import CHAT, RATE_LIMITS, SETTINGS
 
 logger = logging.getLogger(__name__)
 

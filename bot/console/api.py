@@ -15,14 +15,7 @@ import time
 from aiohttp import web
 
 from bot.accounts.routes import require
-from bot.channels.delivery import DeliveryFailed
-from bot.channels.inbound import message_text, read_json_object
-from bot.conversation_log.store import Outbound
-from bot.customer_data.audit import READ
-from bot.errors import ApiError
-from bot.handoff.states import ASSIGNED, InvalidTransition
-from bot.jsonutil import json_response
-from bot.keys import (
+from bot.app_keys import (
     ACCOUNTS,
     AUDIT,
     CONSOLE,
@@ -36,6 +29,13 @@ from bot.keys import (
     STATES,
     STATS,
 )
+from bot.channels.delivery import DeliveryFailed
+from bot.channels.inbound import message_text, read_json_object
+from bot.conversation_log.store import Outbound
+from bot.customer_data.audit import READ
+from bot.errors import ApiError
+from bot.handoff.states import ASSIGNED, InvalidTransition
+from bot.jsonutil import json_response
 from bot.security.origin import check_origin
 
 WORKERS = ("agent", "admin")

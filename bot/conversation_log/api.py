@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from bot.app_keys import AUDIT, CONVERSATION_LOG, SETTINGS
 from bot.customer_data.audit import READ
 from bot.errors import ApiError
 from bot.jsonutil import json_response
-from bot.keys import AUDIT, CONVERSATION_LOG, SETTINGS
 from bot.security.tokens import bearer, same_secret
 
 MAX_LIMIT = 100

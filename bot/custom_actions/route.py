@@ -18,9 +18,9 @@ import zlib
 from aiohttp import web
 from redis.asyncio import Redis
 
+from bot.app_keys import ACTION_SERVER
 from bot.errors import ApiError
 from bot.jsonutil import json_response, loads
-from bot.keys import ACTION_SERVER
 from bot.redis_keys import Keys
 
 logger = logging.getLogger(__name__)

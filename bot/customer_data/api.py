@@ -11,11 +11,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.accounts.routes import require
+from bot.app_keys import AUDIT, CUSTOMER_DATA
 from bot.conversation_log.api import require_admin
 from bot.customer_data.audit import ERASE, EXPORT
 from bot.errors import ApiError
 from bot.jsonutil import json_response
-from bot.keys import AUDIT, CUSTOMER_DATA
 
 ADMIN_TOKEN = "admin-token"
 ADMIN_API = "admin_api"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from bot.app_keys import BACKGROUND, DELIVERY, EVENTS, MESSAGES, SETTINGS, STATES
 from bot.channels.delivery import Delivery
 from bot.content.messages import Messages
 from bot.events import Events
@@ -77,8 +78,6 @@ class Sweeper:
 
 
 async def sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
-    from bot.keys import BACKGROUND, DELIVERY, EVENTS, MESSAGES, SETTINGS, STATES
-
     settings = app[SETTINGS]
     sweeper = Sweeper(
         app[STATES],

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from bot.nlu import catalogue
 from bot.training import CONFIG, DATA_DIR, DOMAIN, TRAINING_DIRS
 
 HELD_OUT = "nlu_data/test/nlu.yml"
@@ -78,8 +79,6 @@ def data_findings(training: Any, held_out: Any | None, domain_intents: list[str]
 def project_findings(root: Path) -> list[Finding]:
     import yaml
     from rasa.shared.nlu.training_data.loading import load_data
-
-    from bot.nlu import catalogue
 
     training = load_data(str(root / DATA_DIR / "nlu"))
     held_out_path = root / HELD_OUT

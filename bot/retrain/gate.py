@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bot.evaluation import evaluate_model, load_examples
 from bot.retrain import registry
 
 logger = logging.getLogger(__name__)
@@ -36,8 +37,6 @@ class GateResult:
 
 def score(model: Path, root: Path) -> float:
     """Macro-F1 (with the fallback threshold) of `model` on the held-out file."""
-    from bot.evaluation import evaluate_model, load_examples
-
     _, report = evaluate_model(model, load_examples(root / HELD_OUT))
     return float(report["with_fallback"]["macro avg"]["f1-score"])
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any
 
 from bot.engine.runtime import RasaEngine
+from bot.retrain.registry import serving_model
+
+if TYPE_CHECKING:
+    from bot.chat.service import ModelSlot
 
 logger = logging.getLogger(__name__)
 
@@ -23,8 +26,16 @@ PROMOTED = "model_promoted"
 
 
 class Reloader:
-    def __init__(self, app: web.Application) -> None:
-        self._app = app
+    def __init__(
+        self,
+        model_dir: Path,
+        slot: ModelSlot,
+        serve: Callable[[RasaEngine], Awaitable[None]],
+    ) -> None:
+        """`serve` binds a loaded engine to this process's stores and puts it in `slot`."""
+        self._model_dir = model_dir
+        self._slot = slot
+        self._serve = serve
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[str | None]] = set()
 
@@ -35,22 +46,18 @@ class Reloader:
 
     async def reload(self) -> str | None:
         """Serve the promoted model if it is not already serving; its version, or None."""
-        from bot.app import _serve
-        from bot.keys import MODEL, SETTINGS
-        from bot.retrain.registry import serving_model
-
         async with self._lock:
             try:
-                path: Path = serving_model(self._app[SETTINGS].model_dir)
+                path: Path = serving_model(self._model_dir)
             except Exception as exc:
                 logger.error("no model to reload: %s", exc)
                 return None
-            current = self._app[MODEL].engine
+            current = self._slot.engine
             if current is not None and current.model_path.name == path.name:
                 return current.version
             try:
                 engine = await asyncio.to_thread(RasaEngine.load, path)
-                await _serve(self._app, engine)
+                await self._serve(engine)
             except Exception:
                 logger.exception("reloading %s failed; still serving the previous model", path)
                 return None

@@ -17,13 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.accounts.routes import require
-from bot.channels.inbound import read_json_object
-from bot.customer_data.audit import READ
-from bot.errors import ApiError
-from bot.feedback.store import KINDS
-from bot.handoff.requests import REASONS, HandoffRequests
-from bot.jsonutil import json_response
-from bot.keys import (
+from bot.app_keys import (
     AUDIT,
     CLARIFICATIONS,
     CONVERSATION_LOG,
@@ -34,7 +28,14 @@ from bot.keys import (
     SATISFACTION,
     SETTINGS,
 )
+from bot.channels.inbound import read_json_object
+from bot.customer_data.audit import READ
+from bot.errors import ApiError
+from bot.feedback.store import KINDS
+from bot.handoff.requests import REASONS, HandoffRequests
+from bot.jsonutil import json_response
 from bot.redis_keys import Keys
+from bot.retrain import registry
 from bot.retrain.cli import announce
 from bot.review import training_data
 from bot.review.index import Query, ref, split_ref
@@ -243,8 +244,6 @@ async def retrain_status(request: web.Request) -> web.Response:
 async def reload(request: web.Request) -> web.Response:
     """Every process switches to the promoted model (models/serving.json)."""
     await require(request, "admin")
-    from bot.retrain import registry
-
     settings = request.app[SETTINGS]
     record = registry.read(settings.model_dir)
     if record is None:

@@ -9,9 +9,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from bot.accounts.routes import require
+from bot.app_keys import MODEL, REDIS, SETTINGS, STATS
 from bot.errors import ApiError
 from bot.jsonutil import json_response
-from bot.keys import MODEL, REDIS, SETTINGS, STATS
 from bot.redis_keys import Keys
 from bot.security.headers import page
 from bot.security.tokens import same_secret

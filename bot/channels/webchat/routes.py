@@ -6,12 +6,20 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bot.app_keys import (
+    CHAT,
+    CONVERSATION_LOG,
+    HUB,
+    RATE_LIMITS,
+    SETTINGS,
+    STATES,
+    WEBCHAT_SESSIONS,
+)
 from bot.channels.identity import conversation_id
 from bot.channels.inbound import message_id, message_text, read_json_object
 from bot.channels.webchat.sessions import set_cookie
 from bot.errors import ApiError
 from bot.jsonutil import json_response
-from bot.keys import CHAT, CONVERSATION_LOG, HUB, RATE_LIMITS, SETTINGS, STATES, WEBCHAT_SESSIONS
 from bot.security.headers import page
 from bot.security.origin import check_origin
 

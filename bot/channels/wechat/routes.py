@@ -16,12 +16,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from bot.channels.wechat.api import WeChatClient
-from bot.channels.wechat.channel import CHANNEL, WeChatChannel, conversation_id
-from bot.channels.wechat.crypto import CryptoError, MessageCrypto, signature, signature_ok
-from bot.channels.wechat.xml import XmlError, encrypted_reply, parse, text_reply
-from bot.errors import ApiError
-from bot.keys import (
+from bot.app_keys import (
     BACKGROUND,
     CHAT,
     DELIVERY,
@@ -31,6 +26,11 @@ from bot.keys import (
     WECHAT,
     WECHAT_CRYPTO,
 )
+from bot.channels.wechat.api import WeChatClient
+from bot.channels.wechat.channel import CHANNEL, WeChatChannel, conversation_id
+from bot.channels.wechat.crypto import CryptoError, MessageCrypto, signature, signature_ok
+from bot.channels.wechat.xml import XmlError, encrypted_reply, parse, text_reply
+from bot.errors import ApiError
 from bot.redis_keys import Keys
 from bot.settings import Settings
 

@@ -14,7 +14,6 @@ response ``[{"recipient_id": "u1", "text": "..."}, ...]``. Unlike Rasa's:
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import AsyncIterator
 
@@ -31,23 +30,16 @@ from bot.channels.inbound import (
 )
 from bot.errors import ApiError
 from bot.jsonutil import json_response
+from bot.security.tokens import bearer_matches
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "rest"
 
 
-def authorised(header: str | None, token: str) -> bool:
-    """Whether `header` is ``Bearer <token>`` (constant time; any bytes are safe)."""
-    scheme, _, given = (header or "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        given.strip().encode("utf-8", "surrogateescape"), token.encode()
-    )
-
-
 async def webhook(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
-    if settings.rest_token and not authorised(
+    if settings.rest_token and not bearer_matches(
         request.headers.get("Authorization"), settings.rest_token
     ):
         raise ApiError(

@@ -13,7 +13,7 @@ from bot.app_keys import AUDIT, CONVERSATION_LOG, SETTINGS
 from bot.customer_data.audit import READ
 from bot.errors import ApiError
 from bot.jsonutil import json_response
-from bot.security.tokens import bearer, same_secret
+from bot.security.tokens import bearer_matches
 
 MAX_LIMIT = 100
 
@@ -24,7 +24,7 @@ def require_admin(request: web.Request) -> None:
         raise ApiError(
             403, "admin_api_disabled", "The admin API is closed: set BOT_ADMIN_TOKEN to open it."
         )
-    if not same_secret(bearer(request.headers.get("Authorization")), token):
+    if not bearer_matches(request.headers.get("Authorization"), token):
         raise ApiError(
             401, "unauthorised", "Send the admin token as `Authorization: Bearer <token>`."
         )

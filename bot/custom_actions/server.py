@@ -12,7 +12,7 @@ from rasa_sdk.interfaces import ActionExecutionRejection, ActionNotFoundExceptio
 
 from bot.chat.apology import apology
 from bot.engine.output import ACTION_FAILED, PRODUCED_BY
-from bot.security.tokens import same_secret
+from bot.security.tokens import bearer_matches
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +29,7 @@ class ActionServer:
         self.token = token
 
     def authorised(self, header: str | None) -> bool:
-        if self.token is None or header is None:
-            return False
-        return same_secret(header, f"Bearer {self.token}")
+        return self.token is not None and bearer_matches(header, self.token)
 
     async def run(self, action_call: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         assert self.executor is not None, "authorised() is False until configured"

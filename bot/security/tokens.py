@@ -29,3 +29,9 @@ def bearer(header: str | None) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+def bearer_matches(header: str | None, token: str) -> bool:
+    """Whether an ``Authorization`` header is ``Bearer <token>``: the one check of every
+    token-protected endpoint (admin API, REST channel, custom actions, metrics)."""
+    return same_secret(bearer(header), token)

@@ -14,7 +14,7 @@ from bot.errors import ApiError
 from bot.jsonutil import json_response
 from bot.redis_keys import Keys
 from bot.security.headers import page
-from bot.security.tokens import same_secret
+from bot.security.tokens import bearer_matches
 from bot.stats.csv_export import daily_csv
 from bot.stats.kpis import kpis
 
@@ -68,7 +68,7 @@ async def metrics(request: web.Request) -> web.Response:
             403, "metrics_closed", "/metrics is closed: set BOT_METRICS_TOKEN to open it."
         )
     if token is not None:
-        if not same_secret(request.headers.get("Authorization"), f"Bearer {token}"):
+        if not bearer_matches(request.headers.get("Authorization"), token):
             raise ApiError(
                 401, "unauthorized", "Send `Authorization: Bearer` with BOT_METRICS_TOKEN."
             )

@@ -37,8 +37,11 @@ from bot.app_keys import (
     CUSTOMER_DATA,
     DELIVERY,
     EVENTS,
+    FEEDBACK,
+    HANDOFF_REQUESTS,
     HUB,
     KNOWLEDGE,
+    KPIS,
     LOGIN_THROTTLE,
     MESSAGES,
     MODEL,
@@ -107,6 +110,7 @@ from bot.security.proxy import TrustedProxies, forwarded_middleware
 from bot.security.ratelimit import RateLimits
 from bot.settings import Settings
 from bot.stats import api as stats_api
+from bot.stats.kpis import Kpis
 from bot.stats.metrics import Metrics
 from bot.stats.recorder import Stats
 
@@ -268,10 +272,14 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
         app[SETTINGS].retention_days,
         Metrics(app[SETTINGS].metrics_dir),
     )
+    app[KPIS] = Kpis(app[REDIS], app[STATS])
     app[CONVERSATION_LOG] = ConversationLog(app[REDIS], keys, app[STATS])
     app[SATISFACTION] = SatisfactionStore(app[REDIS], keys)
     app[CLARIFICATIONS] = ClarificationStore(app[REDIS], keys)
     app[STATES] = ConversationStates(app[REDIS], keys)
+    masking = mask if app[SETTINGS].mask_pii else keep
+    app[HANDOFF_REQUESTS] = HandoffRequests(app[REDIS], keys, masking, app[STATS])
+    app[FEEDBACK] = FeedbackLog(app[REDIS], keys, masking)
     app[CONSOLE] = ConsoleStore(app[REDIS], keys)
     app[EVENTS] = Events(app[REDIS], keys)
     app[DELIVERY] = Delivery(app[EVENTS], app[CONVERSATION_LOG])
@@ -294,7 +302,7 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
         app[KNOWLEDGE].hours,
         app[CLOCK],
         app[REVIEW_INDEX],
-        mask if app[SETTINGS].mask_pii else keep,
+        masking,
         app[STATS],
         claims,
         app[CLARIFICATIONS],
@@ -403,8 +411,8 @@ async def _serve(app: web.Application, engine: RasaEngine) -> None:
     keys = Keys(settings.key_prefix)
     executor = ActionExecutor()
     deps = ActionDeps(
-        handoff=HandoffRequests(redis, keys, mask if settings.mask_pii else keep, app[STATS]),
-        feedback=FeedbackLog(redis, keys, mask if settings.mask_pii else keep),
+        handoff=app[HANDOFF_REQUESTS],
+        feedback=app[FEEDBACK],
         knowledge=app[KNOWLEDGE],
         messages=app[MESSAGES],
         orders=app[ORDERS],

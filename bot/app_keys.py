@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from bot.customer_data.audit import AuditLog
     from bot.customer_data.store import CustomerData
     from bot.events import Events
+    from bot.feedback.store import FeedbackLog
+    from bot.handoff.requests import HandoffRequests
     from bot.handoff.states import ConversationStates
     from bot.nlu.clarification import ClarificationStore
     from bot.orders.backend import OrderBackend
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
     from bot.satisfaction.store import SatisfactionStore
     from bot.security.ratelimit import RateLimits
     from bot.settings import Settings
+    from bot.stats.kpis import Kpis
     from bot.stats.recorder import Stats
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
@@ -65,10 +68,13 @@ SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")
 LOGIN_THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle")
 RATE_LIMITS: web.AppKey[RateLimits] = web.AppKey("rate_limits")
 STATES: web.AppKey[ConversationStates] = web.AppKey("states")
+HANDOFF_REQUESTS: web.AppKey[HandoffRequests] = web.AppKey("handoff_requests")
+FEEDBACK: web.AppKey[FeedbackLog] = web.AppKey("feedback")
 CONSOLE: web.AppKey[ConsoleStore] = web.AppKey("console")
 EVENTS: web.AppKey[Events] = web.AppKey("events")
 HUB: web.AppKey[Hub] = web.AppKey("hub")
 STATS: web.AppKey[Stats] = web.AppKey("stats")
+KPIS: web.AppKey[Kpis] = web.AppKey("kpis")
 RELOADER: web.AppKey[Reloader] = web.AppKey("reloader")
 RETRAIN: web.AppKey[RetrainJobs] = web.AppKey("retrain")
 REVIEW_INDEX: web.AppKey[ReviewIndex] = web.AppKey("review_index")

@@ -191,7 +191,7 @@ def test_no_module_hides_an_import_of_the_project_inside_a_function() -> None:
 
 
 def test_the_walk_sees_cycles_lazy_imports_and_type_checking_blocks(tmp_path: Path) -> None:
-    """The checks themselves: a cycle through a function's import is found, a TYPE_CHECKING one is not."""
+    """The walk itself: a cycle through a function's import counts, a TYPE_CHECKING one not."""
     package = tmp_path / "bot"
     (package / "sub").mkdir(parents=True)
     (tmp_path / "actions").mkdir()

@@ -256,6 +256,23 @@ class ConversationLog:
         ]
         return inbound, replies
 
+    async def messages(
+        self, refs: Sequence[tuple[str, str]]
+    ) -> list[tuple[dict[str, str], dict[str, Any]] | None]:
+        """These (conversation, entry id) log entries with their NLU results, in order.
+
+        None for an entry no longer there (retention removed it since it was indexed).
+        """
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for conversation, entry_id in refs:
+                pipe.xrange(self._keys.conv_log(conversation), entry_id, entry_id)
+                pipe.hget(self._keys.conv_nlu(conversation), entry_id)
+            raw = await pipe.execute()
+        found: list[tuple[dict[str, str], dict[str, Any]] | None] = []
+        for entries, nlu in zip(raw[::2], raw[1::2], strict=True):
+            found.append((entries[0][1], json.loads(nlu) if nlu else {}) if entries else None)
+        return found
+
     async def timeline(self, conversation: str) -> list[dict[str, Any]]:
         """Every message of a conversation in order, inbound ones with their NLU result."""
         keys = self._keys

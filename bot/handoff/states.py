@@ -256,6 +256,9 @@ class ConversationStates:
         """Waiting conversations in the order they will be served."""
         return list(await self._redis.zrange(self._keys.handoff_waiting, 0, -1))
 
+    async def waiting_count(self) -> int:
+        return int(await self._redis.zcard(self._keys.handoff_waiting))
+
     async def position(self, conversation: str) -> int | None:
         """How many conversations will be served before this one (None: not waiting)."""
         rank = await self._redis.zrank(self._keys.handoff_waiting, conversation)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,9 @@ from bot.app_keys import (
     AUDIT,
     CLARIFICATIONS,
     CONVERSATION_LOG,
+    FEEDBACK,
+    HANDOFF_REQUESTS,
     KNOWLEDGE,
-    REDIS,
     RETRAIN,
     REVIEW_INDEX,
     SATISFACTION,
@@ -32,9 +32,8 @@ from bot.channels.inbound import read_json_object
 from bot.customer_data.audit import READ
 from bot.errors import ApiError
 from bot.feedback.store import KINDS
-from bot.handoff.requests import REASONS, HandoffRequests
+from bot.handoff.requests import REASONS
 from bot.jsonutil import json_response
-from bot.redis_keys import Keys
 from bot.retrain import registry
 from bot.retrain.cli import announce
 from bot.review import training_data
@@ -86,25 +85,17 @@ async def messages(request: web.Request) -> web.Response:
 
 
 async def _details(request: web.Request, refs: list[str]) -> list[dict[str, Any]]:
-    redis = request.app[REDIS]
-    keys = Keys(request.app[SETTINGS].key_prefix)
     pairs = [split_ref(r) for r in refs]
-    async with redis.pipeline(transaction=False) as pipe:
-        for conversation, entry_id in pairs:
-            pipe.xrange(keys.conv_log(conversation), entry_id, entry_id)
-            pipe.hget(keys.conv_nlu(conversation), entry_id)
-        raw = await pipe.execute()
+    found = await request.app[CONVERSATION_LOG].messages(pairs)
     labels = await request.app[REVIEW_INDEX].labels(refs)
     items = []
-    for i, (conversation, entry_id) in enumerate(pairs):
-        entries, nlu = raw[2 * i], raw[2 * i + 1]
-        if not entries:
+    for item_ref, (conversation, entry_id), message in zip(refs, pairs, found, strict=True):
+        if message is None:
             continue  # removed by retention since it was indexed
-        fields = entries[0][1]
-        result = json.loads(nlu) if nlu else {}
+        fields, result = message
         items.append(
             {
-                "ref": refs[i],
+                "ref": item_ref,
                 "conversation": conversation,
                 "id": entry_id,
                 "ts": float(fields.get("ts", 0)),
@@ -114,7 +105,7 @@ async def _details(request: web.Request, refs: list[str]) -> list[dict[str, Any]
                 "confidence": result.get("confidence"),
                 "entities": result.get("entities", []),
                 "model": result.get("model"),
-                "label": labels.get(refs[i]),
+                "label": labels.get(item_ref),
             }
         )
     return items
@@ -144,14 +135,12 @@ async def conversation(request: web.Request) -> web.Response:
     for entry in timeline:
         if entry["direction"] == "in":
             entry["label"] = labels.get(ref(cid, entry["id"]))
-    redis = request.app[REDIS]
-    keys = Keys(request.app[SETTINGS].key_prefix)
     return json_response(
         {
             "conversation": cid,
             "channel": timeline[0]["channel"],
             "messages": timeline,
-            "escalations": await HandoffRequests(redis, keys).reasons(cid),
+            "escalations": await request.app[HANDOFF_REQUESTS].reasons(cid),
             "satisfaction": await request.app[SATISFACTION].get(cid),
         }
     )
@@ -163,12 +152,10 @@ async def label(request: web.Request) -> web.Response:
     cid, entry_id = body.get("conversation"), body.get("id")
     if not isinstance(cid, str) or not isinstance(entry_id, str):
         raise ApiError(400, "invalid_message", "Send the message's `conversation` and `id`.")
-    entries = await request.app[REDIS].xrange(
-        Keys(request.app[SETTINGS].key_prefix).conv_log(cid), entry_id, entry_id
-    )
-    if not entries or entries[0][1].get("direction") != "in":
+    [found] = await request.app[CONVERSATION_LOG].messages([(cid, entry_id)])
+    if found is None or found[0].get("direction") != "in":
         raise ApiError(404, "not_found", "No such customer message.")
-    text = entries[0][1].get("text", "")
+    text = found[0].get("text", "")
     item = ref(cid, entry_id)
     record: dict[str, Any] = {"by": session.username, "at": time.time()}
     if body.get("ignore") is True:
@@ -215,9 +202,8 @@ async def feedback(request: web.Request) -> web.Response:
     kind = request.query.get("kind") or None
     if kind and kind not in KINDS:
         raise ApiError(400, "invalid_kind", f"`kind` is one of {', '.join(KINDS)}.")
-    redis = request.app[REDIS]
-    rows = await redis.xrevrange(Keys(request.app[SETTINGS].key_prefix).feedback, count=500)
-    items = [{"id": i, **f} for i, f in rows if kind is None or f.get("kind") == kind]
+    rows = await request.app[FEEDBACK].recent(500)
+    items = [row for row in rows if kind is None or row.get("kind") == kind]
     return json_response({"feedback": items[:200]})
 
 

@@ -9,14 +9,12 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from bot.accounts.routes import require
-from bot.app_keys import MODEL, REDIS, SETTINGS, STATS
+from bot.app_keys import KPIS, MODEL, SETTINGS, STATES, STATS
 from bot.errors import ApiError
 from bot.jsonutil import json_response
-from bot.redis_keys import Keys
 from bot.security.headers import page
 from bot.security.tokens import bearer_matches
 from bot.stats.csv_export import daily_csv
-from bot.stats.kpis import kpis
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_DAYS = 30
@@ -36,15 +34,15 @@ def _date(request: web.Request, name: str, default: dt.date) -> dt.date:
 async def stats(request: web.Request) -> web.Response:
     """The KPIs of a range as JSON, or as CSV (one row per day) with `format=csv`."""
     await require(request, "trainer", "admin")
-    recorder = request.app[STATS]
-    today = dt.datetime.now(recorder.tz).date()
+    reader = request.app[KPIS]
+    today = dt.datetime.now(reader.stats.tz).date()
     last = _date(request, "to", today)
     first = _date(request, "from", last - dt.timedelta(days=DEFAULT_DAYS - 1))
     if first > last:
         raise ApiError(400, "invalid_range", "`from` must not be after `to`.")
     if (last - first).days >= MAX_DAYS:
         raise ApiError(400, "invalid_range", f"At most {MAX_DAYS} days at a time.")
-    body = await kpis(request.app[REDIS], recorder, first, last)
+    body = await reader.between(first, last)
     wanted = request.query.get("format", "json")
     if request.path.endswith(".csv") or wanted == "csv":
         return web.Response(
@@ -73,8 +71,7 @@ async def metrics(request: web.Request) -> web.Response:
                 401, "unauthorized", "Send `Authorization: Bearer` with BOT_METRICS_TOKEN."
             )
     recorder = request.app[STATS]
-    keys = Keys(request.app[SETTINGS].key_prefix)
-    recorder.metrics.queue_length.set(await request.app[REDIS].zcard(keys.handoff_waiting))
+    recorder.metrics.queue_length.set(await request.app[STATES].waiting_count())
     engine = request.app[MODEL].engine
     if engine is not None:
         recorder.metrics.serving(engine.version)

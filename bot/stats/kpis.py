@@ -130,3 +130,14 @@ async def kpis(redis: Redis, stats: Stats, first: dt.date, last: dt.date) -> dic
         "total": await _figures(redis, stats, days),
         "days": per_day,
     }
+
+
+class Kpis:
+    """The KPI figures of a date range, read from what `stats` recorded."""
+
+    def __init__(self, redis: Redis, stats: Stats) -> None:
+        self._redis = redis
+        self.stats = stats
+
+    async def between(self, first: dt.date, last: dt.date) -> dict[str, Any]:
+        return await kpis(self._redis, self.stats, first, last)

@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from bot.engine.runtime import RasaEngine
+from bot.names import FALLBACK
 from bot.nlu.clarification import load_readings, readings_to_offer
 from bot.nlu.normalizer import normalize
 from bot.training import train
@@ -40,7 +41,6 @@ HELD_OUT = Path("nlu_data/test/nlu.yml")
 READINGS = Path("nlu_data/clarification.yml")
 TEXT_KEY = "text"
 REPORTS = Path("reports")
-FALLBACK = "nlu_fallback"
 # Recall targets for the intents that decide whether the bot is honest and safe.
 SAFETY_INTENTS = ("sensitive_topic", "abuse", "out_of_scope", "request_human", "ask_is_bot")
 MACRO_F1_TARGET = 0.95

@@ -12,8 +12,8 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bot.app_keys import CONVERSATION_LOG, REDIS, REVIEW_INDEX, SETTINGS, STATS
+from bot.names import FALLBACK
 from bot.redis_keys import Keys, encode_conversation
-from bot.stats.recorder import FALLBACK
 from tests.conftest import ROOT
 from tests.helpers import say
 

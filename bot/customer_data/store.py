@@ -30,10 +30,11 @@ from redis.asyncio import Redis
 from bot.channels.identity import channel_of
 from bot.conversation_log.store import INBOUND, ConversationLog
 from bot.customer_data.audit import AuditLog, conversation_hash
+from bot.names import FALLBACK
 from bot.nlu.normalizer import normalize
 from bot.redis_keys import Keys
 from bot.review.index import ReviewIndex
-from bot.stats.recorder import FALLBACK, Stats
+from bot.stats.recorder import Stats
 
 
 class CustomerData:

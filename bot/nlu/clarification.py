@@ -27,10 +27,10 @@ from typing import Any
 import yaml
 from redis.asyncio import Redis
 
+from bot.names import FALLBACK
 from bot.nlu.normalizer import normalize
 from bot.redis_keys import Keys
 
-FALLBACK = "nlu_fallback"
 # How long the question stays open: the customer's next message, not tomorrow's.
 PENDING_SECONDS = 600
 # A second reading much weaker than this is not worth offering.

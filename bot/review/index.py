@@ -26,10 +26,10 @@ import jieba
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from bot.names import FALLBACK
 from bot.nlu.normalizer import normalize
 from bot.redis_keys import Keys
 
-FALLBACK = "nlu_fallback"
 # Below this a classification is worth a trainer's look even if it was answered.
 REVIEW_BELOW = 0.6
 WORD = re.compile(r"\w", re.UNICODE)

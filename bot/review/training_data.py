@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from bot.names import FALLBACK
 from bot.nlu.normalizer import normalize
 
 NLU_DIR = Path("nlu_data/nlu")
@@ -106,7 +107,7 @@ def append_example(
         raise LabelError(400, "invalid_text", f"An example is 1 to {MAX_TEXT} characters.")
     if MARKUP.search(text) or "](" in text:
         raise LabelError(400, "invalid_text", "The text looks like entity markup; edit the file.")
-    if intent not in intents(root) or intent == "nlu_fallback":
+    if intent not in intents(root) or intent == FALLBACK:
         raise LabelError(400, "unknown_intent", f"{intent!r} is not an intent of the domain.")
     example = markup(text, entities or [])
     key = plain(example)

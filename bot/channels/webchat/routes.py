@@ -20,6 +20,7 @@ from bot.channels.inbound import message_id, message_text, read_json_object
 from bot.channels.webchat.sessions import set_cookie
 from bot.errors import ApiError
 from bot.jsonutil import json_response
+from bot.names import is_agent_action
 from bot.security.headers import page
 from bot.security.origin import check_origin
 
@@ -99,8 +100,7 @@ async def history(request: web.Request) -> web.Response:
 
 def _author(entry: dict[str, object]) -> str:
     """`agent` for a person's reply, `bot` for everything else (never the agent's name)."""
-    action = entry.get("action")
-    return "agent" if isinstance(action, str) and action.startswith("agent:") else "bot"
+    return "agent" if is_agent_action(entry.get("action")) else "bot"
 
 
 async def live(request: web.Request) -> web.WebSocketResponse:

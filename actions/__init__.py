@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from rasa_sdk import Action
 
 from actions.clarification import ActionHandleFallback, Clarifications
+from actions.common import Feedback
 from actions.escalation import (
     ActionHandleAbuse,
     ActionHandleComplaint,
@@ -20,9 +21,7 @@ from actions.escalation import (
     ActionNeedsAccountAccess,
     ActionRequestHuman,
     Escalator,
-    Feedback,
     HandoffQueue,
-    utc_now,
 )
 from actions.feedback import ActionRecordFeedback
 from actions.goodbye import ActionGoodbye, SatisfactionQuestion
@@ -34,6 +33,7 @@ from actions.orders import (
     ValidateOrderChangeForm,
     ValidateOrderStatusForm,
 )
+from bot.clock import utc_now
 from bot.content.knowledge import KnowledgeBase
 from bot.content.messages import Messages
 from bot.orders.backend import OrderBackend

@@ -17,7 +17,9 @@ from typing import Any, Protocol
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.escalation import FALLBACK, MESSAGE_KEY, Escalator, say, session_user_intents
+from actions.common import MESSAGE_KEY, say, session_user_intents
+from actions.escalation import Escalator
+from bot.names import FALLBACK
 from bot.nlu.clarification import Option, readings_to_offer
 
 # Channels whose page shows buttons, and those where the customer types a number.

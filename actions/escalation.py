@@ -17,11 +17,11 @@ from typing import Any, Protocol
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.common import Feedback, latest_intent, say, session_user_intents
+from bot.clock import utc_now
 from bot.content.messages import Messages
 from bot.handoff.hours import ServiceHours
 from bot.handoff.standing import Standing
-
-FALLBACK = "nlu_fallback"
 
 
 class HandoffQueue(Protocol):
@@ -30,23 +30,6 @@ class HandoffQueue(Protocol):
     async def standing(
         self, conversation: str, hours: ServiceHours, now: dt.datetime
     ) -> Standing | None: ...
-
-
-class Feedback(Protocol):
-    async def record(self, kind: str, conversation: str, text: str, channel: str = "") -> str: ...
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-# Set on every line an action says, so the conversation log names its source.
-MESSAGE_KEY = "message_key"
-
-
-def say(dispatcher: CollectingDispatcher, messages: Messages, key: str, **values: str) -> None:
-    """Say one variation of message `key` (nlu_data/messages.yml)."""
-    dispatcher.utter_message(text=messages.pick(key, **values), **{MESSAGE_KEY: key})
 
 
 class Escalator:
@@ -89,17 +72,6 @@ class Escalator:
                 hours=self.hours.described,
                 next_open=self.hours.describe_next_open(now),
             )
-
-
-def session_user_intents(tracker: Tracker) -> list[str]:
-    """The intents of the customer's messages in the current session, oldest first."""
-    intents: list[str] = []
-    for event in tracker.events:
-        if event.get("event") == "session_started":
-            intents = []
-        elif event.get("event") == "user":
-            intents.append(((event.get("parse_data") or {}).get("intent") or {}).get("name") or "")
-    return intents
 
 
 class ActionRequestHuman(Action):
@@ -191,7 +163,7 @@ class ActionNeedsAccountAccess(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
-        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        intent = latest_intent(tracker)
         reason = intent if intent in ("payment_issue", "account_issue") else "account_issue"
         say(dispatcher, self._escalator.messages, "account_needs_person")
         await self._escalator.escalate(dispatcher, tracker, reason)

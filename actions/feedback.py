@@ -7,7 +7,7 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.escalation import Feedback, say
+from actions.common import Feedback, latest_intent, say
 from bot.content.messages import Messages
 
 
@@ -22,8 +22,7 @@ class ActionRecordFeedback(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
-        intent = (tracker.latest_message.get("intent") or {}).get("name")
-        kind = "suggestion" if intent == "suggestion" else "praise"
+        kind = "suggestion" if latest_intent(tracker) == "suggestion" else "praise"
         text = tracker.latest_message.get("text") or ""
         await self._feedback.record(
             kind, tracker.sender_id, text, tracker.get_latest_input_channel() or ""

@@ -7,12 +7,13 @@ from typing import Any, Protocol
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.escalation import say, session_user_intents
+from actions.common import say, session_user_intents
 from bot.content.messages import Messages
+from bot.names import FALLBACK
 
 # A conversation of only these was not one where the customer was helped.
 SMALL_TALK = frozenset(
-    {"greet", "goodbye", "thank", "affirm", "deny", "chitchat", "nlu_fallback", ""}
+    {"greet", "goodbye", "thank", "affirm", "deny", "chitchat", FALLBACK, ""}
 )
 
 

@@ -8,7 +8,8 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.escalation import MESSAGE_KEY, say, utc_now
+from actions.common import MESSAGE_KEY, latest_intent, say
+from bot.clock import utc_now
 from bot.content.knowledge import KnowledgeBase
 from bot.content.messages import Messages
 from bot.nlu.normalizer import normalize
@@ -36,7 +37,7 @@ class ActionAnswerFromKnowledge(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
-        intent = (tracker.latest_message.get("intent") or {}).get("name") or ""
+        intent = latest_intent(tracker)
         text = normalize(tracker.latest_message.get("text") or "")
         now: dt.datetime = self._clock()
         answer = self._knowledge.answer(intent, text, today=self._knowledge.hours.local(now).date())

@@ -14,7 +14,8 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.escalation import Escalator, say
+from actions.common import event_intent, say
+from actions.escalation import Escalator
 from bot.content.messages import Messages
 from bot.nlu.normalizer import normalize
 from bot.orders.backend import (
@@ -147,7 +148,7 @@ class ActionHandOverOrderChange(Action):
                 e.get("text") or ""
                 for e in reversed(tracker.events)
                 if e.get("event") == "user"
-                and ((e.get("parse_data") or {}).get("intent") or {}).get("name") == "modify_order"
+                and event_intent(e) == "modify_order"
             ),
             "",
         )

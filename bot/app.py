@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import functools
 import gc
 import logging
@@ -19,7 +18,6 @@ from rasa_sdk.executor import ActionExecutor
 from redis.exceptions import RedisError
 
 from actions import ActionDeps, build_actions
-from actions.escalation import utc_now
 from bot import health, redis_connection
 from bot.accounts import routes as account_routes
 from bot.accounts.sessions import LoginThrottle, Sessions
@@ -67,6 +65,7 @@ from bot.channels.webchat.sessions import WebchatSessions
 from bot.channels.wechat import routes as wechat
 from bot.chat.once import RENEW_EVERY, MessageClaims, new_instance
 from bot.chat.service import ChatService, ModelSlot
+from bot.clock import Clock, utc_now
 from bot.console import api as console_api
 from bot.console import page as console_page
 from bot.console.store import ConsoleStore
@@ -120,7 +119,7 @@ logger = logging.getLogger(__name__)
 def create_app(
     settings: Settings,
     engine: RasaEngine | None = None,
-    clock: Callable[[], dt.datetime] = utc_now,
+    clock: Clock = utc_now,
 ) -> web.Application:
     """Build the service.
 

@@ -7,8 +7,6 @@ import cycle can pass through here. `bot/app.py` fills them in at start-up.
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -24,6 +22,7 @@ if TYPE_CHECKING:
     from bot.channels.wechat.channel import WeChatChannel
     from bot.channels.wechat.crypto import MessageCrypto
     from bot.chat.service import ChatService, ModelSlot
+    from bot.clock import Clock
     from bot.console.store import ConsoleStore
     from bot.content.knowledge import KnowledgeBase
     from bot.content.messages import Messages
@@ -86,4 +85,4 @@ WECHAT: web.AppKey[WeChatChannel] = web.AppKey("wechat")
 # None in plain mode (no WECHAT_AES_KEY).
 WECHAT_CRYPTO: web.AppKey[MessageCrypto | None] = web.AppKey("wechat_crypto")
 # What time the bot believes it is (service hours); tests set it.
-CLOCK: web.AppKey[Callable[[], dt.datetime]] = web.AppKey("clock")
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")

@@ -209,3 +209,18 @@ def test_the_walk_sees_cycles_lazy_imports_and_type_checking_blocks(tmp_path: Pa
     assert [(e.importer, e.imported, e.line) for e in hidden_imports(tmp_path)] == [
         ("bot.sub.b", "bot.a", 2)
     ]
+
+
+def test_the_actions_load_without_the_server() -> None:
+    """An action server of its own imports `actions`: nothing it loads may reach the app."""
+    edges: dict[str, set[str]] = {}
+    for edge in imports(ROOT):
+        edges.setdefault(edge.importer, set()).add(edge.imported)
+    reached: set[str] = set()
+    todo = [name for name in modules(ROOT) if name.split(".")[0] == "actions"]
+    while todo:
+        name = todo.pop()
+        if name not in reached:
+            reached.add(name)
+            todo += edges.get(name, set())
+    assert not reached & {"bot.app", "bot.app_keys"}, sorted(reached)

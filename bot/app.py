@@ -1,4 +1,10 @@
-"""The application factory."""
+"""The application factory and composition root.
+
+`create_app` builds every collaborator once, in one cleanup context per
+resource, hands each its collaborators through its constructor and stores the
+shared ones under the typed keys of `bot/app_keys.py`; no module below this
+one builds another's collaborators or imports upward.
+"""
 
 from __future__ import annotations
 

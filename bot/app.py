@@ -63,12 +63,18 @@ from bot.app_keys import (
     STATES,
     STATS,
     WEBCHAT_SESSIONS,
+    WECHAT,
+    WECHAT_CRYPTO,
 )
 from bot.background import Background
 from bot.channels import rest, webchat
 from bot.channels.delivery import Delivery
 from bot.channels.webchat.sessions import WebchatSessions
 from bot.channels.wechat import routes as wechat
+from bot.channels.wechat.api import WeChatClient
+from bot.channels.wechat.channel import CHANNEL as WECHAT_CHANNEL
+from bot.channels.wechat.channel import WeChatChannel
+from bot.channels.wechat.crypto import MessageCrypto
 from bot.chat.once import RENEW_EVERY, MessageClaims, new_instance
 from bot.chat.service import ChatService, ModelSlot
 from bot.clock import Clock, utc_now
@@ -159,7 +165,8 @@ def create_app(
     app.cleanup_ctx.append(sweeper_ctx)
     app.cleanup_ctx.append(retention_ctx)
     app.cleanup_ctx.append(_model_ctx(engine))
-    wechat.setup(app, settings)  # its routes and client, when WeChat is configured
+    if wechat.setup(app, settings):  # its routes, when WeChat is configured
+        app.cleanup_ctx.append(wechat_ctx)
     health.setup(app)
     rest.setup(app)
     webchat.setup(app)
@@ -357,13 +364,47 @@ async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def wechat_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The WeChat channel: its message crypto, its API client and session, its sender."""
+    settings = app[SETTINGS]
+    assert settings.wechat_token and settings.wechat_appid and settings.wechat_secret
+    keys = Keys(settings.key_prefix)
+    app[WECHAT_CRYPTO] = (
+        MessageCrypto(settings.wechat_token, settings.wechat_aes_key, settings.wechat_appid)
+        if settings.wechat_aes_key
+        else None
+    )
+    async with aiohttp.ClientSession() as session:
+        client = WeChatClient(
+            session,
+            app[REDIS],
+            keys,
+            settings.wechat_api_base,
+            settings.wechat_appid,
+            settings.wechat_secret,
+        )
+        channel = WeChatChannel(
+            app[CHAT],
+            client,
+            app[REDIS],
+            keys,
+            settings.wechat_reply_budget,
+            settings.max_message_chars,
+        )
+        app[WECHAT] = channel
+        app[DELIVERY].register(WECHAT_CHANNEL, channel)
+        mode = "safe mode (AES)" if app[WECHAT_CRYPTO] else "plain mode"
+        logger.info("WeChat channel on at /webhooks/wechat, %s", mode)
+        app[BACKGROUND].on_stop(lambda: channel.drain(timeout=10))
+        yield
+        await channel.drain(timeout=10)
+
+
 def _model_ctx(
     preloaded: RasaEngine | None,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def model_ctx(app: web.Application) -> AsyncIterator[None]:
-        reloader = Reloader(
-            app[SETTINGS].model_dir, app[MODEL], functools.partial(_serve, app)
-        )
+        reloader = Reloader(app[SETTINGS].model_dir, app[MODEL], functools.partial(_serve, app))
         app[RELOADER] = reloader
         app[HUB].listeners[PROMOTED].append(reloader.on_event)
         if preloaded is not None:

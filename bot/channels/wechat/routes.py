@@ -11,27 +11,14 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
 
-import aiohttp
 from aiohttp import web
 
-from bot.app_keys import (
-    BACKGROUND,
-    CHAT,
-    DELIVERY,
-    RATE_LIMITS,
-    REDIS,
-    SETTINGS,
-    WECHAT,
-    WECHAT_CRYPTO,
-)
-from bot.channels.wechat.api import WeChatClient
-from bot.channels.wechat.channel import CHANNEL, WeChatChannel, conversation_id
+from bot.app_keys import RATE_LIMITS, SETTINGS, WECHAT, WECHAT_CRYPTO
+from bot.channels.wechat.channel import conversation_id
 from bot.channels.wechat.crypto import CryptoError, MessageCrypto, signature, signature_ok
 from bot.channels.wechat.xml import XmlError, encrypted_reply, parse, text_reply
 from bot.errors import ApiError
-from bot.redis_keys import Keys
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -124,8 +111,8 @@ def _encrypted(crypto: MessageCrypto, xml: str) -> str:
     )
 
 
-def setup(app: web.Application, settings: Settings) -> None:
-    """Routes and client, only when WeChat is configured; otherwise one log line."""
+def setup(app: web.Application, settings: Settings) -> bool:
+    """The routes, only when WeChat is configured (otherwise one log line); whether it is."""
     if not settings.wechat_enabled:
         missing = [
             name
@@ -137,42 +124,7 @@ def setup(app: web.Application, settings: Settings) -> None:
             if not value
         ]
         logger.info("WeChat channel off: %s not set", ", ".join(missing))
-        return
+        return False
     app.router.add_get("/webhooks/wechat", verify)
     app.router.add_post("/webhooks/wechat", receive)
-    app.cleanup_ctx.append(wechat_ctx)
-
-
-async def wechat_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    assert settings.wechat_token and settings.wechat_appid and settings.wechat_secret
-    keys = Keys(settings.key_prefix)
-    app[WECHAT_CRYPTO] = (
-        MessageCrypto(settings.wechat_token, settings.wechat_aes_key, settings.wechat_appid)
-        if settings.wechat_aes_key
-        else None
-    )
-    async with aiohttp.ClientSession() as session:
-        client = WeChatClient(
-            session,
-            app[REDIS],
-            keys,
-            settings.wechat_api_base,
-            settings.wechat_appid,
-            settings.wechat_secret,
-        )
-        channel = WeChatChannel(
-            app[CHAT],
-            client,
-            app[REDIS],
-            keys,
-            settings.wechat_reply_budget,
-            settings.max_message_chars,
-        )
-        app[WECHAT] = channel
-        app[DELIVERY].register(CHANNEL, channel)
-        mode = "safe mode (AES)" if app[WECHAT_CRYPTO] else "plain mode"
-        logger.info("WeChat channel on at /webhooks/wechat, %s", mode)
-        app[BACKGROUND].on_stop(lambda: channel.drain(timeout=10))
-        yield
-        await channel.drain(timeout=10)
+    return True

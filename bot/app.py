@@ -49,6 +49,7 @@ from bot.errors import error_middleware
 from bot.events import Events
 from bot.feedback.store import FeedbackLog
 from bot.handoff.requests import HandoffRequests
+from bot.handoff.service import HandoffService
 from bot.handoff.states import ConversationStates
 from bot.handoff.sweeper import sweeper_ctx
 from bot.keys import (
@@ -64,6 +65,7 @@ from bot.keys import (
     CUSTOMER_DATA,
     DELIVERY,
     EVENTS,
+    HANDOFF,
     HUB,
     KNOWLEDGE,
     LOGIN_THROTTLE,
@@ -107,6 +109,7 @@ from bot.settings import Settings
 from bot.stats import api as stats_api
 from bot.stats.metrics import Metrics
 from bot.stats.recorder import Stats
+from bot.stats.subscriber import KpiRecorder
 
 logger = logging.getLogger(__name__)
 
@@ -262,7 +265,7 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
         app[SETTINGS].retention_days,
         Metrics(app[SETTINGS].metrics_dir),
     )
-    app[CONVERSATION_LOG] = ConversationLog(app[REDIS], keys, app[STATS])
+    app[CONVERSATION_LOG] = ConversationLog(app[REDIS], keys)
     app[SATISFACTION] = SatisfactionStore(app[REDIS], keys)
     app[CLARIFICATIONS] = ClarificationStore(app[REDIS], keys)
     app[STATES] = ConversationStates(app[REDIS], keys)
@@ -270,6 +273,20 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
     app[EVENTS] = Events(app[REDIS], keys)
     app[DELIVERY] = Delivery(app[EVENTS], app[CONVERSATION_LOG])
     app[REVIEW_INDEX] = ReviewIndex(app[REDIS], keys)
+    # The KPIs and metrics count what this process publishes; the handoff
+    # service is the one writer of who has a conversation.
+    KpiRecorder(app[STATS]).subscribe(app[EVENTS])
+    app[HANDOFF] = HandoffService(
+        app[STATES],
+        HandoffRequests(app[REDIS], keys, mask if app[SETTINGS].mask_pii else keep),
+        app[REVIEW_INDEX],
+        app[EVENTS],
+        app[DELIVERY],
+        app[MESSAGES],
+        app[KNOWLEDGE].hours,
+        app[CONVERSATION_LOG],
+        app[CONSOLE],
+    )
     app[RETRAIN] = RetrainJobs(app[REDIS], keys, app[SETTINGS])
     app[WEBCHAT_SESSIONS] = WebchatSessions(app[REDIS], keys, app[SETTINGS].webchat_secret)
     app[AUDIT] = AuditLog(app[REDIS], keys)
@@ -289,7 +306,6 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
         app[CLOCK],
         app[REVIEW_INDEX],
         mask if app[SETTINGS].mask_pii else keep,
-        app[STATS],
         claims,
         app[CLARIFICATIONS],
     )
@@ -355,7 +371,7 @@ async def _serve(app: web.Application, engine: RasaEngine) -> None:
     keys = Keys(settings.key_prefix)
     executor = ActionExecutor()
     deps = ActionDeps(
-        handoff=HandoffRequests(redis, keys, mask if settings.mask_pii else keep, app[STATS]),
+        handoff=app[HANDOFF],
         feedback=FeedbackLog(redis, keys, mask if settings.mask_pii else keep),
         knowledge=app[KNOWLEDGE],
         messages=app[MESSAGES],
@@ -368,7 +384,7 @@ async def _serve(app: web.Application, engine: RasaEngine) -> None:
     for action in build_actions(deps):
         executor.register_action(action)
     token = await action_route.shared_token(redis, keys, settings.action_token)
-    app[ACTION_SERVER].configure(executor, token)
+    app[ACTION_SERVER].configure(executor, token, app[MESSAGES])
     if settings.action_url:
         # Actions served elsewhere: Rasa calls them over HTTP with the shared token.
         endpoint = EndpointConfig(

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from bot.channels.webchat.sessions import WebchatSessions
     from bot.customer_data.audit import AuditLog
     from bot.customer_data.store import CustomerData
+    from bot.handoff.service import HandoffService
 
 SETTINGS = web.AppKey("settings", Settings)
 BACKGROUND = web.AppKey("background", Background)
@@ -60,6 +61,7 @@ SESSIONS = web.AppKey("sessions", Sessions)
 LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
 RATE_LIMITS = web.AppKey("rate_limits", RateLimits)
 STATES = web.AppKey("states", ConversationStates)
+HANDOFF: web.AppKey[HandoffService] = web.AppKey("handoff")
 CONSOLE = web.AppKey("console", ConsoleStore)
 EVENTS = web.AppKey("events", Events)
 HUB = web.AppKey("hub", Hub)

@@ -16,10 +16,11 @@ from typing import Any
 from aiohttp import web
 
 from bot.engine.runtime import RasaEngine
+from bot.events import EventKind
 
 logger = logging.getLogger(__name__)
 
-PROMOTED = "model_promoted"
+PROMOTED = EventKind.MODEL_PROMOTED
 
 
 class Reloader:

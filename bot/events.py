@@ -42,9 +42,9 @@ Subscriber = Callable[[str, Payload], Awaitable[None]]
 
 
 def payload(kind: EventKind, conversation: str, **data: Any) -> str:
-    """The event as it travels on the channel."""
+    """The event as it travels on the channel (`type`: the kind's value)."""
     return json.dumps(
-        {"type": kind.value, "conversation": conversation, **data}, ensure_ascii=False
+        {"type": kind, "conversation": conversation, **data}, ensure_ascii=False
     )
 
 

@@ -43,9 +43,7 @@ Subscriber = Callable[[str, Payload], Awaitable[None]]
 
 def payload(kind: EventKind, conversation: str, **data: Any) -> str:
     """The event as it travels on the channel (`type`: the kind's value)."""
-    return json.dumps(
-        {"type": kind, "conversation": conversation, **data}, ensure_ascii=False
-    )
+    return json.dumps({"type": kind, "conversation": conversation, **data}, ensure_ascii=False)
 
 
 def model_promoted(model: str) -> str:

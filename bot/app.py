@@ -42,6 +42,7 @@ from bot.app_keys import (
     DELIVERY,
     EVENTS,
     FEEDBACK,
+    HANDOFF,
     HANDOFF_REQUESTS,
     HUB,
     KNOWLEDGE,
@@ -97,6 +98,7 @@ from bot.errors import error_middleware
 from bot.events import Events
 from bot.feedback.store import FeedbackLog
 from bot.handoff.requests import HandoffRequests
+from bot.handoff.service import HandoffService
 from bot.handoff.states import ConversationStates
 from bot.handoff.sweeper import sweeper_ctx
 from bot.logs import request_id_middleware
@@ -124,6 +126,7 @@ from bot.stats import api as stats_api
 from bot.stats.kpis import Kpis
 from bot.stats.metrics import Metrics
 from bot.stats.recorder import Stats
+from bot.stats.subscriber import KpiRecorder
 
 logger = logging.getLogger(__name__)
 
@@ -285,17 +288,31 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
         Metrics(app[SETTINGS].metrics_dir),
     )
     app[KPIS] = Kpis(app[REDIS], app[STATS])
-    app[CONVERSATION_LOG] = ConversationLog(app[REDIS], keys, app[STATS])
+    app[CONVERSATION_LOG] = ConversationLog(app[REDIS], keys)
     app[SATISFACTION] = SatisfactionStore(app[REDIS], keys)
     app[CLARIFICATIONS] = ClarificationStore(app[REDIS], keys)
     app[STATES] = ConversationStates(app[REDIS], keys)
     masking = mask if app[SETTINGS].mask_pii else keep
-    app[HANDOFF_REQUESTS] = HandoffRequests(app[REDIS], keys, masking, app[STATS])
+    app[HANDOFF_REQUESTS] = HandoffRequests(app[REDIS], keys, masking)
     app[FEEDBACK] = FeedbackLog(app[REDIS], keys, masking)
     app[CONSOLE] = ConsoleStore(app[REDIS], keys)
     app[EVENTS] = Events(app[REDIS], keys)
     app[DELIVERY] = Delivery(app[EVENTS], app[CONVERSATION_LOG])
     app[REVIEW_INDEX] = ReviewIndex(app[REDIS], keys)
+    # The KPIs and metrics count what this process publishes; the handoff
+    # service is the one writer of who has a conversation.
+    KpiRecorder(app[STATS]).subscribe(app[EVENTS])
+    app[HANDOFF] = HandoffService(
+        app[STATES],
+        app[HANDOFF_REQUESTS],
+        app[REVIEW_INDEX],
+        app[EVENTS],
+        app[DELIVERY],
+        app[MESSAGES],
+        app[KNOWLEDGE].hours,
+        app[CONVERSATION_LOG],
+        app[CONSOLE],
+    )
     app[RETRAIN] = RetrainJobs(app[REDIS], keys, app[SETTINGS])
     app[WEBCHAT_SESSIONS] = WebchatSessions(app[REDIS], keys, app[SETTINGS].webchat_secret)
     app[AUDIT] = AuditLog(app[REDIS], keys)
@@ -315,7 +332,6 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
         app[CLOCK],
         app[REVIEW_INDEX],
         masking,
-        app[STATS],
         claims,
         app[CLARIFICATIONS],
     )
@@ -457,7 +473,7 @@ async def _serve(app: web.Application, engine: RasaEngine) -> None:
     keys = Keys(settings.key_prefix)
     executor = ActionExecutor()
     deps = ActionDeps(
-        handoff=app[HANDOFF_REQUESTS],
+        handoff=app[HANDOFF],
         feedback=app[FEEDBACK],
         knowledge=app[KNOWLEDGE],
         messages=app[MESSAGES],
@@ -470,7 +486,7 @@ async def _serve(app: web.Application, engine: RasaEngine) -> None:
     for action in build_actions(deps):
         executor.register_action(action)
     token = await action_route.shared_token(redis, keys, settings.action_token)
-    app[ACTION_SERVER].configure(executor, token)
+    app[ACTION_SERVER].configure(executor, token, app[MESSAGES])
     if settings.action_url:
         # Actions served elsewhere: Rasa calls them over HTTP with the shared token.
         endpoint = EndpointConfig(

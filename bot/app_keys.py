@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from bot.events import Events
     from bot.feedback.store import FeedbackLog
     from bot.handoff.requests import HandoffRequests
+    from bot.handoff.service import HandoffService
     from bot.handoff.states import ConversationStates
     from bot.nlu.clarification import ClarificationStore
     from bot.orders.backend import OrderBackend
@@ -68,6 +69,8 @@ LOGIN_THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle")
 RATE_LIMITS: web.AppKey[RateLimits] = web.AppKey("rate_limits")
 STATES: web.AppKey[ConversationStates] = web.AppKey("states")
 HANDOFF_REQUESTS: web.AppKey[HandoffRequests] = web.AppKey("handoff_requests")
+# The one writer of who has a conversation (bot/handoff/service.py).
+HANDOFF: web.AppKey[HandoffService] = web.AppKey("handoff")
 FEEDBACK: web.AppKey[FeedbackLog] = web.AppKey("feedback")
 CONSOLE: web.AppKey[ConsoleStore] = web.AppKey("console")
 EVENTS: web.AppKey[Events] = web.AppKey("events")

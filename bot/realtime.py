@@ -21,6 +21,8 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
+from bot.events import EventKind
+
 logger = logging.getLogger(__name__)
 
 # How long one wait for an event lasts: also how long a shutdown may take.
@@ -29,7 +31,7 @@ POLL_SECONDS = 0.1
 # failover takes a few seconds; each attempt is bounded by the socket timeouts).
 RESUBSCRIBE_SECONDS = 0.5
 # Sent to customers: only what they may see, never notes, intents or agents' names.
-CUSTOMER_EVENTS = {"agent_message": "agent", "notice": "bot"}
+CUSTOMER_EVENTS = {EventKind.AGENT_MESSAGE: "agent", EventKind.NOTICE: "bot"}
 
 
 class Hub:

@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
 
 from bot.accounts.sessions import CSRF_HEADER
 from bot.app_keys import ACCOUNTS
+from bot.channels.delivery import Delivery
+from bot.console.store import ConsoleStore
+from bot.content.knowledge import KnowledgeBase
+from bot.content.messages import Messages
+from bot.conversation_log.store import ConversationLog
+from bot.events import Events
+from bot.handoff.requests import HandoffRequests
+from bot.handoff.service import HandoffService
+from bot.handoff.states import ConversationStates
+from bot.redis_keys import Keys
+from bot.review.index import ReviewIndex
+
+CONTENT = Path(__file__).resolve().parent.parent / "nlu_data"
 
 PASSWORD = "a long enough password"
 
@@ -18,6 +33,22 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 
 def has_chinese(text: str) -> bool:
     return bool(CJK.search(text))
+
+
+def handoff_service(redis: Redis, keys: Keys) -> HandoffService:
+    """The handoff service wired as the app wires it, for tests without an app."""
+    log, events = ConversationLog(redis, keys), Events(redis, keys)
+    return HandoffService(
+        ConversationStates(redis, keys),
+        HandoffRequests(redis, keys),
+        ReviewIndex(redis, keys),
+        events,
+        Delivery(events, log),
+        Messages.load(CONTENT / "messages.yml"),
+        KnowledgeBase.load(CONTENT / "knowledge.yml").hours,
+        log,
+        ConsoleStore(redis, keys),
+    )
 
 
 async def say(client: TestClient, sender: str, message: str) -> list[dict[str, Any]]:

@@ -15,11 +15,11 @@ from actions import ActionDeps, build_actions
 from bot.content.knowledge import KnowledgeBase
 from bot.content.messages import MAX_REPLY_CHARS, Messages
 from bot.feedback.store import FeedbackLog
-from bot.handoff.requests import HandoffRequests
 from bot.orders.demo import RedisDemoOrders
 from bot.redis_keys import Keys
 from bot.satisfaction.store import SatisfactionStore
 from tests.conftest import ROOT
+from tests.helpers import handoff_service
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 WEDNESDAY_NOON = dt.datetime(2026, 11, 25, 12, 0, tzinfo=SHANGHAI)
@@ -47,7 +47,7 @@ async def deps(redis_url, key_prefix):
     redis = Redis.from_url(redis_url, decode_responses=True)
     keys = Keys(key_prefix)
     yield ActionDeps(
-        handoff=HandoffRequests(redis, keys),
+        handoff=handoff_service(redis, keys),
         feedback=FeedbackLog(redis, keys),
         knowledge=KnowledgeBase.load(ROOT / "nlu_data" / "knowledge.yml"),
         messages=Messages.load(ROOT / "nlu_data" / "messages.yml"),

@@ -18,7 +18,6 @@ from actions.escalation import Escalator
 from bot.app_keys import CLARIFICATIONS, CONVERSATION_LOG
 from bot.content.knowledge import KnowledgeBase
 from bot.content.messages import Messages
-from bot.handoff.requests import HandoffRequests
 from bot.nlu.clarification import (
     ClarificationStore,
     Option,
@@ -28,7 +27,7 @@ from bot.nlu.clarification import (
 )
 from bot.redis_keys import Keys
 from tests.conftest import ROOT
-from tests.helpers import say
+from tests.helpers import handoff_service, say
 
 READINGS = load_readings(ROOT / "nlu_data" / "clarification.yml")
 OPTIONS = [
@@ -114,7 +113,7 @@ async def store(redis_url, key_prefix):  # type: ignore[no-untyped-def]
 def action(redis_url, key_prefix, store):  # type: ignore[no-untyped-def]
     redis = Redis.from_url(redis_url, decode_responses=True)
     escalator = Escalator(
-        HandoffRequests(redis, Keys(key_prefix)),
+        handoff_service(redis, Keys(key_prefix)),
         KnowledgeBase.load(ROOT / "nlu_data" / "knowledge.yml").hours,
         Messages.load(ROOT / "nlu_data" / "messages.yml"),
     )

@@ -18,7 +18,7 @@ from bot.events import Events
 from bot.handoff.states import ConversationStates, InvalidTransition
 from bot.handoff.sweeper import Sweeper
 from bot.redis_keys import Keys
-from tests.helpers import say
+from tests.helpers import handoff_service, say
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,6 +30,7 @@ async def parts(redis_url, key_prefix):  # type: ignore[no-untyped-def]
     events, log = Events(redis, keys), ConversationLog(redis, keys)
     parts = {
         "redis": redis,
+        "keys": keys,
         "states": ConversationStates(redis, keys),
         "log": log,
         "events": events,
@@ -43,9 +44,7 @@ async def parts(redis_url, key_prefix):  # type: ignore[no-untyped-def]
 def sweeper(parts, reannounce: float = 60, idle: float = 60) -> Sweeper:  # type: ignore[no-untyped-def]
     return Sweeper(
         parts["states"],
-        parts["events"],
-        parts["delivery"],
-        parts["messages"],
+        handoff_service(parts["redis"], parts["keys"]),
         reannounce_after=reannounce,
         idle_after=idle,
     )

@@ -13,7 +13,7 @@ import logging
 from typing import Any, Protocol
 
 from bot.conversation_log.store import ConversationLog, Outbound
-from bot.events import Events
+from bot.events import EventKind, Events
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,13 @@ class Delivery:
         return await sender.unreachable(conversation)
 
     async def push(
-        self, kind: str, channel: str, conversation: str, entry_id: str, text: str, **data: Any
+        self,
+        kind: EventKind,
+        channel: str,
+        conversation: str,
+        entry_id: str,
+        text: str,
+        **data: Any,
     ) -> bool:
         """Publish, and push through the channel's own sender; False if it cannot push at all.
 
@@ -78,13 +84,19 @@ class Delivery:
         return True
 
     async def push_quietly(
-        self, kind: str, channel: str, conversation: str, entry_id: str, text: str, **data: Any
+        self,
+        kind: EventKind,
+        channel: str,
+        conversation: str,
+        entry_id: str,
+        text: str,
+        **data: Any,
     ) -> bool:
         """`push` for notices: a refusal is logged, not raised (the notice is in the log)."""
         try:
             return await self.push(kind, channel, conversation, entry_id, text, **data)
         except DeliveryFailed as exc:
-            logger.warning("could not push a %s to %r: %s", kind, conversation, exc.message)
+            logger.warning("could not push a %s to %r: %s", kind.value, conversation, exc.message)
             return False
 
     async def notify(self, conversation: str, key: str, text: str, **data: Any) -> None:
@@ -93,4 +105,4 @@ class Delivery:
         (entry_id,) = await self._log.append_outbound(
             conversation, channel, [Outbound(text=text, action=key, response=key)]
         )
-        await self.push_quietly("notice", channel, conversation, entry_id, text, **data)
+        await self.push_quietly(EventKind.NOTICE, channel, conversation, entry_id, text, **data)

@@ -11,18 +11,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from bot.channels.identity import channel_of
-from bot.chat.apology import apology
 from bot.chat.once import Answered, Claim, MessageClaims
-from bot.content.messages import Messages
+from bot.content.messages import TURN_FAILED, Messages
 from bot.conversation_log.store import ConversationLog, Outbound
 from bot.engine.output import Reply
 from bot.engine.runtime import RasaEngine
 from bot.errors import ServiceUnavailable
-from bot.events import Events
+from bot.events import EventKind, Events
 from bot.handoff.hours import ServiceHours
 from bot.handoff.standing import standing
 from bot.handoff.states import ASSIGNED, BOT, WAITING, ConversationStates
@@ -31,7 +29,6 @@ from bot.nlu.clarification import ClarificationStore, match_choice, resolved_par
 from bot.nlu.normalizer import normalize
 from bot.review.index import ReviewIndex, entry_time
 from bot.satisfaction.store import PENDING, SatisfactionStore, parse_rating
-from bot.stats.recorder import Stats
 
 logger = logging.getLogger(__name__)
 
@@ -39,11 +36,6 @@ logger = logging.getLogger(__name__)
 RATING_INTENT = "csat_rating"
 # A waiting customer asking for a person again is told their place in the queue.
 ASKS_FOR_PERSON = "request_human"
-
-# Said when the turn failed and the model's own apology is not available.
-LAST_RESORT_APOLOGY = (
-    "抱歉，我这边出了点问题，没能处理好你的消息。你可以再发一次，或者回复“人工”找客服同事。"
-)
 
 
 @dataclass
@@ -58,6 +50,17 @@ class ModelSlot:
             detail = self.error or "The model is still loading; retry in a few seconds."
             raise ServiceUnavailable("model_not_ready", detail)
         return self.engine
+
+
+@dataclass(frozen=True)
+class _Turn:
+    """One customer message on its way through the service, once logged."""
+
+    engine: RasaEngine
+    channel: str
+    conversation: str
+    inbound_id: str
+    resumed: bool = False  # logged by an earlier attempt that was cut short
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,6 @@ class ChatService:
         clock: Callable[[], dt.datetime],
         index: ReviewIndex,
         mask: Callable[[str], str],
-        stats: Stats,
         claims: MessageClaims,
         clarifications: ClarificationStore | None = None,
     ) -> None:
@@ -138,7 +140,6 @@ class ChatService:
         self._index = index
         # What is written to the log (masked when BOT_MASK_PII); the NLU reads `text`.
         self._mask = mask
-        self._stats = stats
         self._claims = claims
         self._clarifications = clarifications
 
@@ -224,88 +225,111 @@ class ChatService:
         message_id: str | None = None,
         inbound_id: str | None = None,
     ) -> TurnReply:
-        """One customer message, start to end; `inbound_id` if it was logged already."""
+        """One customer message: who has it → understand → answer.
+
+        `inbound_id`: the message was logged already, by an attempt cut short.
+        """
         started = time.monotonic()
-        logged = self._mask(text)
+        resumed = inbound_id is not None
         if inbound_id is None:
             inbound_id = await self._log.append_inbound(
-                sender_id, channel, logged, message_id=message_id
+                sender_id, channel, self._mask(text), message_id=message_id
             )
+        turn = _Turn(engine, channel, sender_id, inbound_id, resumed)
         state = (await self._states.get(sender_id)).state
         if state in (WAITING, ASSIGNED):
-            return await self._with_people(engine, state, channel, sender_id, text, inbound_id)
-        rated = await self._answer_to_rating(sender_id, channel, text, inbound_id)
+            return await self._with_people(turn, state, text)
+        rated = await self._answer_to_rating(turn, text)
         if rated is not None:
             return rated
         chosen = await self._chosen_reading(sender_id, channel, text)
-        parse_data = await self._understand(
-            engine, channel, sender_id, text, inbound_id, BOT, chosen
-        )
+        parse_data = await self._understand(turn, text, BOT, chosen)
         if chosen is not None:
             text = chosen["text"]  # the dialogue answers the question the customer asked
-        replies: list[Reply] | None = []
-        if parse_data is not None:
+        return await self._answer(turn, text, parse_data, metadata, started)
 
-            async def still_ours() -> bool:
-                # Checked again once the previous turn is over: it may have handed
-                # the conversation to a person while this message waited.
-                return (await self._states.get(sender_id)).state not in (WAITING, ASSIGNED)
+    async def _answer(
+        self,
+        turn: _Turn,
+        text: str,
+        parse_data: dict[str, Any] | None,
+        metadata: dict[str, Any] | None,
+        started: float,
+    ) -> TurnReply:
+        """The dialogue's replies, logged and shown; silence if people took the conversation.
 
-            try:
-                replies = await engine.handle(
-                    text, sender_id, channel, parse_data, inbound_id, metadata, still_ours
-                )
-            except RedisError:
-                raise
-            except Exception:
-                logger.exception("turn failed for %r (entry %s)", sender_id, inbound_id)
+        A failure in the dialogue, or a dialogue that says nothing (Rasa swallows
+        a failing action), gets the customer an honest apology instead.
+        """
+        sender_id, inbound_id = turn.conversation, turn.inbound_id
         intent, confidence = _verdict(parse_data)
+        replies = await self._dialogue(turn, text, parse_data, metadata)
         if replies is None:  # people have it now: silent, like any message to them
             state = (await self._states.get(sender_id)).state
             return TurnReply([], inbound_id, intent=intent, confidence=confidence, state=state)
-        if not replies:
-            # Rasa swallows a failing action and may then say nothing: never leave
-            # the customer without an answer.
-            replies = [
-                Reply(
-                    payload={"recipient_id": sender_id, "text": apology()},
-                    action="kefu_turn_failed",
-                    failed=True,
-                )
-            ]
-        elapsed = time.monotonic() - started
+        replies = replies or [
+            Reply(
+                payload={"recipient_id": sender_id, "text": self._messages.pick(TURN_FAILED)},
+                action="kefu_turn_failed",
+                failed=True,
+            )
+        ]
         await self._log.append_outbound(
             sender_id,
-            channel,
+            turn.channel,
             [
                 Outbound(
                     text=r.text,
                     action=r.action,
                     response=r.response,
-                    model=engine.version,
+                    model=turn.engine.version,
                     error=r.failed,
                     data={k: v for k, v in r.payload.items() if k not in ("recipient_id", "text")},
                 )
                 for r in replies
             ],
-            response_seconds=elapsed,
             reply_to=inbound_id,
         )
-        self._stats.metrics.turn_seconds.observe(elapsed)
         await self._events.publish(
-            "bot_message", sender_id, texts=[r.text for r in replies], channel=channel
+            EventKind.BOT_MESSAGE,
+            sender_id,
+            texts=[r.text for r in replies],
+            channel=turn.channel,
+            response_seconds=time.monotonic() - started,
         )
-        return TurnReply(
-            replies=replies, inbound_id=inbound_id, intent=intent, confidence=confidence
-        )
+        return TurnReply(replies, inbound_id, intent=intent, confidence=confidence)
+
+    async def _dialogue(
+        self,
+        turn: _Turn,
+        text: str,
+        parse_data: dict[str, Any] | None,
+        metadata: dict[str, Any] | None,
+    ) -> list[Reply] | None:
+        """Rasa's replies (empty when it failed, logged); None if people have it by now."""
+        if parse_data is None:
+            return []
+        sender_id = turn.conversation
+
+        async def still_ours() -> bool:
+            # Checked again once the previous turn is over: it may have handed
+            # the conversation to a person while this message waited.
+            return (await self._states.get(sender_id)).state not in (WAITING, ASSIGNED)
+
+        try:
+            return await turn.engine.handle(
+                text, sender_id, turn.channel, parse_data, turn.inbound_id, metadata, still_ours
+            )
+        except RedisError:
+            raise
+        except Exception:
+            logger.exception("turn failed for %r (entry %s)", sender_id, turn.inbound_id)
+            return []
 
     async def _understand(
         self,
-        engine: RasaEngine,
-        channel: str,
-        sender_id: str,
+        turn: _Turn,
         text: str,
-        inbound_id: str,
         state: str,
         chosen: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
@@ -314,36 +338,53 @@ class ChatService:
         `chosen`: the message picked a reading the bot offered; that is its parse.
         None when the NLU failed (logged): the message is still indexed and shown.
         """
+        sender_id, inbound_id, engine = turn.conversation, turn.inbound_id, turn.engine
         parse_data: dict[str, Any] | None = chosen
+        nlu_seconds = None
         try:
             if parse_data is None:
                 started = time.monotonic()
                 parse_data = await engine.understand(text, sender_id)
-                self._stats.metrics.nlu_seconds.observe(time.monotonic() - started)
+                nlu_seconds = time.monotonic() - started
             await self._log.annotate(sender_id, inbound_id, parse_data, engine.version)
         except RedisError:
             raise
         except Exception:
             logger.exception("could not classify %r (entry %s)", sender_id, inbound_id)
         intent, confidence = _verdict(parse_data)
-        logged, ts = self._mask(text), entry_time(inbound_id)
+        logged = self._mask(text)
+        await self._index.add(sender_id, inbound_id, turn.channel, logged, intent, confidence)
+        extra: dict[str, Any] = {} if nlu_seconds is None else {"nlu_seconds": nlu_seconds}
+        if turn.resumed:
+            extra["resumed"] = True  # counted by the attempt that logged it
+        await self._customer_message(
+            sender_id, inbound_id, turn.channel, logged, state, intent, confidence, **extra
+        )
+        return parse_data
 
-        def count(pipe: Pipeline) -> None:
-            if intent:
-                self._stats.add_classified(pipe, intent, logged, ts)
-
-        await self._index.add(sender_id, inbound_id, channel, logged, intent, confidence, count)
+    async def _customer_message(
+        self,
+        conversation: str,
+        inbound_id: str,
+        channel: str,
+        logged: str,
+        state: str,
+        intent: str | None = None,
+        confidence: float = 0.0,
+        **extra: Any,
+    ) -> None:
+        """Show the message (as logged) to the consoles; the KPIs count it from there."""
         await self._events.publish(
-            "customer_message",
-            sender_id,
+            EventKind.CUSTOMER_MESSAGE,
+            conversation,
             id=inbound_id,
             text=logged,
             channel=channel,
             intent=intent,
             confidence=confidence,
             state=state,
+            **extra,
         )
-        return parse_data
 
     async def handle_unreadable(
         self, channel: str, sender_id: str, description: str, reply_key: str | None
@@ -359,30 +400,13 @@ class ChatService:
         inbound_id = await self._log.append_inbound(sender_id, channel, description)
         await self._index.add(sender_id, inbound_id, channel, description, None, 0.0)
         state = (await self._states.get(sender_id)).state
-        await self._events.publish(
-            "customer_message",
-            sender_id,
-            id=inbound_id,
-            text=description,
-            channel=channel,
-            intent=None,
-            confidence=0.0,
-            state=state,
-        )
+        await self._customer_message(sender_id, inbound_id, channel, description, state)
         if reply_key is None or state in (WAITING, ASSIGNED):
             return TurnReply([], inbound_id, state=state)
         reply = await self._say(sender_id, channel, reply_key, reply_key, inbound_id)
         return TurnReply([reply], inbound_id, state=state)
 
-    async def _with_people(
-        self,
-        engine: RasaEngine,
-        state: str,
-        channel: str,
-        sender_id: str,
-        text: str,
-        inbound_id: str,
-    ) -> TurnReply:
+    async def _with_people(self, turn: _Turn, state: str, text: str) -> TurnReply:
         """A message while people have the conversation: logged, classified, shown, not answered.
 
         Rasa never sees it, so the dialogue resumes after a release where it
@@ -390,18 +414,25 @@ class ChatService:
         to the bot. The one exception: a waiting customer who asks for a person
         again hears their place in the queue and the expected wait.
         """
-        parse_data = await self._understand(engine, channel, sender_id, text, inbound_id, state)
-        intent, confidence = _verdict(parse_data)
+        sender_id = turn.conversation
+        intent, confidence = _verdict(await self._understand(turn, text, state))
         replies: list[Reply] = []
         if state == WAITING and intent == ASKS_FOR_PERSON:
             place = await standing(self._states, self._hours, sender_id, self._clock())
             if place is not None:
                 replies.append(
                     await self._say(
-                        sender_id, channel, place.key, "queue_status", inbound_id, **place.values
+                        sender_id,
+                        turn.channel,
+                        place.key,
+                        "queue_status",
+                        turn.inbound_id,
+                        **place.values,
                     )
                 )
-        return TurnReply(replies, inbound_id, intent=intent, confidence=confidence, state=state)
+        return TurnReply(
+            replies, turn.inbound_id, intent=intent, confidence=confidence, state=state
+        )
 
     async def _say(
         self,
@@ -416,7 +447,7 @@ class ChatService:
         line = self._messages.pick(key, **values)
         outbound = Outbound(text=line, action=action, response=key)
         await self._log.append_outbound(sender_id, channel, [outbound], reply_to=reply_to)
-        await self._events.publish("bot_message", sender_id, texts=[line], channel=channel)
+        await self._events.publish(EventKind.BOT_MESSAGE, sender_id, texts=[line], channel=channel)
         return Reply(payload={"recipient_id": sender_id, "text": line}, action=action, response=key)
 
     async def _chosen_reading(
@@ -438,15 +469,14 @@ class ChatService:
         )
         return resolved_parse(pending, option)
 
-    async def _answer_to_rating(
-        self, sender_id: str, channel: str, text: str, inbound_id: str
-    ) -> TurnReply | None:
+    async def _answer_to_rating(self, turn: _Turn, text: str) -> TurnReply | None:
         """The reply to a satisfaction rating, if the bot asked for one and this is it.
 
         Anything other than a rating answers the question too ("no rating"):
         the message then goes through the NLU as usual and the bot never asks
         again in this conversation.
         """
+        sender_id, inbound_id = turn.conversation, turn.inbound_id
         if await self._satisfaction.status(sender_id) != PENDING:
             return None
         rating = parse_rating(normalize(text))
@@ -455,19 +485,20 @@ class ChatService:
             return None
         await self._satisfaction.record(sender_id, rating)
         await self._index.rated(sender_id, rating, entry_time(inbound_id))
-        await self._stats.rating(rating, entry_time(inbound_id))
         parse = {
             "intent": {"name": RATING_INTENT, "confidence": 1.0},
             "entities": [{"entity": "rating", "value": rating}],
         }
         await self._log.annotate(sender_id, inbound_id, parse, model=None)
-        reply = Reply(
-            payload={"recipient_id": sender_id, "text": self._messages.pick("csat_thanks")},
-            action="satisfaction",
-            response="csat_thanks",
+        # Not an NLU verdict: shown without an intent, so not counted as classified.
+        extra: dict[str, Any] = {"resumed": True} if turn.resumed else {}
+        await self._customer_message(
+            sender_id, inbound_id, turn.channel, self._mask(text), BOT, **extra
         )
-        outbound = Outbound(text=reply.text, action=reply.action, response=reply.response)
-        await self._log.append_outbound(sender_id, channel, [outbound], reply_to=inbound_id)
+        await self._events.publish(
+            EventKind.RATED, sender_id, rating=rating, at=entry_time(inbound_id)
+        )
+        reply = await self._say(sender_id, turn.channel, "csat_thanks", "satisfaction", inbound_id)
         return TurnReply([reply], inbound_id, intent=RATING_INTENT, confidence=1.0)
 
 

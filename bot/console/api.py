@@ -1,40 +1,37 @@
 """`/console/api/...`: what a signed-in agent can see and do.
 
-Agents and admins work conversations; every state change goes through the
-atomic transitions of `ConversationStates` and answers 409 when the
-conversation is not in a state that allows it (someone else claimed it first,
-it is not yours, it is not waiting). Replies are logged like any outbound
-message and published for the customer's channel; notes stay internal.
+Agents and admins work conversations through the handoff service
+(`bot/handoff/service.py`), which answers 409 when the conversation is not in
+a state that allows it (someone else claimed it first, it is not yours, it is
+not waiting). Replies are logged like any outbound message and published for
+the customer's channel; notes stay internal.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import time
+from collections.abc import Awaitable
 
 from aiohttp import web
 
 from bot.accounts.routes import require
+from bot.accounts.sessions import Session
 from bot.app_keys import (
     ACCOUNTS,
     AUDIT,
     CONSOLE,
     CONVERSATION_LOG,
     DELIVERY,
-    EVENTS,
+    HANDOFF,
     HUB,
-    KNOWLEDGE,
-    MESSAGES,
     SETTINGS,
     STATES,
-    STATS,
 )
-from bot.channels.delivery import DeliveryFailed
 from bot.channels.inbound import message_text, read_json_object
-from bot.conversation_log.store import Outbound
 from bot.customer_data.audit import READ
 from bot.errors import ApiError
-from bot.handoff.states import ASSIGNED, InvalidTransition
+from bot.handoff.service import Conflict
+from bot.handoff.states import Handoff, InvalidTransition
 from bot.jsonutil import json_response
 from bot.security.origin import check_origin
 
@@ -129,125 +126,75 @@ async def conversation(request: web.Request) -> web.Response:
     )
 
 
-async def _transition(request: web.Request, action: str) -> web.Response:
-    session = await require(request, *WORKERS)
-    cid = request.match_info["conversation_id"]
-    states = request.app[STATES]
-    # An admin may act on a conversation another agent holds; an agent only on their own.
-    holder = "" if session.role == "admin" else session.username
-    before = await states.get(cid)
+async def _worker(request: web.Request) -> tuple[Session, str]:
+    """The signed-in agent or admin, and the conversation the path names."""
+    return await require(request, *WORKERS), request.match_info["conversation_id"]
+
+
+async def _changed(cid: str, change: Awaitable[Handoff]) -> web.Response:
+    """Who has the conversation after `change`; 409 when its state does not allow it."""
     try:
-        if action == "claim":
-            hours = request.app[KNOWLEDGE].hours
-            queued = dt.datetime.fromtimestamp(before.waiting_since or time.time(), dt.timezone.utc)
-            await states.claim(cid, session.username, counts_as_wait=hours.is_open(queued))
-        elif action == "release":
-            await states.release(cid, holder)
-        elif action == "close":
-            body = await read_json_object(request)
-            tag = body.get("tag")
-            if not isinstance(tag, str) or not tag.strip() or len(tag) > MAX_TAG:
-                raise ApiError(400, "invalid_tag", f"`tag` is 1 to {MAX_TAG} characters.")
-            await states.close(cid, tag.strip(), holder)
-        elif action == "transfer":
-            body = await read_json_object(request)
-            target = body.get("to")
-            accounts = {a.username: a.role for a in await request.app[ACCOUNTS].list()}
-            if not isinstance(target, str) or accounts.get(target) not in WORKERS:
-                raise ApiError(400, "invalid_agent", "`to` must name an agent account.")
-            current = (await states.get(cid)).agent if session.role == "admin" else session.username
-            await states.transfer(cid, current, target)
+        handoff = await change
     except InvalidTransition as exc:
         raise ApiError(409, "conflict", str(exc)) from exc
-    handoff = await states.get(cid)
-    stats = request.app[STATS]
-    if action == "claim":
-        await stats.duration("queue_wait", handoff.claimed_at - handoff.waiting_since)
-    elif action in ("release", "close") and before.claimed_at:
-        await stats.duration("handling", handoff.since - before.claimed_at)
-    await request.app[EVENTS].publish("state", cid, state=handoff.state, agent=handoff.agent)
-    notice = NOTICES.get(action)
-    if notice is not None:
-        text = request.app[MESSAGES].pick(notice)
-        await request.app[DELIVERY].notify(cid, notice, text, state=handoff.state)
     return json_response({"conversation": cid, "state": handoff.state, "agent": handoff.agent})
 
 
-# What the customer is told when a person joins or leaves: they always know who answers.
-NOTICES = {"claim": "agent_joined", "release": "agent_left", "close": "agent_left"}
+def _holder(session: Session) -> str:
+    """An admin may act on a conversation another agent holds ('': whoever holds it)."""
+    return "" if session.role == "admin" else session.username
 
 
 async def claim(request: web.Request) -> web.Response:
-    return await _transition(request, "claim")
+    session, cid = await _worker(request)
+    return await _changed(cid, request.app[HANDOFF].claim(cid, session.username))
 
 
 async def release(request: web.Request) -> web.Response:
-    return await _transition(request, "release")
+    session, cid = await _worker(request)
+    return await _changed(cid, request.app[HANDOFF].release(cid, _holder(session)))
 
 
 async def close(request: web.Request) -> web.Response:
-    return await _transition(request, "close")
+    session, cid = await _worker(request)
+    tag = (await read_json_object(request)).get("tag")
+    if not isinstance(tag, str) or not tag.strip() or len(tag) > MAX_TAG:
+        raise ApiError(400, "invalid_tag", f"`tag` is 1 to {MAX_TAG} characters.")
+    return await _changed(cid, request.app[HANDOFF].close(cid, tag.strip(), _holder(session)))
 
 
 async def transfer(request: web.Request) -> web.Response:
-    return await _transition(request, "transfer")
+    session, cid = await _worker(request)
+    target = (await read_json_object(request)).get("to")
+    accounts = {a.username: a.role for a in await request.app[ACCOUNTS].list()}
+    if not isinstance(target, str) or accounts.get(target) not in WORKERS:
+        raise ApiError(400, "invalid_agent", "`to` must name an agent account.")
+    return await _changed(cid, request.app[HANDOFF].transfer(cid, _holder(session), target))
 
 
 async def reply(request: web.Request) -> web.Response:
-    session = await require(request, *WORKERS)
-    cid = request.match_info["conversation_id"]
+    session, cid = await _worker(request)
     body = await read_json_object(request)
     text = message_text(body.get("text"), request.app[SETTINGS].max_message_chars, field="text")
-    handoff = await request.app[STATES].get(cid)
-    if handoff.state != ASSIGNED or handoff.agent != session.username:
-        raise ApiError(409, "conflict", "Claim the conversation before replying.")
-    channel = request.app[CONVERSATION_LOG].channel_of(cid)
-    (entry_id,) = await request.app[CONVERSATION_LOG].append_outbound(
-        cid, channel, [Outbound(text=text, action=f"agent:{session.username}")]
-    )
-    await _touch(request, cid, session.username)
-    if await request.app[STATES].first_answer(cid):
-        await request.app[STATS].duration("human_response", time.time() - handoff.queued_at)
-    # `pushed` false: the channel cannot send unprompted (the REST webhook) or
-    # refused (WeChat's 48-hour window); the reply is logged either way.
     try:
-        pushed = await request.app[DELIVERY].push(
-            "agent_message", channel, cid, entry_id, text, agent=session.username
-        )
-    except DeliveryFailed as exc:
-        return json_response(
-            {
-                "id": entry_id,
-                "conversation": cid,
-                "pushed": False,
-                "error": exc.code,
-                "message": exc.message,
-            }
-        )
-    return json_response({"id": entry_id, "conversation": cid, "pushed": pushed})
-
-
-async def _touch(request: web.Request, cid: str, agent: str) -> None:
-    """The holding agent is working on it: not idle (nothing if someone else holds it)."""
-    try:
-        await request.app[STATES].touch(cid, agent)
-    except InvalidTransition:
-        pass
+        sent = await request.app[HANDOFF].reply(cid, session.username, text)
+    except Conflict as exc:
+        raise ApiError(409, "conflict", str(exc)) from exc
+    body = {"id": sent.entry_id, "conversation": cid, "pushed": sent.pushed}
+    if sent.refused is not None:
+        body.update(error=sent.refused.code, message=sent.refused.message)
+    return json_response(body)
 
 
 async def add_note(request: web.Request) -> web.Response:
-    session = await require(request, *WORKERS)
-    cid = request.match_info["conversation_id"]
+    session, cid = await _worker(request)
     body = await read_json_object(request)
     text = message_text(body.get("text"), request.app[SETTINGS].max_message_chars, field="text")
-    # The rule of every other action: an agent works on their own conversations
-    # (or unheld ones), an admin on anyone's.
-    holder = (await request.app[STATES].get(cid)).agent
-    if session.role != "admin" and holder and holder != session.username:
-        raise ApiError(409, "conflict", f"{holder} holds this conversation.")
-    note = await request.app[CONSOLE].add_note(cid, session.username, text)
-    await _touch(request, cid, session.username)
-    await request.app[EVENTS].publish("note", cid, **note)
+    admin = session.role == "admin"
+    try:
+        note = await request.app[HANDOFF].note(cid, session.username, text, admin=admin)
+    except Conflict as exc:
+        raise ApiError(409, "conflict", str(exc)) from exc
     return json_response(note)
 
 

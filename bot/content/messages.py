@@ -11,6 +11,9 @@ import yaml
 # A reply longer than this reads like a notice, not a person: tests hold every
 # response and message to it (placeholders filled with typical values).
 MAX_REPLY_CHARS = 90
+# Said when the bot itself failed to handle a message (an action raised, the
+# dialogue failed or said nothing).
+TURN_FAILED = "turn_failed"
 
 
 class MessagesError(ValueError):

@@ -12,18 +12,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
 from bot.channels import identity
 from bot.redis_keys import Keys
-
-if TYPE_CHECKING:
-    from bot.stats.recorder import Stats
 
 INBOUND = "in"
 OUTBOUND = "out"
@@ -68,10 +64,9 @@ class ConversationSummary:
 
 
 class ConversationLog:
-    def __init__(self, redis: Redis, keys: Keys, stats: Stats | None = None) -> None:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
         self._redis = redis
         self._keys = keys
-        self._stats = stats  # every logged message is counted for the KPIs
 
     async def append_inbound(
         self,
@@ -89,13 +84,7 @@ class ConversationLog:
         entry = {"ts": repr(ts), "channel": channel, "direction": INBOUND, "text": text}
         if message_id is not None:
             entry[MESSAGE_ID] = message_id
-        stats = self._stats
-
-        def count(pipe: Pipeline) -> None:
-            if stats is not None:
-                stats.add_inbound(pipe, conversation, channel, ts)
-
-        ids = await self._append(conversation, channel, [entry], ts, text, True, count)
+        ids = await self._append(conversation, channel, [entry], ts, text, True)
         return ids[0]
 
     async def annotate(
@@ -130,12 +119,10 @@ class ConversationLog:
         channel: str,
         replies: Sequence[Outbound],
         now: float | None = None,
-        response_seconds: float | None = None,
         reply_to: str | None = None,
     ) -> list[str]:
         """Record the replies sent to the customer, in order.
 
-        `response_seconds`: how long the bot took to answer (counted for the KPIs);
         `reply_to`: the inbound entry these replies answer.
         """
         if not replies:
@@ -155,15 +142,7 @@ class ConversationLog:
             if reply_to:
                 entry[REPLY_TO] = reply_to
             entries.append(entry)
-        stats, by_agent = self._stats, any((r.action or "").startswith("agent:") for r in replies)
-
-        def count(pipe: Pipeline) -> None:
-            if stats is not None:
-                stats.add_outbound(pipe, channel, len(replies), by_agent, ts, response_seconds)
-
-        return await self._append(
-            conversation, channel, entries, ts, replies[-1].text, False, count
-        )
+        return await self._append(conversation, channel, entries, ts, replies[-1].text, False)
 
     async def _append(
         self,
@@ -173,9 +152,8 @@ class ConversationLog:
         ts: float,
         last_text: str,
         from_customer: bool = False,
-        count: Callable[[Pipeline], None] | None = None,
     ) -> list[str]:
-        """Append the entries; `count` adds the KPI counting to the same round trip."""
+        """Append the entries and keep the conversation's list-view facts up to date."""
         keys = self._keys
         meta = keys.conv_meta(conversation)
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -189,8 +167,6 @@ class ConversationLog:
                 latest["last_customer_text"] = last_text[:200]
             pipe.hset(meta, mapping=latest)
             pipe.hincrby(meta, "messages", len(entries))
-            if count is not None:
-                count(pipe)
             results = await pipe.execute()
         return list(results[: len(entries)])
 

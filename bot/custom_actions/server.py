@@ -10,7 +10,7 @@ from rasa.utils.endpoints import ClientResponseError, EndpointConfig
 from rasa_sdk.executor import ActionExecutor
 from rasa_sdk.interfaces import ActionExecutionRejection, ActionNotFoundException
 
-from bot.chat.apology import apology
+from bot.content.messages import TURN_FAILED, Messages
 from bot.engine.output import ACTION_FAILED, PRODUCED_BY
 from bot.security.tokens import bearer_matches
 
@@ -23,16 +23,20 @@ class ActionServer:
     def __init__(self) -> None:
         self.executor: ActionExecutor | None = None
         self.token: str | None = None
+        self.messages: Messages | None = None
 
-    def configure(self, executor: ActionExecutor, token: str) -> None:
+    def configure(self, executor: ActionExecutor, token: str, messages: Messages) -> None:
         self.executor = executor
         self.token = token
+        self.messages = messages  # the apology when an action fails
 
     def authorised(self, header: str | None) -> bool:
         return self.token is not None and bearer_matches(header, self.token)
 
     async def run(self, action_call: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        assert self.executor is not None, "authorised() is False until configured"
+        assert self.executor is not None and self.messages is not None, (
+            "authorised() is False until configured"
+        )
         name = str(action_call.get("next_action") or "")
         try:
             result = await self.executor.run(action_call)
@@ -44,7 +48,8 @@ class ActionServer:
         except Exception:
             sender = (action_call.get("tracker") or {}).get("sender_id")
             logger.exception("custom action %r failed for conversation %r", name, sender)
-            reply = {"text": apology(), PRODUCED_BY: name, ACTION_FAILED: True}
+            apology = self.messages.pick(TURN_FAILED)
+            reply = {"text": apology, PRODUCED_BY: name, ACTION_FAILED: True}
             # Stop the turn after the apology: whatever was meant to follow the
             # action (a confirmation, a fallback) would now be wrong.
             listen = {"event": "followup", "name": "action_listen"}

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import time
 from collections.abc import Callable
 
 from redis.asyncio import Redis
 
-from bot.handoff.hours import ServiceHours
-from bot.handoff.standing import Standing, standing
-from bot.handoff.states import ConversationStates
 from bot.redis_keys import Keys
-from bot.review.index import ReviewIndex
-from bot.stats.recorder import Stats
 
 # Why a conversation went to a person; recorded on the conversation.
 REASONS = (
@@ -30,27 +23,23 @@ REASONS = (
 
 
 class HandoffRequests:
-    """Escalations: the reason and the customer's words, and a place in the queue."""
+    """Escalation records: the reasons a conversation asked for a person, and their words.
+
+    Written by the handoff service (`HandoffService.request`), which also queues
+    the conversation; read by the review page and the actions.
+    """
 
     def __init__(
-        self,
-        redis: Redis,
-        keys: Keys,
-        mask: Callable[[str], str] = lambda text: text,
-        stats: Stats | None = None,
+        self, redis: Redis, keys: Keys, mask: Callable[[str], str] = lambda text: text
     ) -> None:
         self._redis = redis
         self._keys = keys
         self._mask = mask
-        self._stats = stats
-        self.states = ConversationStates(redis, keys)
-        self._index = ReviewIndex(redis, keys)
 
-    async def request(self, conversation: str, reason: str, text: str) -> None:
-        """Record that `conversation` needs a person; an earlier request keeps its place."""
+    async def record(self, conversation: str, reason: str, text: str, now: float) -> None:
+        """Add `reason` to the conversation's reasons; the latest request's words and time."""
         if reason not in REASONS:
             raise ValueError(f"unknown escalation reason {reason!r}")
-        now = time.time()
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.rpush(self._keys.handoff_reasons(conversation), reason)
             pipe.hset(
@@ -58,15 +47,6 @@ class HandoffRequests:
                 mapping={"reason": reason, "text": self._mask(text), "requested_at": repr(now)},
             )
             await pipe.execute()
-        await self.states.escalate(conversation, reason)
-        await self._index.escalated(conversation, reason, now)
-        if self._stats is not None:
-            await self._stats.escalation(conversation, reason, now)
-
-    async def standing(
-        self, conversation: str, hours: ServiceHours, now: dt.datetime
-    ) -> Standing | None:
-        return await standing(self.states, hours, conversation, now)
 
     async def details(self, conversation: str) -> dict[str, str]:
         return dict(await self._redis.hgetall(self._keys.handoff(conversation)))

@@ -15,11 +15,9 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from bot.app_keys import BACKGROUND, DELIVERY, EVENTS, MESSAGES, SETTINGS, STATES
-from bot.channels.delivery import Delivery
-from bot.content.messages import Messages
-from bot.events import Events
-from bot.handoff.states import WAITING, ConversationStates, InvalidTransition
+from bot.app_keys import BACKGROUND, HANDOFF, SETTINGS, STATES
+from bot.handoff.service import HandoffService
+from bot.handoff.states import ConversationStates
 
 logger = logging.getLogger(__name__)
 
@@ -34,16 +32,12 @@ class Sweeper:
     def __init__(
         self,
         states: ConversationStates,
-        events: Events,
-        delivery: Delivery,
-        messages: Messages,
+        handoff: HandoffService,
         reannounce_after: float,
         idle_after: float,
     ) -> None:
-        self._states = states
-        self._events = events
-        self._delivery = delivery
-        self._messages = messages
+        self._states = states  # read only: the handoff service makes the changes
+        self._handoff = handoff
         self._reannounce_after = reannounce_after
         self._idle_after = idle_after
 
@@ -51,29 +45,14 @@ class Sweeper:
         now = time.time()
         result = SweepResult()
         for conversation in await self._states.waiting():
-            if await self._states.announce(conversation, now - self._reannounce_after):
-                handoff = await self._states.get(conversation)
-                await self._events.publish(
-                    "reannounce",
-                    conversation,
-                    reason=handoff.reason,
-                    waiting_seconds=round(now - handoff.waiting_since, 1),
-                )
+            if await self._handoff.announce(conversation, now - self._reannounce_after, now):
                 result.announced.append(conversation)
         cutoff = now - self._idle_after
         for conversation in await self._states.idle(cutoff):
             agent = (await self._states.get(conversation)).agent
-            try:
-                await self._states.requeue(conversation, idle_before=cutoff)
-            except InvalidTransition:
-                continue  # the agent acted just now, or another process was first
-            logger.info("%r returned to the queue: %s was idle", conversation, agent)
-            await self._events.publish(
-                "state", conversation, state=WAITING, agent="", previous_agent=agent, why="idle"
-            )
-            text = self._messages.pick("handoff_requeued")
-            await self._delivery.notify(conversation, "handoff_requeued", text, state=WAITING)
-            result.requeued.append(conversation)
+            if await self._handoff.requeue(conversation, idle_before=cutoff):
+                logger.info("%r returned to the queue: %s was idle", conversation, agent)
+                result.requeued.append(conversation)
         return result
 
 
@@ -81,9 +60,7 @@ async def sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     sweeper = Sweeper(
         app[STATES],
-        app[EVENTS],
-        app[DELIVERY],
-        app[MESSAGES],
+        app[HANDOFF],
         reannounce_after=settings.handoff_reannounce_seconds,
         idle_after=settings.handoff_idle_seconds,
     )

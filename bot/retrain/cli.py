@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import redis as redis_sync
 import yaml
 
+from bot.events import model_promoted
 from bot.progress import Progress, component_steps, training_components
 from bot.redis_connection import connect_sync
 from bot.redis_keys import Keys
 from bot.retrain import registry
 from bot.retrain.gate import gate
-from bot.retrain.reload import PROMOTED
 from bot.settings import Settings
 from bot.training import current_model, train
 
@@ -70,9 +69,8 @@ def run_train(root: Path, settings: Settings, if_needed: bool, use_gate: bool = 
 def announce(settings: Settings, model: str) -> str:
     """Tell every running bot process to switch to the promoted model."""
     client = connect_sync(settings)
-    event = {"type": PROMOTED, "conversation": "", "model": model}
     try:
-        heard = client.publish(Keys(settings.key_prefix).events, json.dumps(event))
+        heard = client.publish(Keys(settings.key_prefix).events, model_promoted(model))
     except redis_sync.RedisError as exc:
         return f"could not tell running bots ({exc}); they serve it after a restart"
     finally:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.engine.runtime import RasaEngine
+from bot.events import EventKind
 from bot.retrain.registry import serving_model
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-PROMOTED = "model_promoted"
+PROMOTED = EventKind.MODEL_PROMOTED
 
 
 class Reloader:

@@ -13,8 +13,9 @@ Days are the brand's (the service hours' timezone). Per day ``D``:
                                 agent reply), ``queue_wait`` (queued to claimed),
                                 ``handling`` (claimed to released or closed)
 
-Every key expires after the retention period. The same calls feed the
-Prometheus metrics of this process (`bot/stats/metrics.py`).
+Every key expires after the retention period. Recorded from the events a
+process publishes (`bot/stats/subscriber.py`), which also feeds its Prometheus
+metrics (`bot/stats/metrics.py`).
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from zoneinfo import ZoneInfo
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from bot.names import FALLBACK
 from bot.nlu.normalizer import normalize
 from bot.redis_keys import Keys
 from bot.stats.metrics import Metrics
 
-FALLBACK = "nlu_fallback"
 DURATIONS = ("bot_response", "human_response", "queue_wait", "handling")
 # Durations kept per day and kind: enough for medians and p90s of a busy day.
 MAX_SAMPLES = 20_000
@@ -61,7 +62,6 @@ class Stats:
         pipe.sadd(conversations, conversation)
         pipe.expire(counters, self._ttl)
         pipe.expire(conversations, self._ttl)
-        self.metrics.messages.labels(channel, "in").inc()
 
     def add_outbound(
         self,
@@ -81,7 +81,6 @@ class Stats:
         pipe.expire(counters, self._ttl)
         if response_seconds is not None:
             self.add_duration(pipe, "bot_response", response_seconds, ts)
-        self.metrics.messages.labels(channel, "out").inc(count)
 
     def add_classified(self, pipe: Pipeline, intent: str, text: str, ts: float) -> None:
         """The NLU's verdict on a customer message (`text` as logged, masked if so configured)."""
@@ -102,10 +101,16 @@ class Stats:
             await pipe.execute()
 
     async def outbound(
-        self, channel: str, count: int, by_agent: bool = False, ts: float | None = None
+        self,
+        channel: str,
+        count: int,
+        by_agent: bool = False,
+        ts: float | None = None,
+        response_seconds: float | None = None,
     ) -> None:
+        ts = time.time() if ts is None else ts
         async with self._redis.pipeline(transaction=False) as pipe:
-            self.add_outbound(pipe, channel, count, by_agent, time.time() if ts is None else ts)
+            self.add_outbound(pipe, channel, count, by_agent, ts, response_seconds)
             await pipe.execute()
 
     async def classified(self, intent: str, text: str, ts: float | None = None) -> None:
@@ -124,7 +129,6 @@ class Stats:
             pipe.expire(counters, self._ttl)
             pipe.expire(escalated, self._ttl)
             await pipe.execute()
-        self.metrics.escalations.labels(reason).inc()
 
     def add_duration(self, pipe: Pipeline, name: str, seconds: float, ts: float) -> None:
         if name not in DURATIONS:

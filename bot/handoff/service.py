@@ -1,0 +1,202 @@
+"""The rules of a handoff: who may change who has a conversation, and what follows.
+
+The one writer of handoff state. The console API, the queue's sweeper and the
+escalating custom actions all come here; each change is an atomic transition
+of `ConversationStates`, then published as an event (consoles, KPIs, metrics
+hear it there) and, when a person joins or leaves, told to the customer, who
+always knows who answers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bot.channels.delivery import Delivery, DeliveryFailed
+from bot.console.store import ConsoleStore
+from bot.content.messages import Messages
+from bot.conversation_log.store import ConversationLog, Outbound
+from bot.events import EventKind, Events
+from bot.handoff.hours import ServiceHours
+from bot.handoff.requests import HandoffRequests
+from bot.handoff.standing import Standing, standing
+from bot.handoff.states import ASSIGNED, WAITING, ConversationStates, Handoff, InvalidTransition
+from bot.names import agent_action
+from bot.review.index import ReviewIndex
+
+# What the customer is told when a person joins or leaves.
+JOINED, LEFT, REQUEUED = "agent_joined", "agent_left", "handoff_requeued"
+
+
+@dataclass(frozen=True)
+class AgentReply:
+    entry_id: str
+    # False: the channel cannot send unprompted (the REST webhook) or refused
+    # (`refused`, e.g. WeChat's 48-hour window); the reply is logged either way.
+    pushed: bool
+    refused: DeliveryFailed | None = None
+
+
+class Conflict(Exception):
+    """The action does not fit who has the conversation (not yours, not claimed)."""
+
+
+class HandoffService:
+    def __init__(
+        self,
+        states: ConversationStates,
+        requests: HandoffRequests,
+        index: ReviewIndex,
+        events: Events,
+        delivery: Delivery,
+        messages: Messages,
+        hours: ServiceHours,
+        log: ConversationLog,
+        console: ConsoleStore,
+    ) -> None:
+        self.states = states
+        self._requests = requests
+        self._index = index
+        self._events = events
+        self._delivery = delivery
+        self._messages = messages
+        self._hours = hours
+        self._log = log
+        self._console = console
+
+    async def request(self, conversation: str, reason: str, text: str) -> None:
+        """Record that `conversation` needs a person; an earlier request keeps its place."""
+        now = time.time()
+        await self._requests.record(conversation, reason, text, now)
+        queued = await self.states.escalate(conversation, reason)
+        await self._index.escalated(conversation, reason, now)
+        await self._events.publish(
+            EventKind.ESCALATED, conversation, reason=reason, queued=queued, at=now
+        )
+
+    async def standing(
+        self, conversation: str, hours: ServiceHours, now: dt.datetime
+    ) -> Standing | None:
+        return await standing(self.states, hours, conversation, now)
+
+    async def reasons(self, conversation: str) -> list[str]:
+        """Every reason the conversation was escalated for, oldest first."""
+        return await self._requests.reasons(conversation)
+
+    async def details(self, conversation: str) -> dict[str, str]:
+        """The latest request: its reason, the customer's words (masked if so set), when."""
+        return await self._requests.details(conversation)
+
+    async def claim(self, conversation: str, agent: str) -> Handoff:
+        """Give a waiting conversation to `agent`; the customer hears a person joined."""
+        before = await self.states.get(conversation)
+        # A wait that began outside service hours says nothing about waits now.
+        queued = dt.datetime.fromtimestamp(before.waiting_since or time.time(), dt.timezone.utc)
+        await self.states.claim(conversation, agent, counts_as_wait=self._hours.is_open(queued))
+        after = await self.states.get(conversation)
+        return await self._changed(after, JOINED, queue_wait=after.claimed_at - after.waiting_since)
+
+    async def release(self, conversation: str, holder: str = "") -> Handoff:
+        """Back to the bot; with `holder`, only if that agent holds it ('' for an admin)."""
+        before = await self.states.get(conversation)
+        await self.states.release(conversation, holder)
+        return await self._left(before)
+
+    async def close(self, conversation: str, tag: str, holder: str = "") -> Handoff:
+        """Closed with a resolution tag; with `holder`, only if that agent holds it."""
+        before = await self.states.get(conversation)
+        await self.states.close(conversation, tag, holder)
+        return await self._left(before)
+
+    async def transfer(self, conversation: str, holder: str, to: str) -> Handoff:
+        """From `holder` ('' for whoever holds it: an admin acting) to agent `to`."""
+        current = holder or (await self.states.get(conversation)).agent
+        await self.states.transfer(conversation, current, to)
+        return await self._changed(await self.states.get(conversation), None)
+
+    async def requeue(self, conversation: str, idle_before: float) -> bool:
+        """Back to the queue if its agent did nothing since `idle_before`; False if not."""
+        agent = (await self.states.get(conversation)).agent
+        try:
+            await self.states.requeue(conversation, idle_before=idle_before)
+        except InvalidTransition:
+            return False  # the agent acted just now, or another process was first
+        await self._events.publish(
+            EventKind.STATE, conversation, state=WAITING, agent="", previous_agent=agent, why="idle"
+        )
+        await self.notify(conversation, REQUEUED, WAITING)
+        return True
+
+    async def announce(self, conversation: str, quiet_before: float, now: float) -> bool:
+        """Re-announce a conversation nobody took since `quiet_before`, once across processes."""
+        if not await self.states.announce(conversation, quiet_before):
+            return False
+        handoff = await self.states.get(conversation)
+        await self._events.publish(
+            EventKind.REANNOUNCE,
+            conversation,
+            reason=handoff.reason,
+            waiting_seconds=round(now - handoff.waiting_since, 1),
+        )
+        return True
+
+    async def reply(self, conversation: str, agent: str, text: str) -> AgentReply:
+        """Log and push the holding agent's reply (logged even when the channel refuses it)."""
+        handoff = await self.states.get(conversation)
+        if handoff.state != ASSIGNED or handoff.agent != agent:
+            raise Conflict("Claim the conversation before replying.")
+        channel = self._log.channel_of(conversation)
+        (entry_id,) = await self._log.append_outbound(
+            conversation, channel, [Outbound(text=text, action=agent_action(agent))]
+        )
+        await self.touch(conversation, agent)
+        first: dict[str, Any] = {}
+        if await self.states.first_answer(conversation):
+            first["human_response"] = time.time() - handoff.queued_at
+        try:
+            pushed = await self._delivery.push(
+                EventKind.AGENT_MESSAGE, channel, conversation, entry_id, text, agent=agent, **first
+            )
+        except DeliveryFailed as exc:
+            return AgentReply(entry_id, False, exc)
+        return AgentReply(entry_id, pushed)
+
+    async def note(
+        self, conversation: str, author: str, text: str, admin: bool = False
+    ) -> dict[str, Any]:
+        """An internal note: an agent on their own or unheld conversations, an admin on any."""
+        holder = (await self.states.get(conversation)).agent
+        if not admin and holder and holder != author:
+            raise Conflict(f"{holder} holds this conversation.")
+        note = await self._console.add_note(conversation, author, text)
+        await self.touch(conversation, author)
+        await self._events.publish(EventKind.NOTE, conversation, **note)
+        return note
+
+    async def touch(self, conversation: str, agent: str) -> None:
+        """The holding agent is working on it: not idle (nothing if someone else holds it)."""
+        try:
+            await self.states.touch(conversation, agent)
+        except InvalidTransition:
+            pass
+
+    async def notify(self, conversation: str, key: str, state: str) -> None:
+        """Log and push the notice `key` (nlu_data/messages.yml) to the customer."""
+        text = self._messages.pick(key)
+        await self._delivery.notify(conversation, key, text, state=state)
+
+    async def _left(self, before: Handoff) -> Handoff:
+        after = await self.states.get(before.conversation)
+        handled = {"handling": after.since - before.claimed_at} if before.claimed_at else {}
+        return await self._changed(after, LEFT, **handled)
+
+    async def _changed(self, handoff: Handoff, notice: str | None, **kpis: float) -> Handoff:
+        """Publish the new state (with the durations it ends: KPIs) and tell the customer."""
+        await self._events.publish(
+            EventKind.STATE, handoff.conversation, state=handoff.state, agent=handoff.agent, **kpis
+        )
+        if notice is not None:
+            await self.notify(handoff.conversation, notice, handoff.state)
+        return handoff

@@ -1,0 +1,78 @@
+"""The KPIs and Prometheus metrics, recorded from the events this process publishes.
+
+One handler per event kind: a new KPI is a handler here (or a line in one)
+plus its line on the page. Subscribed in-process (`Events.subscribe`), not
+over Redis pub/sub: every process hears every event there, so each would
+count it once, and a process whose subscription is down would miss some.
+"""
+
+from __future__ import annotations
+
+from bot.events import EventKind, Events, Payload
+from bot.review.index import entry_time
+from bot.stats.recorder import Stats
+
+
+class KpiRecorder:
+    def __init__(self, stats: Stats) -> None:
+        self._stats = stats
+        self._metrics = stats.metrics
+
+    def subscribe(self, events: Events) -> None:
+        events.subscribe(EventKind.CUSTOMER_MESSAGE, self.customer_message)
+        events.subscribe(EventKind.BOT_MESSAGE, self.bot_message)
+        events.subscribe(EventKind.AGENT_MESSAGE, self.agent_message)
+        events.subscribe(EventKind.NOTICE, self.notice)
+        events.subscribe(EventKind.STATE, self.state)
+        events.subscribe(EventKind.ESCALATED, self.escalated)
+        events.subscribe(EventKind.RATED, self.rated)
+
+    async def customer_message(self, conversation: str, data: Payload) -> None:
+        """Messages in, conversations of the day; the NLU's verdict and how long it took."""
+        ts, channel = entry_time(data["id"]), data["channel"]
+        if not data.get("resumed"):  # an earlier attempt at the turn counted it
+            await self._stats.inbound(conversation, channel, ts)
+            self._metrics.messages.labels(channel, "in").inc()
+        if data.get("intent"):
+            await self._stats.classified(data["intent"], data["text"], ts)
+        if data.get("nlu_seconds") is not None:
+            self._metrics.nlu_seconds.observe(data["nlu_seconds"])
+
+    async def bot_message(self, conversation: str, data: Payload) -> None:
+        """Messages out; for the reply to a customer message, how long the turn took."""
+        seconds = data.get("response_seconds")
+        await self._outbound(data["channel"], len(data["texts"]), response_seconds=seconds)
+        if seconds is not None:
+            self._metrics.turn_seconds.observe(seconds)
+
+    async def agent_message(self, conversation: str, data: Payload) -> None:
+        """Agents' messages; the first since the conversation was queued: the human response."""
+        await self._outbound(data["channel"], 1, by_agent=True)
+        if data.get("human_response") is not None:
+            await self._stats.duration("human_response", data["human_response"])
+
+    async def notice(self, conversation: str, data: Payload) -> None:
+        await self._outbound(data["channel"], 1)
+
+    async def state(self, conversation: str, data: Payload) -> None:
+        """The time a claim ended (queue wait) or a release or close ended (handling)."""
+        for name in ("queue_wait", "handling"):
+            if data.get(name) is not None:
+                await self._stats.duration(name, data[name])
+
+    async def escalated(self, conversation: str, data: Payload) -> None:
+        await self._stats.escalation(conversation, data["reason"], data["at"])
+        self._metrics.escalations.labels(data["reason"]).inc()
+
+    async def rated(self, conversation: str, data: Payload) -> None:
+        await self._stats.rating(data["rating"], data["at"])
+
+    async def _outbound(
+        self,
+        channel: str,
+        count: int,
+        by_agent: bool = False,
+        response_seconds: float | None = None,
+    ) -> None:
+        await self._stats.outbound(channel, count, by_agent, response_seconds=response_seconds)
+        self._metrics.messages.labels(channel, "out").inc(count)

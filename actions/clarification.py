@@ -23,7 +23,7 @@ from bot.names import FALLBACK
 from bot.nlu.clarification import Option, readings_to_offer
 
 # Channels whose page shows buttons, and those where the customer types a number.
-BUTTON_CHANNELS = ("webchat",)
+BUTTON_CHANNELS = ("webchat", "wecomkf")  # WeChat Customer Service: a msgmenu
 NUMBERED_CHANNELS = ("wechat",)
 
 

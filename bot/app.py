@@ -66,6 +66,8 @@ from bot.app_keys import (
     WEBCHAT_SESSIONS,
     WECHAT,
     WECHAT_CRYPTO,
+    WECOM_KF,
+    WECOM_KF_CRYPTO,
 )
 from bot.background import Background
 from bot.channels import rest, webchat
@@ -76,6 +78,11 @@ from bot.channels.wechat.api import WeChatClient
 from bot.channels.wechat.channel import CHANNEL as WECHAT_CHANNEL
 from bot.channels.wechat.channel import WeChatChannel
 from bot.channels.wechat.crypto import MessageCrypto
+from bot.channels.wecom_kf import routes as wecom_kf
+from bot.channels.wecom_kf.api import WeComKfClient
+from bot.channels.wecom_kf.channel import CHANNEL as WECOM_KF_CHANNEL
+from bot.channels.wecom_kf.channel import WeComKfChannel
+from bot.channels.wecom_kf.store import KfStore
 from bot.chat.once import RENEW_EVERY, MessageClaims, new_instance
 from bot.chat.service import ChatService, ModelSlot
 from bot.clock import Clock, utc_now
@@ -170,6 +177,8 @@ def create_app(
     app.cleanup_ctx.append(_model_ctx(engine))
     if wechat.setup(app, settings):  # its routes, when WeChat is configured
         app.cleanup_ctx.append(wechat_ctx)
+    if wecom_kf.setup(app, settings):  # likewise WeChat Customer Service (WeCom kf)
+        app.cleanup_ctx.append(wecom_kf_ctx)
     health.setup(app)
     rest.setup(app)
     webchat.setup(app)
@@ -411,6 +420,44 @@ async def wechat_ctx(app: web.Application) -> AsyncIterator[None]:
         app[DELIVERY].register(WECHAT_CHANNEL, channel)
         mode = "safe mode (AES)" if app[WECHAT_CRYPTO] else "plain mode"
         logger.info("WeChat channel on at /webhooks/wechat, %s", mode)
+        app[BACKGROUND].on_stop(lambda: channel.drain(timeout=10))
+        yield
+        await channel.drain(timeout=10)
+
+
+async def wecom_kf_ctx(app: web.Application) -> AsyncIterator[None]:
+    """WeChat Customer Service: its crypto, its API client and session, its puller and sender."""
+    settings = app[SETTINGS]
+    assert settings.wecom_corp_id and settings.wecom_kf_secret
+    assert settings.wecom_token and settings.wecom_aes_key
+    keys = Keys(settings.key_prefix)
+    app[WECOM_KF_CRYPTO] = MessageCrypto(
+        settings.wecom_token, settings.wecom_aes_key, settings.wecom_corp_id
+    )
+    async with aiohttp.ClientSession() as session:
+        client = WeComKfClient(
+            session,
+            app[REDIS],
+            keys,
+            settings.wecom_api_base,
+            settings.wecom_corp_id,
+            settings.wecom_kf_secret,
+        )
+        channel = WeComKfChannel(
+            app[CHAT],
+            client,
+            KfStore(app[REDIS], keys),
+            app[HANDOFF],
+            app[EVENTS],
+            app[MESSAGES],
+            settings.max_message_chars,
+            settings.wecom_kf_retry_seconds,
+            settings.wecom_kf_handoff,
+            settings.wecom_kf_servicer,
+        )
+        app[WECOM_KF] = channel
+        app[DELIVERY].register(WECOM_KF_CHANNEL, channel)
+        logger.info("WeChat Customer Service channel on at %s", wecom_kf.PATH)
         app[BACKGROUND].on_stop(lambda: channel.drain(timeout=10))
         yield
         await channel.drain(timeout=10)

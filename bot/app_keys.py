@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from bot.channels.webchat.sessions import WebchatSessions
     from bot.channels.wechat.channel import WeChatChannel
     from bot.channels.wechat.crypto import MessageCrypto
+    from bot.channels.wecom_kf.channel import WeComKfChannel
     from bot.chat.service import ChatService, ModelSlot
     from bot.clock import Clock
     from bot.console.store import ConsoleStore
@@ -87,5 +88,7 @@ CUSTOMER_DATA: web.AppKey[CustomerData] = web.AppKey("customer_data")
 WECHAT: web.AppKey[WeChatChannel] = web.AppKey("wechat")
 # None in plain mode (no WECHAT_AES_KEY).
 WECHAT_CRYPTO: web.AppKey[MessageCrypto | None] = web.AppKey("wechat_crypto")
+WECOM_KF: web.AppKey[WeComKfChannel] = web.AppKey("wecom_kf")
+WECOM_KF_CRYPTO: web.AppKey[MessageCrypto] = web.AppKey("wecom_kf_crypto")
 # What time the bot believes it is (service hours); tests set it.
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")

@@ -33,6 +33,7 @@ class EventKind(str, Enum):
     ESCALATED = "escalated"  # a request for a person (queued, or people had it already)
     RATED = "rated"  # a satisfaction rating
     REANNOUNCE = "reannounce"  # still waiting after the quiet period
+    HANDED_ELSEWHERE = "handoff_left"  # a platform's own servicers took the conversation
     MODEL_PROMOTED = "model_promoted"  # every process switches to the promoted model
 
 

@@ -29,6 +29,11 @@ conversation id (``<channel>:<user id>``, see ``bot/channels/identity.py``) with
 - ``P:c:{id}:wechat:last_in``   string: when the customer last wrote (the 48-hour window)
 - ``P:c:{id}:wechat:closed``    string: WeChat said the window is closed (error 45015)
 - ``P:c:{id}:wechat:msg:{key}`` string: a pushed message claimed (MsgId; time+event for events)
+- ``P:c:{id}:wecomkf:last_in``  string: when the WeChat Customer Service customer last wrote
+  (expires with the 48-hour window)
+- ``P:c:{id}:wecomkf:sent``     string: messages sent since then (WeCom allows five)
+- ``P:c:{id}:wecomkf:msg:{msgid}`` string: a pulled message claimed (kf/sync_msg msgid)
+- ``P:c:{id}:wecomkf:servicer`` string: handed to a WeCom servicer (kf/service_state/trans)
 - ``P:c:{id}:rl``               hash: the conversation's message rate (GCRA), expiring by itself
 
 **Shared keys** (never ``P:c:…``):
@@ -54,6 +59,11 @@ conversation id (``<channel>:<user id>``, see ``bot/channels/identity.py``) with
 - ``P:secret:webchat``          shared secret that signs web chat session cookies
 - ``P:wechat:token``            string: WeChat access_token, expiring before WeChat's does
 - ``P:wechat:token:lock``       string: held by the one process refreshing the token
+- ``P:wecom:token``             string: WeCom access_token (gettoken), expiring before WeCom's does
+- ``P:wecom:token:lock``        string: held by the one process refreshing it
+- ``P:wecomkf:cursor:{open_kfid}`` string: kf/sync_msg's next_cursor of one kf account
+- ``P:wecomkf:pull:{open_kfid}``   string: held by the one process pulling that account
+- ``P:wecomkf:again:{open_kfid}``  string: a callback came (its Token): pull again
 - ``P:audit``                   stream: who read, exported or erased which conversation (hashed)
 - ``P:audit:names``             hash: conversation hash -> id, while the conversation exists
 - ``P:audit:seen:{hash}:{via}:{who}`` string: a read was audited (one entry per ten minutes)
@@ -157,6 +167,18 @@ class Keys:
     def wechat_message(self, conversation: str, message_key: str) -> str:
         return self.conv(conversation, "wechat", "msg", message_key)
 
+    def wecomkf_last_inbound(self, conversation: str) -> str:
+        return self.conv(conversation, "wecomkf", "last_in")
+
+    def wecomkf_sent(self, conversation: str) -> str:
+        return self.conv(conversation, "wecomkf", "sent")
+
+    def wecomkf_message(self, conversation: str, msgid: str) -> str:
+        return self.conv(conversation, "wecomkf", "msg", msgid)
+
+    def wecomkf_servicer(self, conversation: str) -> str:
+        return self.conv(conversation, "wecomkf", "servicer")
+
     def conversation_keys(self, conversation: str) -> list[str]:
         """The fixed keys of one conversation (message-id claims expire by themselves)."""
         return [
@@ -175,6 +197,9 @@ class Keys:
             self.clarify(conversation),
             self.wechat_last_inbound(conversation),
             self.wechat_window_closed(conversation),
+            self.wecomkf_last_inbound(conversation),
+            self.wecomkf_sent(conversation),
+            self.wecomkf_servicer(conversation),
         ]
 
     # -- shared ----------------------------------------------------------------
@@ -252,6 +277,25 @@ class Keys:
         return self.shared("wechat", "token", "lock")
 
     @property
+    def wecom_token(self) -> str:
+        return self.shared("wecom", "token")
+
+    @property
+    def wecom_token_lock(self) -> str:
+        return self.shared("wecom", "token", "lock")
+
+    # One kf account's pull state. Its id is WeCom's (letters, digits, _ and -),
+    # quoted all the same so no id can reach into another key.
+    def wecomkf_cursor(self, open_kfid: str) -> str:
+        return self.shared("wecomkf", "cursor", encode_conversation(open_kfid))
+
+    def wecomkf_pull_lock(self, open_kfid: str) -> str:
+        return self.shared("wecomkf", "pull", encode_conversation(open_kfid))
+
+    def wecomkf_pull_again(self, open_kfid: str) -> str:
+        return self.shared("wecomkf", "again", encode_conversation(open_kfid))
+
+    @property
     def audit(self) -> str:
         return self.shared("audit")
 
@@ -305,6 +349,8 @@ class Keys:
             self.webchat_secret,
             self.wechat_token,
             self.wechat_token_lock,
+            self.wecom_token,
+            self.wecom_token_lock,
             self.retrain_job,
             self.retrain_log,
             self.retrain_lock,

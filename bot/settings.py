@@ -38,6 +38,8 @@ ORDER_BACKENDS = ("demo", "http")
 # Redis Sentinel's conventional service name; REDIS_SENTINEL_MASTER names another.
 DEFAULT_SENTINEL_MASTER = "kefu"
 LOG_FORMATS = ("text", "json")
+# Who takes a WeChat Customer Service conversation handed to a person.
+WECOM_KF_HANDOFFS = ("console", "servicer")
 
 
 N = TypeVar("N", int, float)
@@ -251,6 +253,25 @@ class Settings:
     max_tracker_events: int = 1000
     # Without a metrics token: /metrics open (a developer's `make run`) or closed.
     metrics_open: bool = True
+    # WeChat Customer Service (微信客服, WeCom's kf API): off unless the corp id, the
+    # kf secret, the callback's Token and EncodingAESKey are all set. Handoff goes
+    # to our console, or with `wecom_kf_handoff` "servicer" to WeCom's own servicers
+    # (`wecom_kf_servicer`: one servicer's userid; unset, WeCom's waiting pool).
+    wecom_corp_id: str | None = None
+    wecom_kf_secret: str | None = None
+    wecom_token: str | None = None
+    wecom_aes_key: str | None = None
+    wecom_api_base: str = "https://qyapi.weixin.qq.com"
+    wecom_kf_handoff: str = "console"
+    wecom_kf_servicer: str | None = None
+    # After a refused pull (rate limited, WeCom unreachable) the next try waits this long.
+    wecom_kf_retry_seconds: float = 5.0
+
+    @property
+    def wecom_kf_enabled(self) -> bool:
+        return bool(
+            self.wecom_corp_id and self.wecom_kf_secret and self.wecom_token and self.wecom_aes_key
+        )
 
     @property
     def wechat_enabled(self) -> bool:
@@ -276,11 +297,18 @@ class Settings:
                 f"ORDER_BACKEND must be one of {ORDER_BACKENDS}, got {order_backend!r}"
             )
         wechat_aes_key = env.get("WECHAT_AES_KEY", "").strip() or None
-        if wechat_aes_key is not None:
-            try:
-                aes_key(wechat_aes_key)
-            except ValueError as exc:
-                raise SettingsError(str(exc)) from exc
+        wecom_aes_key = env.get("WECOM_AES_KEY", "").strip() or None
+        for name, value in (("WECHAT_AES_KEY", wechat_aes_key), ("WECOM_AES_KEY", wecom_aes_key)):
+            if value is not None:
+                try:
+                    aes_key(value, name)
+                except ValueError as exc:
+                    raise SettingsError(str(exc)) from exc
+        wecom_kf_handoff = (env.get("WECOM_KF_HANDOFF", "").strip() or "console").lower()
+        if wecom_kf_handoff not in WECOM_KF_HANDOFFS:
+            raise SettingsError(
+                f"WECOM_KF_HANDOFF must be one of {WECOM_KF_HANDOFFS}, got {wecom_kf_handoff!r}"
+            )
         order_api_url = env.get("ORDER_API_URL", "").strip() or None
         sentinels = _sentinels(env)
         raw_metrics_dir = env.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
@@ -357,6 +385,16 @@ class Settings:
             body_timeout=_positive(env, "BOT_BODY_TIMEOUT", 10.0, float),
             max_tracker_events=_positive(env, "BOT_MAX_TRACKER_EVENTS", 1000, int),
             metrics_open=_flag(env, "BOT_METRICS_OPEN", default=True),
+            wecom_corp_id=env.get("WECOM_CORP_ID", "").strip() or None,
+            wecom_kf_secret=env.get("WECOM_KF_SECRET", "").strip() or None,
+            wecom_token=env.get("WECOM_TOKEN", "").strip() or None,
+            wecom_aes_key=wecom_aes_key,
+            wecom_api_base=(
+                env.get("WECOM_API_BASE", "").strip() or "https://qyapi.weixin.qq.com"
+            ).rstrip("/"),
+            wecom_kf_handoff=wecom_kf_handoff,
+            wecom_kf_servicer=env.get("WECOM_KF_SERVICER", "").strip() or None,
+            wecom_kf_retry_seconds=_positive(env, "WECOM_KF_RETRY_SECONDS", 5.0, float),
         )
 
     def with_(self, **changes: object) -> Settings:

@@ -10,7 +10,7 @@ channels that push through an API of their own (WeChat) register a sender.
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bot.conversation_log.store import ConversationLog, Outbound
 from bot.events import EventKind, Events
@@ -39,6 +39,12 @@ class ChannelSender(Protocol):
         """Why the customer cannot be written to now (for agents), or None."""
 
 
+@runtime_checkable
+class WindowedSender(Protocol):
+    async def window_note(self, conversation: str) -> str | None:
+        """While the customer can be written to: how long and how many more (for agents)."""
+
+
 class Delivery:
     def __init__(self, events: Events, log: ConversationLog) -> None:
         self._events = events
@@ -56,6 +62,13 @@ class Delivery:
         if sender is None:
             return CANNOT_PUSH
         return await sender.unreachable(conversation)
+
+    async def window_note(self, channel: str, conversation: str) -> str | None:
+        """The channel's sending window as agents should see it, for channels that have one."""
+        sender = self._senders.get(channel)
+        if isinstance(sender, WindowedSender):
+            return await sender.window_note(conversation)
+        return None
 
     async def push(
         self,

@@ -117,6 +117,7 @@ async def conversation(request: web.Request) -> web.Response:
             "channel": channel,
             "can_push": unreachable is None,
             "push_note": unreachable,
+            "push_window": await request.app[DELIVERY].window_note(channel, cid),
             "state": handoff.state,
             "agent": handoff.agent,
             "reason": handoff.reason,

@@ -110,6 +110,18 @@ class HandoffService:
         await self.states.close(conversation, tag, holder)
         return await self._left(before)
 
+    async def hand_elsewhere(self, conversation: str, agent: str, tag: str, **data: Any) -> Handoff:
+        """People outside this console took it (a platform's own servicers): closed here.
+
+        Recorded as claimed by `agent` (who is not waited for) and closed with `tag`;
+        the customer hears nothing from us, the platform's people speak next.
+        """
+        await self.states.claim(conversation, agent, counts_as_wait=False)
+        await self.states.close(conversation, tag, agent)
+        handoff = await self.states.get(conversation)
+        await self._events.publish(EventKind.HANDED_ELSEWHERE, conversation, **data)
+        return await self._changed(handoff, None)
+
     async def transfer(self, conversation: str, holder: str, to: str) -> Handoff:
         """From `holder` ('' for whoever holds it: an admin acting) to agent `to`."""
         current = holder or (await self.states.get(conversation)).agent

@@ -1,11 +1,15 @@
-"""WeChat's message signatures and safe-mode encryption.
+"""WeChat's and WeCom's message signatures and encryption (one scheme, two receivers).
 
 - Signature: hex SHA-1 of the sorted, concatenated token, timestamp and nonce
   (safe mode adds the ``Encrypt`` field to the list: ``msg_signature``).
 - Safe mode: AES-256-CBC, key = base64 of EncodingAESKey (43 characters, one
   ``=`` appended), IV = the key's first 16 bytes, PKCS#7 padding to a 32-byte
   block as WeChat does; plaintext = 16 random bytes, the XML's length as 4
-  bytes big-endian, the XML, then the AppID, which must be ours.
+  bytes big-endian, the XML, then the receiver id, which must be ours.
+- The receiver id is the Official Account's AppID, or for WeCom (WeChat
+  Customer Service) the corp id. WeCom always encrypts, and signs only with
+  ``msg_signature`` (no plain ``signature``); its URL check sends ``echostr``
+  encrypted, to be answered decrypted (`open_envelope`).
 
 The cipher comes from the ``cryptography`` package; nothing here is a
 hand-made primitive, only WeChat's framing around it.
@@ -28,7 +32,15 @@ BLOCK = 32  # WeChat pads to 32 bytes, not AES's 16
 
 
 class CryptoError(ValueError):
-    """A message that cannot be ours: bad padding, length, or AppID."""
+    """A message that cannot be ours: bad padding, length, or receiver id."""
+
+
+class WrongReceiver(CryptoError):
+    """Decrypted fine, but for another AppID / corp id."""
+
+
+class BadSignature(CryptoError):
+    """`msg_signature` does not match the encrypted text."""
 
 
 def signature(*parts: str) -> str:
@@ -40,20 +52,22 @@ def signature_ok(expected: str | None, *parts: str) -> bool:
     return same_secret(expected.lower() if expected else None, signature(*parts))
 
 
-def aes_key(encoding_aes_key: str) -> bytes:
-    """The 32-byte key behind an EncodingAESKey; ValueError if it is not one."""
+def aes_key(encoding_aes_key: str, setting: str = "WECHAT_AES_KEY") -> bytes:
+    """The 32-byte key behind an EncodingAESKey; ValueError (naming `setting`) if it is not one."""
     if len(encoding_aes_key) != 43:
-        raise ValueError("WECHAT_AES_KEY (EncodingAESKey) must be 43 characters")
+        raise ValueError(f"{setting} (EncodingAESKey) must be 43 characters")
     try:
         key = base64.b64decode(encoding_aes_key + "=", validate=True)
     except binascii.Error as exc:
-        raise ValueError("WECHAT_AES_KEY is not valid base64") from exc
+        raise ValueError(f"{setting} is not valid base64") from exc
     if len(key) != 32:
-        raise ValueError("WECHAT_AES_KEY must decode to 32 bytes")
+        raise ValueError(f"{setting} must decode to 32 bytes")
     return key
 
 
 class MessageCrypto:
+    """Encryption for one receiver: `appid` is the AppID, or WeCom's corp id."""
+
     def __init__(self, token: str, encoding_aes_key: str, appid: str) -> None:
         self.token = token
         self.key = aes_key(encoding_aes_key)
@@ -82,7 +96,7 @@ class MessageCrypto:
         if len(body) != length:
             raise CryptoError("length field larger than the message")
         if not hmac.compare_digest(appid, self.appid.encode()):
-            raise CryptoError("the message is for another AppID")
+            raise WrongReceiver("the message is for another AppID / corp id")
         try:
             return body.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -96,3 +110,15 @@ class MessageCrypto:
         plain += bytes([pad]) * pad
         encryptor = self._cipher().encryptor()
         return base64.b64encode(encryptor.update(plain) + encryptor.finalize()).decode()
+
+    def open_envelope(
+        self, msg_signature: str | None, timestamp: str, nonce: str, encrypt: str
+    ) -> str:
+        """The plaintext of `encrypt` once its `msg_signature` checks out.
+
+        BadSignature, WrongReceiver or CryptoError otherwise. WeCom's callbacks
+        (and its URL check's ``echostr``) arrive this way.
+        """
+        if not signature_ok(msg_signature, self.token, timestamp, nonce, encrypt):
+            raise BadSignature("`msg_signature` does not match")
+        return self.decrypt(encrypt)

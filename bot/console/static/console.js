@@ -180,6 +180,7 @@
       var meta = "渠道：" + (body.channel || "未知") + " · 状态：" + (STATES[body.state] || body.state);
       if (body.agent) meta += " · 接待：" + body.agent;
       if (body.reason) meta += " · 转人工原因：" + (REASONS[body.reason] || body.reason);
+      if (body.push_window) meta += " · " + body.push_window;
       $("conv-meta").textContent = meta;
       var mine = body.state === "assigned" && (body.agent === me.username || me.role === "admin");
       $("claim").hidden = body.state !== "waiting";

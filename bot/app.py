@@ -28,6 +28,7 @@ from bot.channels import rest, webchat
 from bot.channels.delivery import Delivery
 from bot.channels.webchat.sessions import WebchatSessions
 from bot.channels.wechat import routes as wechat
+from bot.channels.weibo import routes as weibo
 from bot.chat.once import RENEW_EVERY, MessageClaims, new_instance
 from bot.chat.service import ChatService, ModelSlot
 from bot.console import api as console_api
@@ -149,6 +150,7 @@ def create_app(
     app.cleanup_ctx.append(retention_ctx)
     app.cleanup_ctx.append(_model_ctx(engine))
     wechat.setup(app, settings)  # its routes and client, when WeChat is configured
+    weibo.setup(app, settings)  # likewise for Weibo
     health.setup(app)
     rest.setup(app)
     webchat.setup(app)

@@ -37,6 +37,7 @@ from bot.stats.recorder import Stats
 
 if TYPE_CHECKING:
     from bot.channels.webchat.sessions import WebchatSessions
+    from bot.channels.weibo.channel import WeiboChannel
     from bot.customer_data.audit import AuditLog
     from bot.customer_data.store import CustomerData
 
@@ -74,5 +75,6 @@ CUSTOMER_DATA: web.AppKey[CustomerData] = web.AppKey("customer_data")
 WECHAT = web.AppKey("wechat", WeChatChannel)
 # None in plain mode (no WECHAT_AES_KEY).
 WECHAT_CRYPTO: web.AppKey[MessageCrypto | None] = web.AppKey("wechat_crypto")
+WEIBO: web.AppKey[WeiboChannel] = web.AppKey("weibo")
 # What time the bot believes it is (service hours); tests set it.
 CLOCK: web.AppKey[Callable[[], dt.datetime]] = web.AppKey("clock")

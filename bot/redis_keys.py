@@ -29,6 +29,9 @@ conversation id (``<channel>:<user id>``, see ``bot/channels/identity.py``) with
 - ``P:c:{id}:wechat:last_in``   string: when the customer last wrote (the 48-hour window)
 - ``P:c:{id}:wechat:closed``    string: WeChat said the window is closed (error 45015)
 - ``P:c:{id}:wechat:msg:{key}`` string: a pushed message claimed (MsgId; time+event for events)
+- ``P:c:{id}:weibo:last_in``    string: when the customer last wrote (Weibo's 48-hour window)
+- ``P:c:{id}:weibo:closed``     string: the customer unfollowed, or Weibo refused a reply
+- ``P:c:{id}:weibo:msg:{key}``  string: a pushed message claimed (created_at + digest of the push)
 - ``P:c:{id}:rl``               hash: the conversation's message rate (GCRA), expiring by itself
 
 **Shared keys** (never ``P:c:…``):
@@ -157,6 +160,15 @@ class Keys:
     def wechat_message(self, conversation: str, message_key: str) -> str:
         return self.conv(conversation, "wechat", "msg", message_key)
 
+    def weibo_last_inbound(self, conversation: str) -> str:
+        return self.conv(conversation, "weibo", "last_in")
+
+    def weibo_window_closed(self, conversation: str) -> str:
+        return self.conv(conversation, "weibo", "closed")
+
+    def weibo_message(self, conversation: str, message_key: str) -> str:
+        return self.conv(conversation, "weibo", "msg", message_key)
+
     def conversation_keys(self, conversation: str) -> list[str]:
         """The fixed keys of one conversation (message-id claims expire by themselves)."""
         return [
@@ -175,6 +187,8 @@ class Keys:
             self.clarify(conversation),
             self.wechat_last_inbound(conversation),
             self.wechat_window_closed(conversation),
+            self.weibo_last_inbound(conversation),
+            self.weibo_window_closed(conversation),
         ]
 
     # -- shared ----------------------------------------------------------------

@@ -118,6 +118,7 @@ async def conversation(request: web.Request) -> web.Response:
         {
             "conversation": cid,
             "channel": channel,
+            "source": await request.app[CONVERSATION_LOG].source_of(cid),
             "can_push": unreachable is None,
             "push_note": unreachable,
             "state": handoff.state,

@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from bot.channels.menu import Menu
+from bot.channels.pushed import mount, signed_request
 from bot.channels.wechat.api import WeChatClient
 from bot.channels.wechat.channel import CHANNEL, WeChatChannel, conversation_id
 from bot.channels.wechat.crypto import CryptoError, MessageCrypto, signature, signature_ok
@@ -25,6 +27,7 @@ from bot.keys import (
     BACKGROUND,
     CHAT,
     DELIVERY,
+    KNOWLEDGE,
     RATE_LIMITS,
     REDIS,
     SETTINGS,
@@ -40,17 +43,8 @@ logger = logging.getLogger(__name__)
 def _checked(request: web.Request) -> tuple[str, str]:
     """(timestamp, nonce) of a request WeChat signed, recently; 403 otherwise."""
     settings = request.app[SETTINGS]
-    timestamp, nonce = request.query.get("timestamp", ""), request.query.get("nonce", "")
-    try:
-        age = abs(time.time() - int(timestamp))
-    except ValueError:
-        raise ApiError(403, "bad_timestamp", "`timestamp` must be unix seconds.") from None
-    if age > settings.wechat_timestamp_window:
-        raise ApiError(403, "stale_timestamp", "`timestamp` is outside the accepted window.")
     assert settings.wechat_token is not None
-    if not signature_ok(request.query.get("signature"), settings.wechat_token, timestamp, nonce):
-        raise ApiError(403, "bad_signature", "The signature does not match.")
-    return timestamp, nonce
+    return signed_request(request.query, settings.wechat_token, settings.wechat_timestamp_window)
 
 
 async def verify(request: web.Request) -> web.Response:
@@ -126,21 +120,12 @@ def _encrypted(crypto: MessageCrypto, xml: str) -> str:
 
 def setup(app: web.Application, settings: Settings) -> None:
     """Routes and client, only when WeChat is configured; otherwise one log line."""
-    if not settings.wechat_enabled:
-        missing = [
-            name
-            for name, value in (
-                ("WECHAT_TOKEN", settings.wechat_token),
-                ("WECHAT_APPID", settings.wechat_appid),
-                ("WECHAT_SECRET", settings.wechat_secret),
-            )
-            if not value
-        ]
-        logger.info("WeChat channel off: %s not set", ", ".join(missing))
-        return
-    app.router.add_get("/webhooks/wechat", verify)
-    app.router.add_post("/webhooks/wechat", receive)
-    app.cleanup_ctx.append(wechat_ctx)
+    required = {
+        "WECHAT_TOKEN": settings.wechat_token,
+        "WECHAT_APPID": settings.wechat_appid,
+        "WECHAT_SECRET": settings.wechat_secret,
+    }
+    mount(app, "WeChat", "/webhooks/wechat", (verify, receive), wechat_ctx, required, logger)
 
 
 async def wechat_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -168,6 +153,7 @@ async def wechat_ctx(app: web.Application) -> AsyncIterator[None]:
             keys,
             settings.wechat_reply_budget,
             settings.max_message_chars,
+            Menu.load(settings.menu_file, app[KNOWLEDGE]),
         )
         app[WECHAT] = channel
         app[DELIVERY].register(CHANNEL, channel)

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.app import create_app
-from bot.keys import CONVERSATION_LOG, STATES
+from bot.keys import CONVERSATION_LOG, HUB, STATES
 from bot.settings import Settings
 from tests.fake_weibo import (
     ACCOUNT_UID,
@@ -169,9 +169,14 @@ async def test_follow_welcomes_and_unfollow_closes_the_window(weibo, client, fak
 
 async def test_a_qr_scan_records_the_campaign_source_for_agents(weibo, client, logins):
     uid = 1005
+    heard: list[dict] = []  # type: ignore[type-arg]
+    client.app[HUB].listeners["customer_message"].append(heard.append)
+    await asyncio.sleep(0.3)  # the relay subscribes in the background
     scan = event_push(uid, "scan_follow", key="QR_SCENE_spring", text="扫描二维码")
     welcome = await weibo.passive_text(await weibo.push(scan), scan)
     assert welcome and "机器人" in welcome
+    await wait_for(lambda: heard, "the message event was not published")
+    assert (heard[0]["channel"], heard[0]["source"]) == ("weibo", "QR_SCENE_spring")
     agent = await logins.sign_in(client, "agent1")
     view = await (await agent.get(f"{BASE}/weibo:{uid}")).json()
     assert view["source"] == "QR_SCENE_spring"

@@ -48,6 +48,7 @@ from bot.app_keys import (
     KNOWLEDGE,
     KPIS,
     LOGIN_THROTTLE,
+    MENU,
     MESSAGES,
     MODEL,
     ORDERS,
@@ -68,10 +69,12 @@ from bot.app_keys import (
     WECHAT_CRYPTO,
     WECOM_KF,
     WECOM_KF_CRYPTO,
+    WEIBO,
 )
 from bot.background import Background
 from bot.channels import rest, webchat
 from bot.channels.delivery import Delivery
+from bot.channels.menu import Menu
 from bot.channels.webchat.sessions import WebchatSessions
 from bot.channels.wechat import routes as wechat
 from bot.channels.wechat.api import WeChatClient
@@ -83,6 +86,10 @@ from bot.channels.wecom_kf.api import WeComKfClient
 from bot.channels.wecom_kf.channel import CHANNEL as WECOM_KF_CHANNEL
 from bot.channels.wecom_kf.channel import WeComKfChannel
 from bot.channels.wecom_kf.store import KfStore
+from bot.channels.weibo import routes as weibo
+from bot.channels.weibo.api import WeiboClient
+from bot.channels.weibo.channel import CHANNEL as WEIBO_CHANNEL
+from bot.channels.weibo.channel import WeiboChannel
 from bot.chat.once import RENEW_EVERY, MessageClaims, new_instance
 from bot.chat.service import ChatService, ModelSlot
 from bot.clock import Clock, utc_now
@@ -179,6 +186,8 @@ def create_app(
         app.cleanup_ctx.append(wechat_ctx)
     if wecom_kf.setup(app, settings):  # likewise WeChat Customer Service (WeCom kf)
         app.cleanup_ctx.append(wecom_kf_ctx)
+    if weibo.setup(app, settings):  # and Weibo's direct messages
+        app.cleanup_ctx.append(weibo_ctx)
     health.setup(app)
     rest.setup(app)
     webchat.setup(app)
@@ -234,6 +243,7 @@ async def content_ctx(app: web.Application) -> AsyncIterator[None]:
     app[KNOWLEDGE] = KnowledgeBase.load(settings.knowledge_file, settings.knowledge_max_age_days)
     app[MESSAGES] = Messages.load(settings.messages_file)
     app[READINGS] = load_readings(settings.clarification_file)
+    app[MENU] = Menu.load(settings.menu_file, app[KNOWLEDGE])
     yield
 
 
@@ -415,6 +425,7 @@ async def wechat_ctx(app: web.Application) -> AsyncIterator[None]:
             keys,
             settings.wechat_reply_budget,
             settings.max_message_chars,
+            app[MENU],
         )
         app[WECHAT] = channel
         app[DELIVERY].register(WECHAT_CHANNEL, channel)
@@ -458,6 +469,28 @@ async def wecom_kf_ctx(app: web.Application) -> AsyncIterator[None]:
         app[WECOM_KF] = channel
         app[DELIVERY].register(WECOM_KF_CHANNEL, channel)
         logger.info("WeChat Customer Service channel on at %s", wecom_kf.PATH)
+        app[BACKGROUND].on_stop(lambda: channel.drain(timeout=10))
+        yield
+        await channel.drain(timeout=10)
+
+
+async def weibo_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Weibo's direct messages: the API client and its session, the channel."""
+    settings = app[SETTINGS]
+    assert settings.weibo_access_token
+    async with aiohttp.ClientSession() as session:
+        channel = WeiboChannel(
+            app[CHAT],
+            WeiboClient(session, settings.weibo_api_base, settings.weibo_access_token),
+            app[REDIS],
+            Keys(settings.key_prefix),
+            settings.weibo_reply_budget,
+            settings.max_message_chars,
+            app[MENU],
+        )
+        app[WEIBO] = channel
+        app[DELIVERY].register(WEIBO_CHANNEL, channel)
+        logger.info("Weibo channel on at %s", weibo.PATH)
         app[BACKGROUND].on_stop(lambda: channel.drain(timeout=10))
         yield
         await channel.drain(timeout=10)

@@ -18,10 +18,12 @@ if TYPE_CHECKING:
     from bot.accounts.store import Accounts
     from bot.background import Background
     from bot.channels.delivery import Delivery
+    from bot.channels.menu import Menu
     from bot.channels.webchat.sessions import WebchatSessions
     from bot.channels.wechat.channel import WeChatChannel
     from bot.channels.wechat.crypto import MessageCrypto
     from bot.channels.wecom_kf.channel import WeComKfChannel
+    from bot.channels.weibo.channel import WeiboChannel
     from bot.chat.service import ChatService, ModelSlot
     from bot.clock import Clock
     from bot.console.store import ConsoleStore
@@ -62,6 +64,8 @@ KNOWLEDGE: web.AppKey[KnowledgeBase] = web.AppKey("knowledge")
 MESSAGES: web.AppKey[Messages] = web.AppKey("messages")
 # intent -> how the bot names it when asking which reading was meant
 READINGS: web.AppKey[dict[str, str]] = web.AppKey("readings")
+# What the custom menu buttons of WeChat and Weibo mean (nlu_data/menu.yml).
+MENU: web.AppKey[Menu] = web.AppKey("menu")
 CLARIFICATIONS: web.AppKey[ClarificationStore] = web.AppKey("clarifications")
 SATISFACTION: web.AppKey[SatisfactionStore] = web.AppKey("satisfaction")
 ACCOUNTS: web.AppKey[Accounts] = web.AppKey("accounts")
@@ -90,5 +94,6 @@ WECHAT: web.AppKey[WeChatChannel] = web.AppKey("wechat")
 WECHAT_CRYPTO: web.AppKey[MessageCrypto | None] = web.AppKey("wechat_crypto")
 WECOM_KF: web.AppKey[WeComKfChannel] = web.AppKey("wecom_kf")
 WECOM_KF_CRYPTO: web.AppKey[MessageCrypto] = web.AppKey("wecom_kf_crypto")
+WEIBO: web.AppKey[WeiboChannel] = web.AppKey("weibo")
 # What time the bot believes it is (service hours); tests set it.
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")

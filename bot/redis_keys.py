@@ -34,6 +34,9 @@ conversation id (``<channel>:<user id>``, see ``bot/channels/identity.py``) with
 - ``P:c:{id}:wecomkf:sent``     string: messages sent since then (WeCom allows five)
 - ``P:c:{id}:wecomkf:msg:{msgid}`` string: a pulled message claimed (kf/sync_msg msgid)
 - ``P:c:{id}:wecomkf:servicer`` string: handed to a WeCom servicer (kf/service_state/trans)
+- ``P:c:{id}:weibo:last_in``    string: when the customer last wrote (Weibo's 48-hour window)
+- ``P:c:{id}:weibo:closed``     string: the customer unfollowed, or Weibo refused a reply
+- ``P:c:{id}:weibo:msg:{key}``  string: a pushed message claimed (created_at + digest of the push)
 - ``P:c:{id}:rl``               hash: the conversation's message rate (GCRA), expiring by itself
 
 **Shared keys** (never ``P:c:…``):
@@ -179,6 +182,15 @@ class Keys:
     def wecomkf_servicer(self, conversation: str) -> str:
         return self.conv(conversation, "wecomkf", "servicer")
 
+    def weibo_last_inbound(self, conversation: str) -> str:
+        return self.conv(conversation, "weibo", "last_in")
+
+    def weibo_window_closed(self, conversation: str) -> str:
+        return self.conv(conversation, "weibo", "closed")
+
+    def weibo_message(self, conversation: str, message_key: str) -> str:
+        return self.conv(conversation, "weibo", "msg", message_key)
+
     def conversation_keys(self, conversation: str) -> list[str]:
         """The fixed keys of one conversation (message-id claims expire by themselves)."""
         return [
@@ -200,6 +212,8 @@ class Keys:
             self.wecomkf_last_inbound(conversation),
             self.wecomkf_sent(conversation),
             self.wecomkf_servicer(conversation),
+            self.weibo_last_inbound(conversation),
+            self.weibo_window_closed(conversation),
         ]
 
     # -- shared ----------------------------------------------------------------

@@ -40,6 +40,8 @@ DEFAULT_SENTINEL_MASTER = "kefu"
 LOG_FORMATS = ("text", "json")
 # Who takes a WeChat Customer Service conversation handed to a person.
 WECOM_KF_HANDOFFS = ("console", "servicer")
+# Weibo's fan-service API (messages/reply.json lives under /2/).
+DEFAULT_WEIBO_API_BASE = "https://m.api.weibo.com"
 
 
 N = TypeVar("N", int, float)
@@ -228,6 +230,15 @@ class Settings:
     wechat_api_base: str = "https://api.weixin.qq.com"
     wechat_reply_budget: float = 4.0
     wechat_timestamp_window: float = 300.0
+    # What the custom menu buttons of WeChat and Weibo mean (trainers' file).
+    menu_file: Path = Path("nlu_data/menu.yml")
+    # Weibo fan-service direct messages (developer mode): off unless the app
+    # secret (it signs pushes) and the account's access token are both set.
+    weibo_app_secret: str | None = None
+    weibo_access_token: str | None = None
+    weibo_api_base: str = DEFAULT_WEIBO_API_BASE
+    weibo_reply_budget: float = 4.0
+    weibo_timestamp_window: float = 300.0
     # Trainers' loop: the project folder holding config.yml and nlu_data/ (relabels
     # are written there, retraining reads it); log retention; masking in the log.
     data_root: Path = Path(".")
@@ -276,6 +287,10 @@ class Settings:
     @property
     def wechat_enabled(self) -> bool:
         return bool(self.wechat_token and self.wechat_appid and self.wechat_secret)
+
+    @property
+    def weibo_enabled(self) -> bool:
+        return bool(self.weibo_app_secret and self.weibo_access_token)
 
     @classmethod
     def from_env(
@@ -369,6 +384,12 @@ class Settings:
             ).rstrip("/"),
             wechat_reply_budget=_positive(env, "WECHAT_REPLY_BUDGET", 4.0, float),
             wechat_timestamp_window=_positive(env, "WECHAT_TIMESTAMP_WINDOW", 300.0, float),
+            menu_file=Path(env.get("BOT_MENU_FILE", "").strip() or "nlu_data/menu.yml"),
+            weibo_app_secret=env.get("WEIBO_APP_SECRET", "").strip() or None,
+            weibo_access_token=env.get("WEIBO_ACCESS_TOKEN", "").strip() or None,
+            weibo_api_base=env.get("WEIBO_API_BASE", "").strip() or DEFAULT_WEIBO_API_BASE,
+            weibo_reply_budget=_positive(env, "WEIBO_REPLY_BUDGET", 4.0, float),
+            weibo_timestamp_window=_positive(env, "WEIBO_TIMESTAMP_WINDOW", 300.0, float),
             data_root=Path(env.get("BOT_DATA_ROOT", "").strip() or "."),
             retention_days=_positive(env, "BOT_RETENTION_DAYS", 180, int),
             mask_pii=_flag(env, "BOT_MASK_PII"),

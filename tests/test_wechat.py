@@ -381,3 +381,94 @@ async def test_an_unsure_bot_asks_with_numbered_options_and_a_number_answers(cli
         else "promotion"
     )
     assert (first["intent"], second["intent"]) == ("nlu_fallback", named_first)
+
+
+async def test_a_qr_code_subscribe_and_scan_record_the_campaign_source(client, logins):
+    wechat = WeChatServer(client, aes=True)
+    openid = "openid-qr"
+    welcome = await wechat.reply_text(
+        await wechat.push(
+            text_xml(openid, "", kind="event", Event="subscribe", EventKey="qrscene_spring",
+                     Ticket="TICKET")
+        )
+    )  # fmt: skip
+    assert welcome and ("欢迎关注" in welcome or "感谢关注" in welcome)
+    cid = f"wechat:{openid}"
+    agent = await logins.sign_in(client, "agent1")
+    view = await (await agent.get(f"{BASE}/{cid}")).json()
+    assert (view["channel"], view["source"]) == ("wechat", "spring")
+    # A follower scanning another campaign's code: greeted, the latest source kept.
+    hello = await wechat.reply_text(
+        await wechat.push(
+            text_xml(openid, "", kind="event", Event="SCAN", EventKey="autumn", Ticket="T2")
+        )
+    )
+    assert hello and "机器人" in hello and "关注" not in hello
+    view = await (await agent.get(f"{BASE}/{cid}")).json()
+    assert view["source"] == "autumn" and view["can_push"] is True
+    assert [e["text"] for e in await inbound(client, openid)] == [
+        "[关注了公众号] 扫码来源：spring",
+        "[扫码] autumn",
+    ]
+
+
+async def test_a_plain_subscribe_has_no_source(client, logins):
+    wechat = WeChatServer(client)
+    await wechat.push(text_xml("openid-plain", "", kind="event", Event="subscribe"))
+    agent = await logins.sign_in(client, "agent1")
+    view = await (await agent.get(f"{BASE}/wechat:openid-plain")).json()
+    assert view["source"] is None
+
+
+async def test_menu_clicks_answer_from_the_menu_file_and_hand_over(client):
+    wechat = WeChatServer(client)
+    openid = "openid-menu"
+
+    def click(key: str) -> str:
+        return text_xml(openid, "", kind="event", Event="CLICK", EventKey=key)
+
+    fee = await wechat.reply_text(await wechat.push(click("SHIPPING_FEE")))
+    assert fee and "99" in fee  # nlu_data/knowledge.yml, entry free_shipping
+    unknown = await wechat.reply_text(await wechat.push(click("NO_SUCH_KEY")))
+    assert unknown and "人工" in unknown
+    handed = await wechat.reply_text(await wechat.push(click("CONTACT_AGENT")))
+    assert handed and ("人工" in handed or "客服" in handed)
+    assert (await client.app[STATES].get(f"wechat:{openid}")).state == "waiting"
+    entries = await inbound(client, openid)
+    assert [e["text"] for e in entries] == [
+        "[菜单] 运费说明",
+        "[菜单] NO_SUCH_KEY",
+        "[菜单] 联系客服",
+    ]
+    assert (entries[0]["intent"], entries[2]["intent"]) == ("shipping_policy", "request_human")
+
+
+async def test_voice_without_recognition_is_answered_honestly(client):
+    wechat = WeChatServer(client)
+    voice = await wechat.reply_text(
+        await wechat.push(
+            text_xml("openid-v", "", "7001", kind="voice", MediaId="m9", Format="amr")
+        )
+    )
+    assert voice and "文字" in voice
+    (entry,) = await inbound(client, "openid-v")
+    assert entry["text"] == "[语音] media_id=m9"
+
+
+def test_every_menu_button_names_an_intent_of_the_domain():
+    from pathlib import Path
+
+    import yaml
+
+    from bot.channels.menu import Menu
+    from bot.content.knowledge import KnowledgeBase
+
+    root = Path(__file__).resolve().parent.parent
+    domain = yaml.safe_load((root / "nlu_data/domain.yml").read_text(encoding="utf-8"))
+    knowledge = KnowledgeBase.load(root / "nlu_data/knowledge.yml")
+    menu = Menu.load(root / "nlu_data/menu.yml", knowledge, set(domain["intents"]))
+    assert menu.get("CONTACT_AGENT") and menu.get("CONTACT_AGENT").intent == "request_human"
+    for button in menu.buttons.values():
+        if button.entry:  # the words chosen for an entry are answered by that entry
+            answer = knowledge.answer(button.intent, button.text)
+            assert answer and answer.entry == button.entry, button

@@ -150,6 +150,7 @@ class ChatService:
         text: str,
         metadata: dict[str, Any] | None = None,
         message_id: str | None = None,
+        parse: dict[str, Any] | None = None,
     ) -> TurnReply:
         """Log the message, run it through Rasa, log and return the replies.
 
@@ -162,12 +163,16 @@ class ChatService:
         conversation is not logged or processed again: it gets the first
         delivery's replies (waiting for them if that turn is still running,
         on any process); see bot/chat/once.py.
+
+        `parse`: what the message means, known without the NLU (a menu button
+        the customer pressed); its ``text`` is what the dialogue reads, `text`
+        what the log shows.
         """
         _same_channel(channel, sender_id)
         bind_turn(sender_id, channel)
         engine = self._model.require()
         if message_id is None:
-            return await self._turn(engine, channel, sender_id, text, metadata)
+            return await self._turn(engine, channel, sender_id, text, metadata, parse=parse)
         claim = await self._claims.acquire(sender_id, message_id)
         if isinstance(claim, Answered):
             return TurnReply.from_record(claim.result)
@@ -224,6 +229,7 @@ class ChatService:
         metadata: dict[str, Any] | None,
         message_id: str | None = None,
         inbound_id: str | None = None,
+        parse: dict[str, Any] | None = None,
     ) -> TurnReply:
         """One customer message: who has it → understand → answer.
 
@@ -242,7 +248,7 @@ class ChatService:
         rated = await self._answer_to_rating(turn, text)
         if rated is not None:
             return rated
-        chosen = await self._chosen_reading(sender_id, channel, text)
+        chosen = parse or await self._chosen_reading(sender_id, channel, text)
         parse_data = await self._understand(turn, text, BOT, chosen)
         if chosen is not None:
             text = chosen["text"]  # the dialogue answers the question the customer asked
@@ -371,9 +377,15 @@ class ChatService:
         state: str,
         intent: str | None = None,
         confidence: float = 0.0,
+        source: str | None = None,
         **extra: Any,
     ) -> None:
-        """Show the message (as logged) to the consoles; the KPIs count it from there."""
+        """Show the message (as logged) to the consoles; the KPIs count it from there.
+
+        `source`: the campaign that brought the customer (a QR code's scene), if any.
+        """
+        if source:
+            extra["source"] = source
         await self._events.publish(
             EventKind.CUSTOMER_MESSAGE,
             conversation,
@@ -387,20 +399,36 @@ class ChatService:
         )
 
     async def handle_unreadable(
-        self, channel: str, sender_id: str, description: str, reply_key: str | None
+        self,
+        channel: str,
+        sender_id: str,
+        description: str,
+        reply_key: str | None,
+        source: str | None = None,
     ) -> TurnReply:
         """A message the NLU cannot read (a picture, a location, an event).
 
         Logged as `description` and shown to agents like any message; answered
         with the fixed line `reply_key` (nlu_data/messages.yml) unless people
-        have the conversation or there is nothing to say.
+        have the conversation or there is nothing to say. `source`: the
+        campaign that brought the customer (a QR code's scene), recorded on
+        the conversation and published with the message.
         """
         _same_channel(channel, sender_id)
         bind_turn(sender_id, channel)
         inbound_id = await self._log.append_inbound(sender_id, channel, description)
+        if source:
+            await self._log.set_source(sender_id, source)
         await self._index.add(sender_id, inbound_id, channel, description, None, 0.0)
         state = (await self._states.get(sender_id)).state
-        await self._customer_message(sender_id, inbound_id, channel, description, state)
+        await self._customer_message(
+            sender_id,
+            inbound_id,
+            channel,
+            description,
+            state,
+            source=source,
+        )
         if reply_key is None or state in (WAITING, ASSIGNED):
             return TurnReply([], inbound_id, state=state)
         reply = await self._say(sender_id, channel, reply_key, reply_key, inbound_id)

@@ -115,6 +115,7 @@ async def conversation(request: web.Request) -> web.Response:
         {
             "conversation": cid,
             "channel": channel,
+            "source": await request.app[CONVERSATION_LOG].source_of(cid),
             "can_push": unreachable is None,
             "push_note": unreachable,
             "push_window": await request.app[DELIVERY].window_note(channel, cid),

@@ -170,6 +170,13 @@ class ConversationLog:
             results = await pipe.execute()
         return list(results[: len(entries)])
 
+    async def set_source(self, conversation: str, source: str) -> None:
+        """The campaign that brought the customer (a QR code's scene); the latest one wins."""
+        await self._redis.hset(self._keys.conv_meta(conversation), "source", source[:128])
+
+    async def source_of(self, conversation: str) -> str | None:
+        return await self._redis.hget(self._keys.conv_meta(conversation), "source") or None
+
     @staticmethod
     def channel_of(conversation: str) -> str:
         """The channel the conversation belongs to, from its id (see channels/identity.py)."""

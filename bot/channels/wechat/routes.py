@@ -15,6 +15,7 @@ import time
 from aiohttp import web
 
 from bot.app_keys import RATE_LIMITS, SETTINGS, WECHAT, WECHAT_CRYPTO
+from bot.channels.pushed import mount, signed_request
 from bot.channels.wechat.channel import conversation_id
 from bot.channels.wechat.crypto import CryptoError, MessageCrypto, signature, signature_ok
 from bot.channels.wechat.xml import XmlError, encrypted_reply, parse, text_reply
@@ -27,17 +28,8 @@ logger = logging.getLogger(__name__)
 def _checked(request: web.Request) -> tuple[str, str]:
     """(timestamp, nonce) of a request WeChat signed, recently; 403 otherwise."""
     settings = request.app[SETTINGS]
-    timestamp, nonce = request.query.get("timestamp", ""), request.query.get("nonce", "")
-    try:
-        age = abs(time.time() - int(timestamp))
-    except ValueError:
-        raise ApiError(403, "bad_timestamp", "`timestamp` must be unix seconds.") from None
-    if age > settings.wechat_timestamp_window:
-        raise ApiError(403, "stale_timestamp", "`timestamp` is outside the accepted window.")
     assert settings.wechat_token is not None
-    if not signature_ok(request.query.get("signature"), settings.wechat_token, timestamp, nonce):
-        raise ApiError(403, "bad_signature", "The signature does not match.")
-    return timestamp, nonce
+    return signed_request(request.query, settings.wechat_token, settings.wechat_timestamp_window)
 
 
 async def verify(request: web.Request) -> web.Response:
@@ -113,18 +105,10 @@ def _encrypted(crypto: MessageCrypto, xml: str) -> str:
 
 def setup(app: web.Application, settings: Settings) -> bool:
     """The routes, only when WeChat is configured (otherwise one log line); whether it is."""
-    if not settings.wechat_enabled:
-        missing = [
-            name
-            for name, value in (
-                ("WECHAT_TOKEN", settings.wechat_token),
-                ("WECHAT_APPID", settings.wechat_appid),
-                ("WECHAT_SECRET", settings.wechat_secret),
-            )
-            if not value
-        ]
-        logger.info("WeChat channel off: %s not set", ", ".join(missing))
-        return False
-    app.router.add_get("/webhooks/wechat", verify)
-    app.router.add_post("/webhooks/wechat", receive)
-    return True
+    required = {
+        "WECHAT_TOKEN": settings.wechat_token,
+        "WECHAT_APPID": settings.wechat_appid,
+        "WECHAT_SECRET": settings.wechat_secret,
+    }
+    return mount(app, "WeChat", "/webhooks/wechat", (verify, receive), required, logger)
+

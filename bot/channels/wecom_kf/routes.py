@@ -21,6 +21,7 @@ from bot.app_keys import (
     WECOM_KF,
     WECOM_KF_CRYPTO,
 )
+from bot.channels.pushed import mount
 from bot.channels.wechat.crypto import BadSignature, CryptoError, WrongReceiver
 from bot.channels.wechat.xml import XmlError, parse
 from bot.errors import ApiError
@@ -90,19 +91,10 @@ def _xml(body: bytes | str) -> dict[str, str]:
 
 def setup(app: web.Application, settings: Settings) -> bool:
     """The routes, only when WeChat Customer Service is configured; whether it is."""
-    if not settings.wecom_kf_enabled:
-        missing = [
-            name
-            for name, value in (
-                ("WECOM_CORP_ID", settings.wecom_corp_id),
-                ("WECOM_KF_SECRET", settings.wecom_kf_secret),
-                ("WECOM_TOKEN", settings.wecom_token),
-                ("WECOM_AES_KEY", settings.wecom_aes_key),
-            )
-            if not value
-        ]
-        logger.info("WeChat Customer Service channel off: %s not set", ", ".join(missing))
-        return False
-    app.router.add_get(PATH, verify)
-    app.router.add_post(PATH, receive)
-    return True
+    required = {
+        "WECOM_CORP_ID": settings.wecom_corp_id,
+        "WECOM_KF_SECRET": settings.wecom_kf_secret,
+        "WECOM_TOKEN": settings.wecom_token,
+        "WECOM_AES_KEY": settings.wecom_aes_key,
+    }
+    return mount(app, "WeChat Customer Service", PATH, (verify, receive), required, logger)

@@ -17,7 +17,7 @@
     account_issue: "账号问题", order_id_invalid: "订单号无法识别", order_change: "改单/取消"
   };
   var STATES = { bot: "机器人接待", waiting: "排队中", assigned: "人工接待中", closed: "已结束" };
-  var CHANNELS = { rest: "REST", webchat: "网页", wechat: "微信公众号" };
+  var CHANNELS = { rest: "REST", webchat: "网页", wechat: "微信公众号", weibo: "微博私信" };
 
   var el = Kefu.el;
   var api = Kefu.api;
@@ -177,7 +177,9 @@
       $("empty").hidden = true;
       $("conversation").hidden = false;
       $("conv-title").textContent = body.conversation;
-      var meta = "渠道：" + (body.channel || "未知") + " · 状态：" + (STATES[body.state] || body.state);
+      var meta = "渠道：" + (CHANNELS[body.channel] || body.channel || "未知") + " · 状态：" + (STATES[body.state] || body.state);
+      // The campaign (a QR code's scene) that brought the customer, when there was one.
+      if (body.source) meta += " · 来源：" + body.source;
       if (body.agent) meta += " · 接待：" + body.agent;
       if (body.reason) meta += " · 转人工原因：" + (REASONS[body.reason] || body.reason);
       if (body.push_window) meta += " · " + body.push_window;

@@ -25,11 +25,27 @@ from bot.handoff.standing import Standing
 
 
 class HandoffQueue(Protocol):
-    async def request(self, conversation: str, reason: str, text: str) -> None: ...
+    async def request(
+        self, conversation: str, reason: str, text: str, intent: str = ""
+    ) -> None: ...
 
     async def standing(
         self, conversation: str, hours: ServiceHours, now: dt.datetime
     ) -> Standing | None: ...
+
+
+# Intents that say nothing about the topic: the team is chosen by what came before.
+NOT_A_TOPIC = frozenset(
+    {"request_human", "affirm", "deny", "greet", "thank", "goodbye", "chitchat", "out_of_scope"}
+)
+
+
+def topic(tracker: Tracker) -> str:
+    """What the customer was asking about this session: their latest topical intent."""
+    for intent in reversed(session_user_intents(tracker)):
+        if intent and intent not in NOT_A_TOPIC:
+            return intent
+    return ""
 
 
 class Escalator:
@@ -57,7 +73,9 @@ class Escalator:
         """Record the handoff (with `text`, by default the customer's last message), then say so."""
         if text is None:
             text = tracker.latest_message.get("text") or ""
-        await self.queue.request(tracker.sender_id, reason=reason, text=text)
+        await self.queue.request(
+            tracker.sender_id, reason=reason, text=text, intent=topic(tracker)
+        )
         now = self.clock()
         if self.hours.is_open(now):
             say(dispatcher, self.messages, "handoff_in_hours")

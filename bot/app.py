@@ -37,6 +37,7 @@ from bot.app_keys import (
     CLARIFICATIONS,
     CLOCK,
     CONSOLE,
+    CONSOLE_PRESENCE,
     CONVERSATION_LOG,
     CUSTOMER_DATA,
     DELIVERY,
@@ -95,6 +96,7 @@ from bot.chat.service import ChatService, ModelSlot
 from bot.clock import Clock, utc_now
 from bot.console import api as console_api
 from bot.console import page as console_page
+from bot.console.presence import ConsolePresence
 from bot.console.store import ConsoleStore
 from bot.content.knowledge import KnowledgeBase
 from bot.content.messages import Messages
@@ -111,10 +113,12 @@ from bot.engine.tracker_store import AsyncRedisTrackerStore
 from bot.errors import error_middleware
 from bot.events import Events
 from bot.feedback.store import FeedbackLog
+from bot.handoff.presence import Presence
 from bot.handoff.requests import HandoffRequests
 from bot.handoff.service import HandoffService
 from bot.handoff.states import ConversationStates
 from bot.handoff.sweeper import sweeper_ctx
+from bot.handoff.teams import TeamMap
 from bot.logs import request_id_middleware
 from bot.nlu.clarification import ClarificationStore, load_readings
 from bot.orders.demo import RedisDemoOrders
@@ -331,6 +335,19 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
         app[KNOWLEDGE].hours,
         app[CONVERSATION_LOG],
         app[CONSOLE],
+        Presence(app[REDIS], keys, app[SETTINGS].agent_capacity),
+        TeamMap.load(app[SETTINGS].teams_file),
+        auto_assign=app[SETTINGS].auto_assign,
+    )
+    # This process's open consoles keep their agents online.
+    app[CONSOLE_PRESENCE] = ConsolePresence(
+        app[HANDOFF],
+        new_instance(),
+        app[SETTINGS].presence_renew_seconds,
+        app[SETTINGS].presence_grace_seconds,
+    )
+    app[BACKGROUND].every(
+        app[SETTINGS].presence_renew_seconds, app[CONSOLE_PRESENCE].renew, "console presence"
     )
     app[RETRAIN] = RetrainJobs(app[REDIS], keys, app[SETTINGS])
     app[WEBCHAT_SESSIONS] = WebchatSessions(app[REDIS], keys, app[SETTINGS].webchat_secret)

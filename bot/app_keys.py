@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from bot.channels.weibo.channel import WeiboChannel
     from bot.chat.service import ChatService, ModelSlot
     from bot.clock import Clock
+    from bot.console.presence import ConsolePresence
     from bot.console.store import ConsoleStore
     from bot.content.knowledge import KnowledgeBase
     from bot.content.messages import Messages
@@ -76,6 +77,7 @@ STATES: web.AppKey[ConversationStates] = web.AppKey("states")
 HANDOFF_REQUESTS: web.AppKey[HandoffRequests] = web.AppKey("handoff_requests")
 # The one writer of who has a conversation (bot/handoff/service.py).
 HANDOFF: web.AppKey[HandoffService] = web.AppKey("handoff")
+CONSOLE_PRESENCE: web.AppKey[ConsolePresence] = web.AppKey("console_presence")
 FEEDBACK: web.AppKey[FeedbackLog] = web.AppKey("feedback")
 CONSOLE: web.AppKey[ConsoleStore] = web.AppKey("console")
 EVENTS: web.AppKey[Events] = web.AppKey("events")

@@ -34,6 +34,7 @@ class EventKind(str, Enum):
     RATED = "rated"  # a satisfaction rating
     REANNOUNCE = "reannounce"  # still waiting after the quiet period
     HANDED_ELSEWHERE = "handoff_left"  # a platform's own servicers took the conversation
+    PRESENCE = "presence"  # an agent came online, stepped away or left (no conversation)
     MODEL_PROMOTED = "model_promoted"  # every process switches to the promoted model
 
 

@@ -46,6 +46,18 @@ conversation id (``<channel>:<user id>``, see ``bot/channels/identity.py``) with
 - ``P:handoff:waiting``         sorted set: waiting conversations in serving order
 - ``P:handoff:waits``           list: recent queue waiting times (seconds)
 - ``P:handoff:assigned``        sorted set: assigned conversations by last agent activity
+- ``P:handoff:load``            hash: agent -> conversations they hold now (kept by the transitions)
+- ``P:handoff:given``           hash: agent -> when they were last given a conversation
+- ``P:handoff:presence``        hash: agent -> online, away or offline
+- ``P:handoff:live``            sorted set: agent -> until when a console of theirs is open
+- ``P:handoff:consoles:{agent}`` sorted set: process -> until when its console of the agent counts
+- ``P:handoff:capacity``        hash: agent -> how many conversations they may hold at once
+- ``P:handoff:teams``           hash: agent -> JSON list of their teams (what the admin set)
+- ``P:handoff:agents``          set: every agent on the roster (the team of unmapped escalations)
+- ``P:handoff:team:{team}``     set: the agents of one team (team name percent-encoded)
+  All ``P:handoff:…`` keys are built by ``Keys.handoff_shared``: the automatic
+  assignment reads and writes them in one Lua step, so they move to one hash
+  slot together.
 - ``P:demo:orders``             hash: the demo order backend's orders (id -> JSON)
 - ``P:csat:ratings``            stream: every rating given (conversation, rating, time)
 - ``P:feedback``                stream: complaints, praise and suggestions, customers' words
@@ -230,17 +242,62 @@ class Keys:
     def canned(self) -> str:
         return self.shared("canned")
 
+    def handoff_shared(self, *parts: str) -> str:
+        """A shared key of the handoff feature: the queue, presence, load and rosters.
+
+        One builder for all of them, so the hash tag they need to share a slot
+        (the assignment script touches them together) is set in one place.
+        """
+        return self.shared("handoff", *parts)
+
     @property
     def handoff_waiting(self) -> str:
-        return self.shared("handoff", "waiting")
+        return self.handoff_shared("waiting")
 
     @property
     def handoff_waits(self) -> str:
-        return self.shared("handoff", "waits")
+        return self.handoff_shared("waits")
 
     @property
     def handoff_assigned(self) -> str:
-        return self.shared("handoff", "assigned")
+        return self.handoff_shared("assigned")
+
+    @property
+    def handoff_load(self) -> str:
+        return self.handoff_shared("load")
+
+    @property
+    def handoff_given(self) -> str:
+        return self.handoff_shared("given")
+
+    @property
+    def presence(self) -> str:
+        return self.handoff_shared("presence")
+
+    @property
+    def presence_live(self) -> str:
+        return self.handoff_shared("live")
+
+    def presence_consoles(self, agent: str) -> str:
+        return self.handoff_shared("consoles", encode_conversation(agent))
+
+    @property
+    def roster_capacity(self) -> str:
+        return self.handoff_shared("capacity")
+
+    @property
+    def roster_teams(self) -> str:
+        return self.handoff_shared("teams")
+
+    @property
+    def roster_agents(self) -> str:
+        return self.handoff_shared("agents")
+
+    def team_members(self, team: str) -> str:
+        """The agents of `team`; '' is everyone on the roster."""
+        if not team:
+            return self.roster_agents
+        return self.handoff_shared("team", encode_conversation(team))
 
     @property
     def demo_orders(self) -> str:
@@ -354,6 +411,13 @@ class Keys:
             self.handoff_waiting,
             self.handoff_waits,
             self.handoff_assigned,
+            self.handoff_load,
+            self.handoff_given,
+            self.presence,
+            self.presence_live,
+            self.roster_capacity,
+            self.roster_teams,
+            self.roster_agents,
             self.demo_orders,
             self.csat_ratings,
             self.feedback,

@@ -222,6 +222,16 @@ class Settings:
     handoff_reannounce_seconds: float = 300.0
     handoff_idle_seconds: float = 600.0
     handoff_sweep_seconds: float = 5.0
+    # Teams: which team takes which escalation (trainers' file); automatic
+    # assignment to an online agent of the team with room (off: agents claim);
+    # how many conversations an agent holds at once unless an admin set theirs;
+    # how often an open console renews its agent's presence, and how long an
+    # agent stays online after their last console closed (a reload is not leaving).
+    teams_file: Path = Path("nlu_data/teams.yml")
+    auto_assign: bool = False
+    agent_capacity: int = 3
+    presence_renew_seconds: float = 10.0
+    presence_grace_seconds: float = 30.0
     # WeChat Official Account channel: off unless token, appid and secret are all set.
     wechat_token: str | None = None
     wechat_appid: str | None = None
@@ -375,6 +385,11 @@ class Settings:
             handoff_reannounce_seconds=_positive(env, "BOT_HANDOFF_REANNOUNCE", 300.0, float),
             handoff_idle_seconds=_positive(env, "BOT_HANDOFF_IDLE", 600.0, float),
             handoff_sweep_seconds=_positive(env, "BOT_HANDOFF_SWEEP", 5.0, float),
+            teams_file=Path(env.get("BOT_TEAMS_FILE", "").strip() or "nlu_data/teams.yml"),
+            auto_assign=_flag(env, "BOT_AUTO_ASSIGN"),
+            agent_capacity=_positive(env, "BOT_AGENT_CAPACITY", 3, int),
+            presence_renew_seconds=_positive(env, "BOT_PRESENCE_RENEW", 10.0, float),
+            presence_grace_seconds=_positive(env, "BOT_PRESENCE_GRACE", 30.0, float),
             wechat_token=env.get("WECHAT_TOKEN", "").strip() or None,
             wechat_appid=env.get("WECHAT_APPID", "").strip() or None,
             wechat_secret=env.get("WECHAT_SECRET", "").strip() or None,

@@ -18,9 +18,11 @@ from bot.content.knowledge import KnowledgeBase
 from bot.content.messages import Messages
 from bot.conversation_log.store import ConversationLog
 from bot.events import Events
+from bot.handoff.presence import Presence
 from bot.handoff.requests import HandoffRequests
 from bot.handoff.service import HandoffService
 from bot.handoff.states import ConversationStates
+from bot.handoff.teams import TeamMap
 from bot.redis_keys import Keys
 from bot.review.index import ReviewIndex
 
@@ -35,7 +37,9 @@ def has_chinese(text: str) -> bool:
     return bool(CJK.search(text))
 
 
-def handoff_service(redis: Redis, keys: Keys) -> HandoffService:
+def handoff_service(
+    redis: Redis, keys: Keys, teams: TeamMap | None = None, auto_assign: bool = False
+) -> HandoffService:
     """The handoff service wired as the app wires it, for tests without an app."""
     log, events = ConversationLog(redis, keys), Events(redis, keys)
     return HandoffService(
@@ -48,6 +52,9 @@ def handoff_service(redis: Redis, keys: Keys) -> HandoffService:
         KnowledgeBase.load(CONTENT / "knowledge.yml").hours,
         log,
         ConsoleStore(redis, keys),
+        Presence(redis, keys, default_capacity=3),
+        teams,
+        auto_assign,
     )
 
 

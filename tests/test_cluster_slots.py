@@ -43,6 +43,9 @@ SHARED_SLOT: dict[str, str] = {
     "activity index and the day's KPI counters, in one MULTI",
     "bot/handoff/states.py:_apply": "a conversation's handoff state with the shared queues, "
     "in one Lua transition",
+    "bot/handoff/presence.py:keep": "an agent's consoles with the shared presence and roster, "
+    "in one Lua step (one slot once the handoff keys share their tag)",
+    "bot/handoff/presence.py:expire": "the shared presence keys, in one Lua step",
     "bot/satisfaction/store.py:record": "a conversation's rating with the ratings stream",
     "bot/retention.py:_forget": "many conversations and the shared indexes, in one MULTI",
     "bot/stats/kpis.py:_conversation_counts": "the per-day conversation sets, united",

@@ -25,6 +25,7 @@ TRANSITIONS = {
     "touch",
     "announce",
     "first_answer",
+    "assign",
 }
 SERVICE = "bot/handoff/service.py"
 

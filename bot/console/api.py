@@ -20,6 +20,7 @@ from bot.app_keys import (
     ACCOUNTS,
     AUDIT,
     CONSOLE,
+    CONSOLE_PRESENCE,
     CONVERSATION_LOG,
     DELIVERY,
     HANDOFF,
@@ -30,13 +31,16 @@ from bot.app_keys import (
 from bot.channels.inbound import message_text, read_json_object
 from bot.customer_data.audit import READ
 from bot.errors import ApiError
+from bot.handoff.presence import STATUSES
 from bot.handoff.service import Conflict
 from bot.handoff.states import Handoff, InvalidTransition
+from bot.handoff.teams import TeamFileError
 from bot.jsonutil import json_response
 from bot.security.origin import check_origin
 
 WORKERS = ("agent", "admin")
 MAX_TAG = 40
+MAX_CAPACITY = 50
 
 
 async def queue(request: web.Request) -> web.Response:
@@ -99,6 +103,62 @@ async def agents(request: web.Request) -> web.Response:
             ]
         }
     )
+
+
+async def team(request: web.Request) -> web.Response:
+    """Who of the team is online, away or offline, their room, teams and load."""
+    await require(request, *WORKERS)
+    handoff = request.app[HANDOFF]
+    members = await handoff.team()
+    return json_response(
+        {
+            "auto_assign": handoff.auto_assign,
+            "teams": list(handoff.teams.teams),
+            "members": [
+                {
+                    "agent": m.agent,
+                    "status": m.status,
+                    "capacity": m.capacity,
+                    "teams": m.teams,
+                    "load": m.load,
+                }
+                for m in members
+            ],
+        }
+    )
+
+
+async def set_presence(request: web.Request) -> web.Response:
+    """The signed-in agent is online, away (no new conversations) or offline (theirs return)."""
+    session = await require(request, *WORKERS)
+    status = (await read_json_object(request)).get("status")
+    if status not in STATUSES:
+        raise ApiError(400, "invalid_status", f"`status` is one of {', '.join(STATUSES)}.")
+    await request.app[HANDOFF].set_presence(session.username, status)
+    return json_response({"agent": session.username, "status": status})
+
+
+async def set_roster(request: web.Request) -> web.Response:
+    """An admin sets an agent's capacity (null: the default) and teams."""
+    await require(request, "admin")
+    agent = request.match_info["agent"]
+    accounts = {a.username: a.role for a in await request.app[ACCOUNTS].list()}
+    if accounts.get(agent) not in WORKERS:
+        raise ApiError(404, "not_found", f"No agent account {agent!r}.")
+    body = await read_json_object(request)
+    capacity, teams = body.get("capacity"), body.get("teams", [])
+    if capacity is not None and (
+        not isinstance(capacity, int) or isinstance(capacity, bool)
+        or not 0 <= capacity <= MAX_CAPACITY
+    ):  # fmt: skip
+        raise ApiError(400, "invalid_capacity", f"`capacity` is 0 to {MAX_CAPACITY}, or null.")
+    if not isinstance(teams, list) or not all(isinstance(t, str) for t in teams):
+        raise ApiError(400, "invalid_teams", "`teams` is a list of team names.")
+    try:
+        await request.app[HANDOFF].set_roster(agent, capacity, teams)
+    except TeamFileError as exc:
+        raise ApiError(400, "invalid_teams", str(exc)) from exc
+    return json_response({"agent": agent, "capacity": capacity, "teams": teams})
 
 
 async def conversation(request: web.Request) -> web.Response:
@@ -222,7 +282,13 @@ async def live(request: web.Request) -> web.WebSocketResponse:
     session = await require(request, *WORKERS)
     check_origin(request, request.app[SETTINGS].public_origin)
     hub = request.app[HUB]
-    return await hub.serve(request, hub.agents, who=session.username)
+    # An open console keeps its agent online (bot/console/presence.py).
+    presence = request.app[CONSOLE_PRESENCE]
+    await presence.opened(session.username)
+    try:
+        return await hub.serve(request, hub.agents, who=session.username)
+    finally:
+        await presence.closed(session.username)
 
 
 def setup(app: web.Application) -> None:
@@ -231,6 +297,9 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/console/api/queue", queue)
     app.router.add_get("/console/api/assigned", assigned)
     app.router.add_get("/console/api/agents", agents)
+    app.router.add_get("/console/api/team", team)
+    app.router.add_put("/console/api/presence", set_presence)
+    app.router.add_put("/console/api/team/{agent}", set_roster)
     app.router.add_get(base, conversation)
     app.router.add_post(f"{base}/claim", claim)
     app.router.add_post(f"{base}/release", release)

@@ -20,9 +20,11 @@ from bot.content.messages import Messages
 from bot.conversation_log.store import ConversationLog, Outbound
 from bot.events import EventKind, Events
 from bot.handoff.hours import ServiceHours
+from bot.handoff.presence import OFFLINE, ONLINE, Member, Presence
 from bot.handoff.requests import HandoffRequests
 from bot.handoff.standing import Standing, standing
 from bot.handoff.states import ASSIGNED, WAITING, ConversationStates, Handoff, InvalidTransition
+from bot.handoff.teams import TeamMap
 from bot.names import agent_action
 from bot.review.index import ReviewIndex
 
@@ -55,8 +57,14 @@ class HandoffService:
         hours: ServiceHours,
         log: ConversationLog,
         console: ConsoleStore,
+        presence: Presence,
+        teams: TeamMap | None = None,
+        auto_assign: bool = False,
     ) -> None:
         self.states = states
+        self.presence = presence
+        self.teams = teams or TeamMap()
+        self.auto_assign = auto_assign
         self._requests = requests
         self._index = index
         self._events = events
@@ -66,15 +74,22 @@ class HandoffService:
         self._log = log
         self._console = console
 
-    async def request(self, conversation: str, reason: str, text: str) -> None:
-        """Record that `conversation` needs a person; an earlier request keeps its place."""
+    async def request(self, conversation: str, reason: str, text: str, intent: str = "") -> None:
+        """Record that `conversation` needs a person; an earlier request keeps its place.
+
+        The team that takes it follows from the reason, or from `intent` (what
+        the customer was asking about), by nlu_data/teams.yml; with automatic
+        assignment on, an agent of that team with room gets it at once.
+        """
         now = time.time()
+        team = self.teams.team_for(reason, intent)
         await self._requests.record(conversation, reason, text, now)
-        queued = await self.states.escalate(conversation, reason)
+        queued = await self.states.escalate(conversation, reason, team)
         await self._index.escalated(conversation, reason, now)
         await self._events.publish(
-            EventKind.ESCALATED, conversation, reason=reason, queued=queued, at=now
+            EventKind.ESCALATED, conversation, reason=reason, queued=queued, at=now, team=team
         )
+        await self.assign_waiting()
 
     async def standing(
         self, conversation: str, hours: ServiceHours, now: dt.datetime
@@ -92,11 +107,116 @@ class HandoffService:
     async def claim(self, conversation: str, agent: str) -> Handoff:
         """Give a waiting conversation to `agent`; the customer hears a person joined."""
         before = await self.states.get(conversation)
+        await self.states.claim(conversation, agent, counts_as_wait=self._counts_as_wait(before))
+        return await self._joined(conversation)
+
+    def _counts_as_wait(self, before: Handoff) -> bool:
         # A wait that began outside service hours says nothing about waits now.
         queued = dt.datetime.fromtimestamp(before.waiting_since or time.time(), dt.timezone.utc)
-        await self.states.claim(conversation, agent, counts_as_wait=self._hours.is_open(queued))
+        return self._hours.is_open(queued)
+
+    async def _joined(self, conversation: str, **data: Any) -> Handoff:
         after = await self.states.get(conversation)
-        return await self._changed(after, JOINED, queue_wait=after.claimed_at - after.waiting_since)
+        wait = after.claimed_at - after.waiting_since
+        return await self._changed(after, JOINED, queue_wait=wait, **data)
+
+    async def assign_waiting(self) -> list[Handoff]:
+        """With automatic assignment on: give waiting conversations to free agents.
+
+        In serving order (complaints first); each assignment is one atomic step
+        that checks the conversation still waits and the agent still has room,
+        so any number of processes can run this at once. A team found full is
+        not asked again in the same pass.
+        """
+        if not self.auto_assign:
+            return []
+        given: list[Handoff] = []
+        full: set[str] = set()
+        for conversation in await self.states.waiting():
+            before = await self.states.get(conversation)
+            if before.team in full:
+                continue
+            try:
+                agent = await self.states.assign(
+                    conversation,
+                    before.team,
+                    self.presence.default_capacity,
+                    counts_as_wait=self._counts_as_wait(before),
+                )
+            except InvalidTransition:
+                continue  # taken meanwhile (a claim, another process)
+            if not agent:
+                full.add(before.team)
+                continue
+            given.append(await self._joined(conversation, why="assigned"))
+        return given
+
+    async def console_open(self, agent: str, process: str, until: float) -> None:
+        """A console of `agent` is open on `process` until `until` (renewed while it is)."""
+        if await self.presence.keep(agent, process, until, opening=True):
+            await self._presence_changed(agent, ONLINE)
+
+    async def console_kept(self, agent: str, process: str, until: float) -> None:
+        """Renewal, or (with a short `until`) the grace period after the last one closed."""
+        await self.presence.keep(agent, process, until)
+
+    async def set_presence(self, agent: str, status: str) -> None:
+        """The agent chose a status; going offline hands their conversations back."""
+        await self.presence.set(agent, status)
+        await self._presence_changed(agent, await self.presence.status(agent))
+
+    async def expire_presence(self) -> list[str]:
+        """Agents whose last console closed (past the grace period) become offline."""
+        gone = await self.presence.expire()
+        for agent in gone:
+            await self._presence_changed(agent, OFFLINE)
+        return gone
+
+    async def return_from_offline(self) -> list[str]:
+        """Conversations held by offline agents go back to the queue, in their first place.
+
+        Checked anew on every sweep, so a process stopping halfway leaves nothing
+        stranded; the step itself re-checks the holder is still away.
+        """
+        returned = []
+        for conversation in await self.states.assigned():
+            agent = (await self.states.get(conversation)).agent
+            if not await self.presence.gone(agent):
+                continue
+            try:
+                await self.states.requeue(conversation, holder=agent, gone=True)
+            except InvalidTransition:
+                continue
+            await self._events.publish(
+                EventKind.STATE, conversation, state=WAITING, agent="",
+                previous_agent=agent, why="offline",
+            )  # fmt: skip
+            await self.notify(conversation, REQUEUED, WAITING)
+            returned.append(conversation)
+        if returned:
+            await self.assign_waiting()
+        return returned
+
+    async def team(self) -> list[Member]:
+        """The roster: each agent's status, capacity, teams and load."""
+        return await self.presence.members(await self.states.loads())
+
+    async def set_roster(self, agent: str, capacity: int | None, teams: list[str]) -> None:
+        """An admin set the agent's capacity and teams (teams.yml must list them)."""
+        await self.presence.set_roster(agent, capacity, self.teams.check(teams))
+        await self.assign_waiting()
+
+    async def forget_agent(self, agent: str) -> None:
+        """The account is gone: off the roster; what they held goes back to the queue."""
+        await self.presence.forget(agent)
+        await self.return_from_offline()
+
+    async def _presence_changed(self, agent: str, status: str) -> None:
+        await self._events.publish(EventKind.PRESENCE, "", agent=agent, status=status)
+        if status == OFFLINE:
+            await self.return_from_offline()
+        elif status == ONLINE:
+            await self.assign_waiting()
 
     async def release(self, conversation: str, holder: str = "") -> Handoff:
         """Back to the bot; with `holder`, only if that agent holds it ('' for an admin)."""
@@ -202,7 +322,9 @@ class HandoffService:
     async def _left(self, before: Handoff) -> Handoff:
         after = await self.states.get(before.conversation)
         handled = {"handling": after.since - before.claimed_at} if before.claimed_at else {}
-        return await self._changed(after, LEFT, **handled)
+        changed = await self._changed(after, LEFT, **handled)
+        await self.assign_waiting()  # the agent has room again
+        return changed
 
     async def _changed(self, handoff: Handoff, notice: str | None, **kpis: float) -> Handoff:
         """Publish the new state (with the durations it ends: KPIs) and tell the customer."""

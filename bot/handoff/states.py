@@ -46,12 +46,17 @@ class InvalidTransition(Exception):
         self.current = current
 
 
-# KEYS: state hash, waiting zset, waits list, assigned zset.
-# ARGV: action, now, then per action: escalate(reason, priority) claim(agent, recent, count)
-#       release(agent) close(agent, tag) requeue(idle_before) transfer(from, to)
-#       touch(agent) announce(quiet_before); the conversation id always last.
-# Returns {ok (1/0), state before}. Queue scores are priority * 1e10 + enqueue
-# time, so a priority level outweighs any difference in waiting time.
+# KEYS: state hash, waiting zset, waits list, assigned zset, load hash, given hash,
+#       presence hash, live zset, capacity hash, the team's members set.
+# ARGV: action, now, then per action: escalate(reason, priority, team)
+#       claim(agent, recent, count) release(agent) close(agent, tag)
+#       requeue(idle_before, holder, gone) transfer(from, to) touch(agent)
+#       announce(quiet_before) assign(default capacity, recent, count);
+#       the conversation id always last.
+# Returns {ok (1/0), state before, agent (assign)}. Queue scores are priority *
+# 1e10 + enqueue time, so a priority level outweighs any difference in waiting time.
+# Every change of holder updates the load hash in the same step, so the
+# capacity check of `assign` sees every claim, transfer and release at once.
 _TRANSITION = """
 local state = redis.call('HGET', KEYS[1], 'state') or 'bot'
 local action, now = ARGV[1], tonumber(ARGV[2])
@@ -60,28 +65,67 @@ local function enter(new)
   redis.call('HSET', KEYS[1], 'state', new, 'since', now)
   redis.call('HINCRBY', KEYS[1], 'version', 1)
 end
+local function took(agent)
+  redis.call('HINCRBY', KEYS[5], agent, 1)
+  redis.call('HSET', KEYS[6], agent, now)
+end
+local function dropped(agent)
+  if agent and agent ~= '' and redis.call('HINCRBY', KEYS[5], agent, -1) <= 0 then
+    redis.call('HDEL', KEYS[5], agent)
+  end
+end
+local function present(agent)
+  local status = redis.call('HGET', KEYS[7], agent)
+  local live = tonumber(redis.call('ZSCORE', KEYS[8], agent) or '0')
+  return (status == 'online' or status == 'away') and live > now, status == 'online' and live > now
+end
+-- waiting -> assigned to `agent`; `recent` waits kept, `count` '0' leaves this wait out
+local function give(agent, recent, count)
+  enter('assigned')
+  redis.call('HSET', KEYS[1], 'agent', agent, 'claimed_at', now)
+  redis.call('ZREM', KEYS[2], cid)
+  redis.call('ZADD', KEYS[4], now, cid)
+  took(agent)
+  -- a wait that began outside service hours says nothing about waits now
+  if count ~= '0' then
+    local since = tonumber(redis.call('HGET', KEYS[1], 'waiting_since') or now)
+    redis.call('LPUSH', KEYS[3], now - since)
+    redis.call('LTRIM', KEYS[3], 0, tonumber(recent) - 1)
+  end
+end
 if action == 'escalate' then
   if state == 'waiting' or state == 'assigned' then return {0, state} end
   enter('waiting')
   local priority = tonumber(ARGV[4])
-  redis.call('HSET', KEYS[1], 'reason', ARGV[3], 'priority', priority)
+  redis.call('HSET', KEYS[1], 'reason', ARGV[3], 'priority', priority, 'team', ARGV[5])
   redis.call('HSET', KEYS[1], 'waiting_since', now, 'queued_at', now, 'agent', '')
   redis.call('HDEL', KEYS[1], 'announced', 'answered')
   redis.call('ZADD', KEYS[2], priority * 10000000000 + now, cid)
   return {1, state}
 elseif action == 'claim' then
   if state ~= 'waiting' then return {0, state} end
-  enter('assigned')
-  redis.call('HSET', KEYS[1], 'agent', ARGV[3], 'claimed_at', now)
-  redis.call('ZREM', KEYS[2], cid)
-  redis.call('ZADD', KEYS[4], now, cid)
-  -- ARGV[5] '0': a wait that began outside service hours says nothing about waits now
-  if ARGV[5] ~= '0' then
-    local since = tonumber(redis.call('HGET', KEYS[1], 'waiting_since') or now)
-    redis.call('LPUSH', KEYS[3], now - since)
-    redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
-  end
+  give(ARGV[3], ARGV[4], ARGV[5])
   return {1, state}
+elseif action == 'assign' then
+  -- To an online agent of the team with room: least loaded, then longest since given one.
+  if state ~= 'waiting' then return {0, state} end
+  local best, best_load, best_given = nil, 0, 0
+  for _, agent in ipairs(redis.call('SMEMBERS', KEYS[10])) do
+    local _, online = present(agent)
+    if online then
+      local load = tonumber(redis.call('HGET', KEYS[5], agent) or '0')
+      local room = tonumber(redis.call('HGET', KEYS[9], agent) or ARGV[3])
+      local given = tonumber(redis.call('HGET', KEYS[6], agent) or '0')
+      if load < room and (best == nil or load < best_load
+          or (load == best_load and (given < best_given
+            or (given == best_given and agent < best)))) then
+        best, best_load, best_given = agent, load, given
+      end
+    end
+  end
+  if best == nil then return {0, state} end
+  give(best, ARGV[4], ARGV[5])
+  return {1, state, best}
 elseif action == 'release' or action == 'close' then
   -- ARGV[3]: the agent who must hold it ('' lets an admin act on anyone's)
   local holder = redis.call('HGET', KEYS[1], 'agent')
@@ -92,10 +136,18 @@ elseif action == 'release' or action == 'close' then
   end
   redis.call('HSET', KEYS[1], 'agent', '')
   redis.call('ZREM', KEYS[4], cid)
+  dropped(holder)
   return {1, state}
 elseif action == 'requeue' then
-  -- ARGV[3]: only if the agent's last activity is older than this ('' = always)
+  -- ARGV[3]: only if the agent's last activity is older than this ('' = always);
+  -- ARGV[4]: only if this agent holds it ('' = whoever); ARGV[5] '1': only if
+  -- the holder has no console open any more (or chose to be offline)
   if state ~= 'assigned' then return {0, state} end
+  local holder = redis.call('HGET', KEYS[1], 'agent')
+  if ARGV[4] ~= '' and holder ~= ARGV[4] then return {0, state} end
+  if ARGV[5] == '1' and (present(holder) or not redis.call('HGET', KEYS[7], holder)) then
+    return {0, state}  -- still here, or never had a console (an API client): not gone
+  end
   if ARGV[3] ~= '' then
     local active = tonumber(redis.call('ZSCORE', KEYS[4], cid) or '0')
     if active > tonumber(ARGV[3]) then return {0, state} end
@@ -108,6 +160,7 @@ elseif action == 'requeue' then
   redis.call('HDEL', KEYS[1], 'announced')
   redis.call('ZREM', KEYS[4], cid)
   redis.call('ZADD', KEYS[2], priority * 10000000000 + queued, cid)
+  dropped(holder)
   return {1, state}
 elseif action == 'transfer' then
   local holder = redis.call('HGET', KEYS[1], 'agent')
@@ -115,6 +168,8 @@ elseif action == 'transfer' then
   redis.call('HSET', KEYS[1], 'agent', ARGV[4], 'since', now)
   redis.call('HINCRBY', KEYS[1], 'version', 1)
   redis.call('ZADD', KEYS[4], now, cid)
+  dropped(holder)
+  took(ARGV[4])
   return {1, state}
 elseif action == 'touch' then
   local holder = redis.call('HGET', KEYS[1], 'agent')
@@ -148,6 +203,7 @@ class Handoff:
     announced: float = 0.0
     queued_at: float = 0.0
     claimed_at: float = 0.0
+    team: str = ""
 
 
 class ConversationStates:
@@ -156,30 +212,53 @@ class ConversationStates:
         self._keys = keys
         self._script = redis.register_script(_TRANSITION)
 
-    async def _apply(self, conversation: str, action: str, *args: str | int | float) -> str:
+    async def _apply(
+        self, conversation: str, action: str, *args: str | int | float, team: str = ""
+    ) -> list[str]:
         keys = [
             self._keys.handoff_state(conversation),
             self._keys.handoff_waiting,
             self._keys.handoff_waits,
             self._keys.handoff_assigned,
+            self._keys.handoff_load,
+            self._keys.handoff_given,
+            self._keys.presence,
+            self._keys.presence_live,
+            self._keys.roster_capacity,
+            self._keys.team_members(team),
         ]
-        ok, before = await self._script(keys=keys, args=[action, time.time(), *args, conversation])
-        if not int(ok):
-            raise InvalidTransition(conversation, str(before), action)
-        return str(before)
+        result = await self._script(keys=keys, args=[action, time.time(), *args, conversation])
+        if not int(result[0]):
+            raise InvalidTransition(conversation, str(result[1]), action)
+        return [str(r) for r in result[1:]]
 
-    async def escalate(self, conversation: str, reason: str) -> bool:
-        """Queue the conversation for a person.
+    async def escalate(self, conversation: str, reason: str, team: str = "") -> bool:
+        """Queue the conversation for a person (of `team`, '' anyone).
 
         False when people have it already: an earlier request keeps its place.
         """
         try:
             await self._apply(
-                conversation, "escalate", reason, PRIORITIES.get(reason, DEFAULT_PRIORITY)
+                conversation, "escalate", reason, PRIORITIES.get(reason, DEFAULT_PRIORITY), team
             )
         except InvalidTransition:
             return False
         return True
+
+    async def assign(
+        self, conversation: str, team: str, capacity: int, counts_as_wait: bool = True
+    ) -> str:
+        """Give a waiting conversation to the best agent of `team` free now, in one step.
+
+        The best: online with a console open, holding fewer than their capacity
+        (`capacity` for those without their own), least loaded, then the one
+        given a conversation longest ago. The agent's name, or '' when nobody
+        fits; InvalidTransition when it is not waiting (taken meanwhile).
+        """
+        _, *agent = await self._apply(
+            conversation, "assign", capacity, RECENT_WAITS, int(counts_as_wait), team=team
+        )
+        return agent[0] if agent else ""
 
     async def claim(self, conversation: str, agent: str, counts_as_wait: bool = True) -> None:
         """Give the conversation to `agent`.
@@ -197,9 +276,26 @@ class ConversationStates:
         """Closed with a resolution tag; with `agent`, only if that agent holds it."""
         await self._apply(conversation, "close", agent, tag)
 
-    async def requeue(self, conversation: str, idle_before: float | None = None) -> None:
-        """Back to the queue; with `idle_before`, only if the agent has done nothing since."""
-        await self._apply(conversation, "requeue", "" if idle_before is None else idle_before)
+    async def requeue(
+        self,
+        conversation: str,
+        idle_before: float | None = None,
+        holder: str = "",
+        gone: bool = False,
+    ) -> None:
+        """Back to the queue, in its first place.
+
+        With `idle_before`, only if the agent has done nothing since; with
+        `holder`, only if that agent holds it; with `gone`, only if its agent
+        is offline (no console open, or chose so).
+        """
+        since = "" if idle_before is None else idle_before
+        await self._apply(conversation, "requeue", since, holder, int(gone))
+
+    async def loads(self) -> dict[str, int]:
+        """Agent -> how many conversations they hold now."""
+        raw = await self._redis.hgetall(self._keys.handoff_load)
+        return {agent: int(n) for agent, n in raw.items()}
 
     async def touch(self, conversation: str, agent: str) -> None:
         """The holding agent did something (replied, wrote a note): not idle."""
@@ -250,6 +346,7 @@ class ConversationStates:
             announced=float(raw.get("announced", 0)),
             queued_at=float(raw.get("queued_at", 0)),
             claimed_at=float(raw.get("claimed_at", 0)),
+            team=raw.get("team", ""),
         )
 
     async def waiting(self) -> list[str]:

@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 class SweepResult:
     announced: list[str] = field(default_factory=list)
     requeued: list[str] = field(default_factory=list)
+    offline: list[str] = field(default_factory=list)
+    returned: list[str] = field(default_factory=list)
+    assigned: list[str] = field(default_factory=list)
 
 
 class Sweeper:
@@ -53,6 +56,12 @@ class Sweeper:
             if await self._handoff.requeue(conversation, idle_before=cutoff):
                 logger.info("%r returned to the queue: %s was idle", conversation, agent)
                 result.requeued.append(conversation)
+        # Agents whose last console closed past the grace period: offline, and
+        # what they held back to the queue (checked every time: nothing stranded).
+        result.offline = await self._handoff.expire_presence()
+        result.returned = await self._handoff.return_from_offline()
+        # Anything still waiting that someone has room for (a no-op when off).
+        result.assigned = [h.conversation for h in await self._handoff.assign_waiting()]
         return result
 
 

@@ -73,9 +73,7 @@ class Escalator:
         """Record the handoff (with `text`, by default the customer's last message), then say so."""
         if text is None:
             text = tracker.latest_message.get("text") or ""
-        await self.queue.request(
-            tracker.sender_id, reason=reason, text=text, intent=topic(tracker)
-        )
+        await self.queue.request(tracker.sender_id, reason=reason, text=text, intent=topic(tracker))
         now = self.clock()
         if self.hours.is_open(now):
             say(dispatcher, self.messages, "handoff_in_hours")

@@ -173,8 +173,17 @@ async def test_a_burst_across_processes_never_assigns_twice_or_over_capacity(
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     workers = [
         await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.assign_worker", redis_url, key_prefix, str(w), "20",
-            env=env, cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "tests.assign_worker",
+            redis_url,
+            key_prefix,
+            str(w),
+            "20",
+            env=env,
+            cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         for w in range(3)
     ]

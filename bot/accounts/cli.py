@@ -1,4 +1,7 @@
-"""`python -m bot users add|passwd|disable|enable|delete|list`: accounts from the command line.
+"""`python -m bot users add|passwd|disable|enable|delete|list|team`: accounts from the command line.
+
+`team NAME --capacity N --teams 售前,售后` sets how many conversations the
+agent holds at once and which teams (nlu_data/teams.yml) they answer for.
 
 Changing a password, disabling and deleting an account end all of its
 sessions at once; the last active admin can be neither disabled nor deleted.
@@ -12,6 +15,8 @@ import getpass
 import sys
 
 from bot.accounts.store import ROLES, AccountError, Accounts
+from bot.handoff.presence import Presence
+from bot.handoff.teams import TeamFileError, TeamMap
 from bot.redis_connection import connect
 from bot.redis_keys import Keys
 from bot.settings import Settings
@@ -38,6 +43,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ):
         commands.add_parser(name, help=what).add_argument("username")
     commands.add_parser("list", help="list accounts and roles")
+    team = commands.add_parser("team", help="set an agent's capacity and teams")
+    team.add_argument("username")
+    team.add_argument("--capacity", type=int, help="conversations at once (default: setting)")
+    team.add_argument("--teams", default="", help="comma-separated teams from teams.yml")
 
 
 def _password(from_stdin: bool) -> str:
@@ -51,7 +60,8 @@ def _password(from_stdin: bool) -> str:
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     redis = connect(settings)
-    accounts = Accounts(redis, Keys(settings.key_prefix), rounds=settings.bcrypt_rounds)
+    keys = Keys(settings.key_prefix)
+    accounts = Accounts(redis, keys, rounds=settings.bcrypt_rounds)
     try:
         if args.users_command == "list":
             for account in await accounts.list():
@@ -66,6 +76,20 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         elif args.users_command == "disable":
             await accounts.disable(args.username)
             print(f"{args.username} disabled; its sessions are signed out")
+        elif args.users_command == "team":
+            account = await accounts.get(args.username)
+            if account is None or account.role not in ("agent", "admin"):
+                raise AccountError(f"no agent account {args.username!r}")
+            if args.capacity is not None and args.capacity < 0:
+                raise AccountError("capacity is 0 or more")
+            wanted = [t.strip() for t in args.teams.split(",") if t.strip()]
+            teams = TeamMap.load(settings.teams_file).check(wanted)
+            # The roster only (no conversation changes hands): the running bot
+            # assigns by it from its next sweep on.
+            roster = Presence(redis, keys, settings.agent_capacity)
+            await roster.set_roster(account.username, args.capacity, teams)
+            room = args.capacity if args.capacity is not None else settings.agent_capacity
+            print(f"{account.username}: {room} at once, teams {', '.join(teams) or '(any)'}")
         elif args.users_command == "enable":
             await accounts.enable(args.username)
             print(f"{args.username} enabled")
@@ -80,6 +104,6 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         return asyncio.run(_run(args, settings))
-    except AccountError as exc:
+    except (AccountError, TeamFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -18,6 +18,8 @@
   };
   var STATES = { bot: "机器人接待", waiting: "排队中", assigned: "人工接待中", closed: "已结束" };
   var CHANNELS = { rest: "REST", webchat: "网页", wechat: "微信公众号", weibo: "微博私信" };
+  var PRESENCE = { online: "在线", away: "离开", offline: "离线" };
+  var alerted = {};         // conversation -> already notified of (one alert each)
 
   var el = Kefu.el;
   var api = Kefu.api;
@@ -48,6 +50,61 @@
     refreshLists();
     loadCanned();
     loadAgents();
+    loadTeam();
+    // Asked once; the browser remembers the answer.
+    if (window.Notification && Notification.permission === "default") Notification.requestPermission();
+  }
+
+  // ---- presence and the team -------------------------------------------------
+  function loadTeam() {
+    api("GET", "/console/api/team").then(function (body) {
+      var list = $("team");
+      list.replaceChildren();
+      $("team-mode").textContent = body.auto_assign ? "自动分配" : "手动接入";
+      body.members.forEach(function (m) {
+        var li = el("li", "member");
+        li.dataset.agent = m.agent;
+        li.dataset.status = m.status;
+        li.appendChild(el("span", "presence presence--" + m.status));
+        li.appendChild(el("span", "member__name", m.agent));
+        li.appendChild(el("span", "tag member__status", PRESENCE[m.status] || m.status));
+        li.appendChild(el("span", "tag member__load", m.load + "/" + m.capacity));
+        if (m.teams.length) li.appendChild(el("span", "hint", m.teams.join("、")));
+        list.appendChild(li);
+        if (m.agent === me.username) $("presence").value = m.status;
+      });
+    }).catch(function (e) { status(e.message); });
+  }
+
+  $("presence").addEventListener("change", function () {
+    api("PUT", "/console/api/presence", { status: $("presence").value })
+      .then(loadTeam).catch(function (e) { status(e.message); });
+  });
+
+  // A short two-tone chime, made here: no sound file to fetch.
+  function chime() {
+    var Ctx = window.AudioContext || window.webkitAudioContext;
+    if (!Ctx) return;
+    try {
+      var ctx = new Ctx();
+      [880, 660].forEach(function (hz, i) {
+        var osc = ctx.createOscillator(), gain = ctx.createGain();
+        osc.frequency.value = hz;
+        gain.gain.value = 0.1;
+        osc.connect(gain); gain.connect(ctx.destination);
+        osc.start(ctx.currentTime + i * 0.18); osc.stop(ctx.currentTime + i * 0.18 + 0.15);
+      });
+    } catch (e) { /* no audio device: the notification alone */ }
+  }
+
+  // One notification (with sound) per conversation and cause.
+  function alertOnce(key, title, body) {
+    if (alerted[key]) return;
+    alerted[key] = true;
+    chime();
+    if (window.Notification && Notification.permission === "granted") {
+      try { new Notification(title, { body: body, tag: key }); } catch (e) { /* page-only */ }
+    }
   }
 
   // ---- live events -----------------------------------------------------------
@@ -79,6 +136,17 @@
     if (event.type === "reannounce") {
       announced[event.conversation] = Date.now();
       document.title = "（有客户久等）客服工作台";
+      alertOnce("wait:" + event.conversation, "有客户久等", event.conversation);
+    }
+    if (event.type === "presence") loadTeam();
+    if (event.type === "state") {
+      if (event.state === "assigned" && me && event.agent === me.username) {
+        alertOnce("assigned:" + event.conversation + ":" + Date.now(), "新会话分配给你", event.conversation);
+      }
+      loadTeam();  // loads changed
+    }
+    if (event.type === "escalated" && event.queued) {
+      alertOnce("waiting:" + event.conversation + ":" + event.at, "有客户在排队", event.conversation);
     }
     scheduleRefresh();
     if (event.conversation && event.conversation === current) openConversation(current);

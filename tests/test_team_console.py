@@ -1,0 +1,137 @@
+"""The team in the console: presence kept by the websocket, rosters set by admins, assignment live."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.accounts.sessions import CSRF_HEADER
+from bot.app import create_app
+from bot.app_keys import ACCOUNTS, HANDOFF, STATES
+from tests.conftest import ROOT
+from tests.helpers import PASSWORD, Agent, say
+
+
+@pytest.fixture
+async def team_client(aiohttp_client, settings, engine):  # type: ignore[no-untyped-def]
+    own = settings.with_(
+        auto_assign=True,
+        presence_renew_seconds=0.2,
+        presence_grace_seconds=0.5,
+        handoff_sweep_seconds=0.2,
+    )
+    return await aiohttp_client(create_app(own, engine), server_kwargs={"port": own.port})
+
+
+async def put(agent: Agent, path: str, body: Any) -> aiohttp.ClientResponse:
+    return await agent.session.put(agent.url(path), json=body, headers={CSRF_HEADER: agent.csrf})
+
+
+async def members(agent: Agent) -> dict[str, dict[str, Any]]:
+    resp = await agent.get("/console/api/team")
+    assert resp.status == 200, await resp.text()
+    return {m["agent"]: m for m in (await resp.json())["members"]}
+
+
+async def eventually(check: Any, seconds: float = 5.0) -> None:
+    """Poll `check()` (async, truthy when done) until it holds or `seconds` pass."""
+    for _ in range(int(seconds / 0.1)):
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    assert await check()
+
+
+async def test_an_open_console_keeps_its_agent_online_and_gets_them_conversations(
+    team_client, logins
+):
+    client = team_client
+    admin = await logins.sign_in(client, "boss", "admin")
+    agent = await logins.sign_in(client, "xiaoli")
+    assert (
+        await put(admin, "/console/api/team/xiaoli", {"capacity": 1, "teams": ["售前"]})
+    ).status == 200
+
+    console = await agent.session.ws_connect(agent.url("/console/ws"))
+    seen = await members(admin)
+    assert seen["xiaoli"] == {
+        "agent": "xiaoli", "status": "online", "capacity": 1, "teams": ["售前"], "load": 0
+    }  # fmt: skip
+
+    # Automatic assignment: the escalation goes straight to the one online agent.
+    await say(client, "auto1", "我要转人工")
+    handoff = await client.app[STATES].get("rest:auto1")
+    assert (handoff.state, handoff.agent, handoff.team) == ("assigned", "xiaoli", "售前")
+    # Full (capacity 1): the next one waits.
+    await say(client, "auto2", "我要转人工")
+    assert (await client.app[STATES].get("rest:auto2")).state == "waiting"
+    assert (await members(admin))["xiaoli"]["load"] == 1
+
+    # Away: nothing new even with room; back online: the waiting one is given.
+    assert (await put(agent, "/console/api/presence", {"status": "away"})).status == 200
+    await client.app[HANDOFF].release("rest:auto1", "xiaoli")
+    assert (await client.app[STATES].get("rest:auto2")).state == "waiting"
+    assert (await put(agent, "/console/api/presence", {"status": "online"})).status == 200
+    assert (await client.app[STATES].get("rest:auto2")).agent == "xiaoli"
+
+    # The console closes: after the grace period the agent is offline, and
+    # what they held is back in the queue.
+    await console.close()
+    assert (await members(admin))["xiaoli"]["status"] == "online"  # within the grace period
+
+    async def returned() -> bool:
+        return (await client.app[STATES].get("rest:auto2")).state == "waiting"
+
+    await eventually(returned)
+    assert (await members(admin))["xiaoli"]["status"] == "offline"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        ({"capacity": -1}, 400, "invalid_capacity"),
+        ({"capacity": "3"}, 400, "invalid_capacity"),
+        ({"capacity": True}, 400, "invalid_capacity"),
+        ({"capacity": 2, "teams": "售前"}, 400, "invalid_teams"),
+        ({"capacity": 2, "teams": ["财务"]}, 400, "invalid_teams"),
+    ],
+)
+async def test_a_roster_that_cannot_be_used_is_refused(team_client, logins, body, status, error):
+    admin = await logins.sign_in(team_client, "boss", "admin")
+    await team_client.app[ACCOUNTS].add("xiaoli", PASSWORD, "agent")
+    resp = await put(admin, "/console/api/team/xiaoli", body)
+    assert resp.status == status and (await resp.json())["error"] == error
+
+
+async def test_only_admins_set_rosters_and_only_for_agents(team_client, logins):
+    admin = await logins.sign_in(team_client, "boss", "admin")
+    agent = await logins.sign_in(team_client, "xiaoli")
+    await team_client.app[ACCOUNTS].add("trainer1", PASSWORD, "trainer")
+    assert (await put(agent, "/console/api/team/xiaoli", {"capacity": 9})).status == 403
+    assert (await put(admin, "/console/api/team/trainer1", {"capacity": 2})).status == 404
+    assert (await put(admin, "/console/api/team/nobody", {"capacity": 2})).status == 404
+    bad = await put(agent, "/console/api/presence", {"status": "busy"})
+    assert bad.status == 400 and (await bad.json())["error"] == "invalid_status"
+
+
+def test_users_team_command_sets_capacity_and_teams(redis_url, key_prefix):
+    env = {**os.environ, "REDIS_URL": redis_url, "BOT_KEY_PREFIX": key_prefix}
+
+    def users(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bot", "users", *args],
+            input=stdin, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120,
+        )  # fmt: skip
+
+    assert users("add", "zhang", "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
+    done = users("team", "zhang", "--capacity", "4", "--teams", "售后,投诉")
+    assert done.returncode == 0 and "4 at once" in done.stdout and "售后, 投诉" in done.stdout
+    unknown = users("team", "zhang", "--teams", "财务")
+    assert unknown.returncode == 2 and "财务" in unknown.stderr
+    assert users("team", "ghost", "--capacity", "2").returncode == 2

@@ -184,7 +184,7 @@ async def test_a_burst_across_processes_never_assigns_twice_or_over_capacity(
             cwd=ROOT,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+        )
         for w in range(3)
     ]
     for worker in workers:

@@ -1,4 +1,4 @@
-"""The team in the console: presence kept by the websocket, rosters set by admins, assignment live."""
+"""The team in the console: presence kept by the websocket, rosters set by admins."""
 
 from __future__ import annotations
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,17 @@ CONTENT = Path(__file__).resolve().parent.parent / "nlu_data"
 PASSWORD = "a long enough password"
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def users_cli(
+    redis_url: str, key_prefix: str, *args: str, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """`python -m bot users ARGS` against the test's Redis and key prefix."""
+    env = {**os.environ, "REDIS_URL": redis_url, "BOT_KEY_PREFIX": key_prefix}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "users", *args],
+        input=stdin, capture_output=True, text=True, cwd=CONTENT.parent, env=env, timeout=120,
+    )  # fmt: skip
 
 
 def has_chinese(text: str) -> bool:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 
 import pytest
 from redis.asyncio import Redis
@@ -14,7 +12,7 @@ from bot.accounts.store import AccountError, Accounts
 from bot.app import create_app
 from bot.app_keys import ACCOUNTS
 from bot.redis_keys import Keys
-from tests.conftest import ROOT
+from tests.helpers import users_cli
 
 PASSWORD = "correct horse battery"
 
@@ -106,13 +104,8 @@ async def test_a_made_up_cookie_opens_nothing(signed):
 
 
 def test_users_command_line(redis_url, key_prefix):
-    env = {**os.environ, "REDIS_URL": redis_url, "BOT_KEY_PREFIX": key_prefix}
-
     def users(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "bot", "users", *args],
-            input=stdin, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120,
-        )  # fmt: skip
+        return users_cli(redis_url, key_prefix, *args, stdin=stdin)
 
     assert (
         users(

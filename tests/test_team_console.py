@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 from typing import Any
 
 import aiohttp
@@ -14,8 +12,7 @@ import pytest
 from bot.accounts.sessions import CSRF_HEADER
 from bot.app import create_app
 from bot.app_keys import ACCOUNTS, HANDOFF, STATES
-from tests.conftest import ROOT
-from tests.helpers import PASSWORD, Agent, say
+from tests.helpers import PASSWORD, Agent, say, users_cli
 
 
 @pytest.fixture
@@ -121,13 +118,8 @@ async def test_only_admins_set_rosters_and_only_for_agents(team_client, logins):
 
 
 def test_users_team_command_sets_capacity_and_teams(redis_url, key_prefix):
-    env = {**os.environ, "REDIS_URL": redis_url, "BOT_KEY_PREFIX": key_prefix}
-
     def users(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "bot", "users", *args],
-            input=stdin, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120,
-        )  # fmt: skip
+        return users_cli(redis_url, key_prefix, *args, stdin=stdin)
 
     assert users("add", "zhang", "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
     done = users("team", "zhang", "--capacity", "4", "--teams", "售后,投诉")

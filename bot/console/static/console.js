@@ -20,6 +20,7 @@
   var CHANNELS = { rest: "REST", webchat: "网页", wechat: "微信公众号", weibo: "微博私信" };
   var PRESENCE = { online: "在线", away: "离开", offline: "离线" };
   var alerted = {};         // conversation -> already notified of (one alert each)
+  var autoAssign = false;   // on: assignments alert the agent given one, not the queue
 
   var el = Kefu.el;
   var api = Kefu.api;
@@ -60,7 +61,8 @@
     api("GET", "/console/api/team").then(function (body) {
       var list = $("team");
       list.replaceChildren();
-      $("team-mode").textContent = body.auto_assign ? "自动分配" : "手动接入";
+      autoAssign = body.auto_assign;
+      $("team-mode").textContent = autoAssign ? "自动分配" : "手动接入";
       body.members.forEach(function (m) {
         var li = el("li", "member");
         li.dataset.agent = m.agent;
@@ -145,7 +147,9 @@
       }
       loadTeam();  // loads changed
     }
-    if (event.type === "escalated" && event.queued) {
+    // Without automatic assignment every agent hears of a new customer waiting;
+    // with it, the agent given the conversation does (and all, if it waits long).
+    if (event.type === "escalated" && event.queued && !autoAssign) {
       alertOnce("waiting:" + event.conversation + ":" + event.at, "有客户在排队", event.conversation);
     }
     scheduleRefresh();

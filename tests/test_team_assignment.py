@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 from redis.asyncio import Redis
 
 from bot.handoff.presence import AWAY, OFFLINE, ONLINE
@@ -53,6 +54,15 @@ def test_the_trainers_team_file_maps_reasons_then_intents_then_default() -> None
     assert teams.team_for("request_human", "greet") == "售前"
     with pytest.raises(TeamFileError):
         teams.check(["售前", "财务"])
+
+
+def test_the_team_file_names_only_intents_the_bot_knows() -> None:
+    domain = yaml.safe_load((ROOT / "nlu_data" / "domain.yml").read_text(encoding="utf-8"))
+    intents = set(domain["intents"])
+    teams = TeamMap.load(ROOT / "nlu_data" / "teams.yml")
+    assert set(teams.intents) <= intents
+    # Reasons are the escalating actions' reasons: intents, or the order-id one.
+    assert set(teams.reasons) <= intents | {"order_id_invalid"}
 
 
 def test_a_team_file_naming_an_unlisted_team_is_refused(tmp_path: Path) -> None:

@@ -13,11 +13,17 @@ Layout (``P`` the key prefix):
 - ``P:c:{conversation}:handoff:state`` hash: state, reason, priority, agent,
   since (entered this state), waiting_since, queued_at (first queued: a conversation
   returned to the queue keeps its place), claimed_at, announced, answered (an agent
-  replied since it was queued), tag, version (bumped on every change)
+  replied since it was queued), tag, team (who should take it), version (bumped on
+  every change)
 - ``P:handoff:waiting`` sorted set: waiting conversations, in serving order
 - ``P:handoff:waits`` list: the latest queue waiting times, seconds, newest first
 - ``P:handoff:assigned`` sorted set: assigned conversations by their agent's
   last activity (claim, transfer, reply, note), for returning idle ones
+- ``P:handoff:load`` / ``:given`` hashes: per agent, conversations held now and
+  when they were last given one; kept by the same steps that change holders, so
+  the ``assign`` step (automatic assignment) checks capacity against the truth.
+  It also reads presence (``bot/handoff/presence.py``), capacities and the team's
+  members: every key built by ``Keys.handoff_shared``.
 """
 
 from __future__ import annotations

@@ -77,8 +77,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             await accounts.disable(args.username)
             print(f"{args.username} disabled; its sessions are signed out")
         elif args.users_command == "team":
-            account = await accounts.get(args.username)
-            if account is None or account.role not in ("agent", "admin"):
+            agent = await accounts.get(args.username)
+            if agent is None or agent.role not in ("agent", "admin"):
                 raise AccountError(f"no agent account {args.username!r}")
             if args.capacity is not None and args.capacity < 0:
                 raise AccountError("capacity is 0 or more")
@@ -87,9 +87,9 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             # The roster only (no conversation changes hands): the running bot
             # assigns by it from its next sweep on.
             roster = Presence(redis, keys, settings.agent_capacity)
-            await roster.set_roster(account.username, args.capacity, teams)
+            await roster.set_roster(agent.username, args.capacity, teams)
             room = args.capacity if args.capacity is not None else settings.agent_capacity
-            print(f"{account.username}: {room} at once, teams {', '.join(teams) or '(any)'}")
+            print(f"{agent.username}: {room} at once, teams {', '.join(teams) or '(any)'}")
         elif args.users_command == "enable":
             await accounts.enable(args.username)
             print(f"{args.username} enabled")

@@ -89,6 +89,23 @@ async def test_an_open_console_keeps_its_agent_online_and_gets_them_conversation
     assert (await members(admin))["xiaoli"]["status"] == "offline"
 
 
+async def test_erasing_a_held_conversation_frees_its_agents_room(
+    team_client, logins, admin_headers
+):
+    client = team_client
+    agent = await logins.sign_in(client, "xiaoli")
+    await client.app[HANDOFF].set_roster("xiaoli", 1, ["售前"])
+    console = await agent.session.ws_connect(agent.url("/console/ws"))
+    await say(client, "erase1", "我要转人工")
+    assert (await client.app[STATES].get("rest:erase1")).agent == "xiaoli"
+    resp = await client.delete("/api/conversations/rest:erase1", headers=admin_headers)
+    assert resp.status == 200, await resp.text()
+    assert await client.app[STATES].loads() == {}
+    await say(client, "erase2", "我要转人工")  # room again: given at once
+    assert (await client.app[STATES].get("rest:erase2")).agent == "xiaoli"
+    await console.close()
+
+
 @pytest.mark.parametrize(
     ("body", "status", "error"),
     [

@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 from bot.channels.identity import channel_of
 from bot.conversation_log.store import INBOUND, ConversationLog
 from bot.customer_data.audit import AuditLog, conversation_hash
+from bot.handoff.states import ASSIGNED
 from bot.names import FALLBACK
 from bot.nlu.normalizer import normalize
 from bot.redis_keys import Keys
@@ -75,6 +76,7 @@ class CustomerData:
         """Everything kept about one conversation, as JSON-ready data."""
         keys = self._keys
         own = await self._own_keys(conversation)
+        handoff = await self._redis.hgetall(keys.handoff_state(conversation))
         timeline = await self._log.timeline(conversation)
         raw: dict[str, Any] = {}
         for key in own:
@@ -127,6 +129,7 @@ class CustomerData:
         timeline = await self._log.timeline(conversation)
         inbound = [e for e in timeline if e["direction"] == INBOUND]
         own = await self._own_keys(conversation)
+        handoff = await self._redis.hgetall(keys.handoff_state(conversation))
         ratings = await self._stream_entries(keys.csat_ratings, conversation)
         feedback = await self._stream_entries(keys.feedback, conversation)
         readings = await self._stream_entries(keys.clarify_confirmed, conversation)
@@ -146,6 +149,9 @@ class CustomerData:
             pipe.zrem(keys.conversations, conversation)
             pipe.zrem(keys.handoff_waiting, conversation)
             pipe.zrem(keys.handoff_assigned, conversation)
+            if handoff.get("state") == ASSIGNED and handoff.get("agent"):
+                # Its agent holds one conversation fewer (automatic assignment's capacity).
+                pipe.hincrby(keys.handoff_load, handoff["agent"], -1)
             if ratings:
                 pipe.xdel(keys.csat_ratings, *[i for i, _ in ratings])
             if feedback:

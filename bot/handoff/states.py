@@ -301,7 +301,7 @@ class ConversationStates:
     async def loads(self) -> dict[str, int]:
         """Agent -> how many conversations they hold now."""
         raw = await self._redis.hgetall(self._keys.handoff_load)
-        return {agent: int(n) for agent, n in raw.items()}
+        return {agent: int(n) for agent, n in raw.items() if int(n) > 0}
 
     async def touch(self, conversation: str, agent: str) -> None:
         """The holding agent did something (replied, wrote a note): not idle."""

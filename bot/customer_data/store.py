@@ -76,7 +76,6 @@ class CustomerData:
         """Everything kept about one conversation, as JSON-ready data."""
         keys = self._keys
         own = await self._own_keys(conversation)
-        handoff = await self._redis.hgetall(keys.handoff_state(conversation))
         timeline = await self._log.timeline(conversation)
         raw: dict[str, Any] = {}
         for key in own:

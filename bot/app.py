@@ -338,6 +338,7 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
         Presence(app[REDIS], keys, app[SETTINGS].agent_capacity),
         TeamMap.load(app[SETTINGS].teams_file),
         auto_assign=app[SETTINGS].auto_assign,
+        service_levels=app[SETTINGS].service_levels,
     )
     # This process's open consoles keep their agents online.
     app[CONSOLE_PRESENCE] = ConsolePresence(

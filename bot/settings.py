@@ -119,6 +119,38 @@ def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
 
 
 @dataclass(frozen=True)
+class ServiceLevels:
+    """First-response targets: seconds from joining the queue to an agent's first reply."""
+
+    default: float = 120.0
+    by_channel: tuple[tuple[str, float], ...] = ()
+
+    def target(self, channel: str) -> float:
+        return dict(self.by_channel).get(channel, self.default)
+
+
+def _service_levels(env: Mapping[str, str], name: str) -> ServiceLevels:
+    """`120` or `120,wechat=300,webchat=60`: a default, then per channel."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return ServiceLevels()
+    default, channels = ServiceLevels().default, []
+    for part in (p.strip() for p in raw.split(",") if p.strip()):
+        channel, _, seconds = part.rpartition("=")
+        try:
+            value = float(seconds)
+        except ValueError:
+            value = 0.0
+        if value <= 0 or (channel and not channel.replace("_", "").isalnum()):
+            raise SettingsError(f"{name}: `seconds` or `channel=seconds`, got {part!r}")
+        if channel:
+            channels.append((channel, value))
+        else:
+            default = value
+    return ServiceLevels(default, tuple(channels))
+
+
+@dataclass(frozen=True)
 class Rate:
     """At most `count` events per `seconds` (a burst of `count`, then evenly spaced); 0 = off."""
 
@@ -232,6 +264,8 @@ class Settings:
     agent_capacity: int = 3
     presence_renew_seconds: float = 10.0
     presence_grace_seconds: float = 30.0
+    # First-response targets per channel (the console's timers, the KPIs' share).
+    service_levels: ServiceLevels = ServiceLevels()
     # WeChat Official Account channel: off unless token, appid and secret are all set.
     wechat_token: str | None = None
     wechat_appid: str | None = None
@@ -390,6 +424,7 @@ class Settings:
             agent_capacity=_positive(env, "BOT_AGENT_CAPACITY", 3, int),
             presence_renew_seconds=_positive(env, "BOT_PRESENCE_RENEW", 10.0, float),
             presence_grace_seconds=_positive(env, "BOT_PRESENCE_GRACE", 30.0, float),
+            service_levels=_service_levels(env, "BOT_SLA_FIRST_RESPONSE"),
             wechat_token=env.get("WECHAT_TOKEN", "").strip() or None,
             wechat_appid=env.get("WECHAT_APPID", "").strip() or None,
             wechat_secret=env.get("WECHAT_SECRET", "").strip() or None,

@@ -16,6 +16,7 @@ import pytest
 
 from bot.app import create_app
 from bot.app_keys import ACCOUNTS, HANDOFF, STATES
+from bot.settings import ServiceLevels
 from tests.conftest import needs_chromium
 from tests.helpers import PASSWORD
 
@@ -62,6 +63,7 @@ async def server(aiohttp_server, settings, engine):  # type: ignore[no-untyped-d
         presence_renew_seconds=0.3,
         presence_grace_seconds=1.0,
         handoff_sweep_seconds=0.3,
+        service_levels=ServiceLevels(default=3.0),
     )
     app = create_app(own, engine, clock=lambda: NOON)
     server = await aiohttp_server(app, port=own.port)
@@ -114,13 +116,24 @@ async def test_escalations_go_to_the_right_agent_who_is_alerted_and_return_when_
 
     # Each was told with a notification and a chime, about their own assignment only.
     await pre.locator(".test-notification", has_text="新会话分配给你").wait_for(state="attached")
-    await after.locator(".test-notification", has_text="rest:pay1").first.wait_for(
-        state="attached"
-    )
+    await after.locator(".test-notification", has_text="rest:pay1").first.wait_for(state="attached")
     assert await pre.locator(".test-notification", has_text="rest:pay1").count() == 0
     assert await pre.locator(".test-chime").count() >= 1
     await pre.locator("#team li[data-agent='xiaoqian'] .member__load", has_text="1/2").wait_for()
     await pre.screenshot(path=str(artifacts / "console-team.png"))
+
+    # The first-response timer (target 3 s here) turns amber, then red; a reply stops it.
+    timer = pre.locator(f"#mine .item[data-conversation='{webchat}'] .sla")
+    await pre.locator(f"#mine .item[data-conversation='{webchat}'] .sla--amber").wait_for()
+    await pre.locator(f"#mine .item[data-conversation='{webchat}'] .sla--red").wait_for()
+    await pre.locator("#mine .item").first.click()
+    await pre.fill("#reply-text", "您好，我是小前")
+    await pre.press("#reply-text", "Enter")
+    await customer.wait_for_selector(".msg--agent:has-text('小前')")
+    await pre.locator(
+        f"#mine .item[data-conversation='{webchat}'] .sla", has_text="已回复"
+    ).wait_for()
+    assert "sla--red" in (await timer.get_attribute("class") or "")
 
     # 售后's agent closes the console: after the grace period they are offline,
     # and their conversation is back in the queue, seen by the other agent.

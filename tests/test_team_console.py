@@ -11,7 +11,8 @@ import pytest
 
 from bot.accounts.sessions import CSRF_HEADER
 from bot.app import create_app
-from bot.app_keys import ACCOUNTS, HANDOFF, STATES
+from bot.app_keys import ACCOUNTS, HANDOFF, STATES, STATS
+from bot.settings import ServiceLevels, Settings, SettingsError
 from tests.helpers import PASSWORD, Agent, say, users_cli
 
 
@@ -144,3 +145,49 @@ def test_users_team_command_sets_capacity_and_teams(redis_url, key_prefix):
     unknown = users("team", "zhang", "--teams", "财务")
     assert unknown.returncode == 2 and "财务" in unknown.stderr
     assert users("team", "ghost", "--capacity", "2").returncode == 2
+
+
+@pytest.mark.parametrize("raw", ["0", "abc", "wechat=", "wechat=-5", "we chat=30"])
+def test_unusable_first_response_targets_are_refused(raw: str) -> None:
+    with pytest.raises(SettingsError, match="BOT_SLA_FIRST_RESPONSE"):
+        Settings.from_env({"BOT_SLA_FIRST_RESPONSE": raw}, dotenv=None)
+
+
+def test_first_response_targets_per_channel() -> None:
+    levels = Settings.from_env(
+        {"BOT_SLA_FIRST_RESPONSE": "90, wechat=300,webchat=45"}, dotenv=None
+    ).service_levels
+    assert (levels.target("wechat"), levels.target("webchat"), levels.target("rest")) == (
+        300.0, 45.0, 90.0,
+    )  # fmt: skip
+
+
+async def test_the_share_answered_within_target_per_agent_and_team(
+    aiohttp_client, settings, engine, logins
+):
+    own = settings.with_(service_levels=ServiceLevels(default=60, by_channel=(("rest", 0.5),)))
+    client = await aiohttp_client(create_app(own, engine), server_kwargs={"port": own.port})
+    agent = await logins.sign_in(client, "xiaoli")
+    base = "/console/api/conversations"
+    for sender, delay in (("sla-fast", 0.0), ("sla-slow", 0.6)):
+        await say(client, sender, "我要转人工")
+        await asyncio.sleep(delay)
+        assert (await agent.post(f"{base}/rest:{sender}/claim")).status == 200
+        assert (await agent.post(f"{base}/rest:{sender}/reply", {"text": "您好"})).status == 200
+        # Only the first reply counts.
+        assert (await agent.post(f"{base}/rest:{sender}/reply", {"text": "还在吗"})).status == 200
+    held = (await (await agent.get("/console/api/assigned")).json())["assigned"]
+    assert {row["target"] for row in held} == {0.5} and all(row["answered_at"] for row in held)
+
+    boss = await logins.sign_in(client, "boss", "admin")
+    resp = await boss.get("/api/stats")
+    assert resp.status == 200, await resp.text()
+    body = await resp.json()
+    level = body["service_level"]
+    assert (level["answered"], level["within"], level["share"]) == (2, 1, 0.5)
+    assert level["by_agent"] == {"xiaoli": {"answered": 2, "within": 1, "share": 0.5}}
+    assert level["by_team"] == {"售前": {"answered": 2, "within": 1, "share": 0.5}}
+    registry = client.app[STATS].metrics.registry
+    for within in ("yes", "no"):
+        labels = {"team": "售前", "within_target": within}
+        assert registry.get_sample_value("kefu_first_responses_total", labels) == 1

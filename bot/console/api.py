@@ -60,11 +60,18 @@ async def queue(request: web.Request) -> web.Response:
                 "reason": handoff.reason,
                 "priority": handoff.priority,
                 "waiting_seconds": round(now - handoff.waiting_since, 1),
+                **_first_response(request, handoff, summary.channel if summary else ""),
                 "channel": summary.channel if summary else "",
                 "last_text": summary.last_customer_text if summary else "",
             }
         )
     return json_response({"waiting": items})
+
+
+def _first_response(request: web.Request, handoff: Handoff, channel: str) -> dict[str, float]:
+    """What the console's first-response timer needs: since when, until what, done when."""
+    target = request.app[HANDOFF].service_levels.target(channel)
+    return {"queued_at": handoff.queued_at, "answered_at": handoff.answered, "target": target}
 
 
 async def assigned(request: web.Request) -> web.Response:
@@ -85,6 +92,7 @@ async def assigned(request: web.Request) -> web.Response:
                 "agent": handoff.agent,
                 "reason": handoff.reason,
                 "since": handoff.since,
+                **_first_response(request, handoff, summary.channel if summary else ""),
                 "channel": summary.channel if summary else "",
                 "last_text": summary.last_customer_text if summary else "",
             }

@@ -27,6 +27,7 @@ from bot.handoff.states import ASSIGNED, WAITING, ConversationStates, Handoff, I
 from bot.handoff.teams import TeamMap
 from bot.names import agent_action
 from bot.review.index import ReviewIndex
+from bot.settings import ServiceLevels
 
 # What the customer is told when a person joins or leaves.
 JOINED, LEFT, REQUEUED = "agent_joined", "agent_left", "handoff_requeued"
@@ -60,11 +61,13 @@ class HandoffService:
         presence: Presence,
         teams: TeamMap | None = None,
         auto_assign: bool = False,
+        service_levels: ServiceLevels | None = None,
     ) -> None:
         self.states = states
         self.presence = presence
         self.teams = teams or TeamMap()
         self.auto_assign = auto_assign
+        self.service_levels = service_levels or ServiceLevels()
         self._requests = requests
         self._index = index
         self._events = events
@@ -286,7 +289,10 @@ class HandoffService:
         await self.touch(conversation, agent)
         first: dict[str, Any] = {}
         if await self.states.first_answer(conversation):
-            first["human_response"] = time.time() - handoff.queued_at
+            # The first response, against its channel's target (the KPIs' service level).
+            seconds = time.time() - handoff.queued_at
+            target = self.service_levels.target(channel)
+            first.update(human_response=seconds, team=handoff.team, within_target=seconds <= target)
         try:
             pushed = await self._delivery.push(
                 EventKind.AGENT_MESSAGE, channel, conversation, entry_id, text, agent=agent, **first

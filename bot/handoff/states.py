@@ -210,6 +210,7 @@ class Handoff:
     queued_at: float = 0.0
     claimed_at: float = 0.0
     team: str = ""
+    answered: float = 0.0  # when an agent first replied since it was queued (0: not yet)
 
 
 class ConversationStates:
@@ -353,6 +354,7 @@ class ConversationStates:
             queued_at=float(raw.get("queued_at", 0)),
             claimed_at=float(raw.get("claimed_at", 0)),
             team=raw.get("team", ""),
+            answered=float(raw.get("answered", 0)),
         )
 
     async def waiting(self) -> list[str]:

@@ -22,6 +22,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from bot.stats import service_level
 from bot.stats.recorder import DURATIONS, Stats
 
 TOP = 10
@@ -128,6 +129,7 @@ async def kpis(redis: Redis, stats: Stats, first: dt.date, last: dt.date) -> dic
         "to": last.isoformat(),
         "timezone": str(stats.tz),
         "total": await _figures(redis, stats, days),
+        "service_level": await service_level.figures(redis, stats, days),
         "days": per_day,
     }
 

@@ -52,6 +52,12 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.first_responses = Counter(
+            "kefu_first_responses",
+            "Agents' first replies since a conversation was queued, by team and within target",
+            ["team", "within_target"],
+            registry=self.registry,
+        )
         # Multiprocess modes (ignored in a single process): the queue length as
         # last read by any worker; agents summed over the workers alive; a
         # version is 1 while any worker alive serves it.

@@ -143,6 +143,20 @@ class Stats:
             self.add_duration(pipe, name, seconds, time.time() if ts is None else ts)
             await pipe.execute()
 
+    async def first_response(
+        self, agent: str, team: str, within: bool, ts: float | None = None
+    ) -> None:
+        """An agent's first reply since queued, within target or not (stats/service_level.py)."""
+        ts = time.time() if ts is None else ts
+        key = self.key(self.day(ts), "sla")
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for scope in ("", f"agent:{agent}:", *((f"team:{team}:",) if team else ())):
+                pipe.hincrby(key, f"{scope}all", 1)
+                if within:
+                    pipe.hincrby(key, f"{scope}met", 1)
+            pipe.expire(key, self._ttl)
+            await pipe.execute()
+
     async def rating(self, rating: int, ts: float | None = None) -> None:
         ts = time.time() if ts is None else ts
         counters = self.key(self.day(ts))

@@ -50,6 +50,10 @@ class KpiRecorder:
         await self._outbound(data["channel"], 1, by_agent=True)
         if data.get("human_response") is not None:
             await self._stats.duration("human_response", data["human_response"])
+        if data.get("within_target") is not None:
+            within, team = bool(data["within_target"]), data.get("team") or ""
+            await self._stats.first_response(data["agent"], team, within)
+            self._metrics.first_responses.labels(team, "yes" if within else "no").inc()
 
     async def notice(self, conversation: str, data: Payload) -> None:
         await self._outbound(data["channel"], 1)

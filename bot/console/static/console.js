@@ -181,13 +181,36 @@
     return el("span", "tag" + (reason === "complaint" ? " tag--complaint" : ""), REASONS[reason] || reason);
   }
 
+  // The first-response timer: green, amber from half the target, red past it.
+  function slaTag(row) {
+    var tag = el("span", "tag sla");
+    tag.dataset.start = row.queued_at;
+    tag.dataset.target = row.target;
+    tag.dataset.done = row.answered_at || 0;
+    paintSla(tag);
+    return tag;
+  }
+
+  function paintSla(tag) {
+    var start = +tag.dataset.start, target = +tag.dataset.target, done = +tag.dataset.done;
+    var elapsed = (done || Date.now() / 1000) - start;
+    var level = elapsed >= target ? "red" : elapsed >= target / 2 ? "amber" : "ok";
+    tag.className = "tag sla sla--" + level;
+    tag.textContent = (done ? "已回复 " : "首次回复 ") + minutes(elapsed);
+    tag.title = "目标 " + minutes(target);
+  }
+
+  setInterval(function () {
+    Array.prototype.forEach.call(document.querySelectorAll(".sla"), paintSla);
+  }, 1000);
+
   function refreshLists() {
     if (!me) return;
     api("GET", "/console/api/queue").then(function (body) {
       var list = $("queue");
       list.replaceChildren();
       body.waiting.forEach(function (row) {
-        var li = item(row.conversation, [reasonTag(row.reason), el("span", "tag", minutes(row.waiting_seconds))],
+        var li = item(row.conversation, [reasonTag(row.reason), slaTag(row)],
           row.last_text, function () { openConversation(row.conversation); });
         if (row.priority === 0) li.classList.add("item--urgent");
         if (announced[row.conversation] && Date.now() - announced[row.conversation] < 10000) li.classList.add("item--announced");
@@ -200,7 +223,7 @@
       var list = $("mine");
       list.replaceChildren();
       body.assigned.forEach(function (row) {
-        var tags = [reasonTag(row.reason)];
+        var tags = [reasonTag(row.reason), slaTag(row)];
         if (row.agent !== me.username) tags.push(el("span", "tag", row.agent));
         list.appendChild(item(row.conversation, tags, row.last_text,
           function () { openConversation(row.conversation); }));

@@ -34,7 +34,8 @@
       ["机器人响应 中位/P90", secs(t.bot_response_p50) + " / " + secs(t.bot_response_p90)],
       ["人工首次回复 中位/P90", secs(t.human_response_p50) + " / " + secs(t.human_response_p90)],
       ["排队时长 中位", secs(t.queue_wait_p50)], ["处理时长 中位", secs(t.handling_p50)],
-      ["满意度", t.csat_average === null ? "—" : t.csat_average.toFixed(2) + "（" + t.csat_count + " 条）"]
+      ["满意度", t.csat_average === null ? "—" : t.csat_average.toFixed(2) + "（" + t.csat_count + " 条）"],
+      ["首次回复达标率", pct(body.service_level.share) + "（" + body.service_level.answered + " 次）"]
     ];
     var box = $("cards"); box.replaceChildren();
     cards.forEach(function (c) {
@@ -55,6 +56,13 @@
       { name: "人工首次回复", values: body.days.map(function (d) { return d.human_response_p50; }) },
       { name: "排队", values: body.days.map(function (d) { return d.queue_wait_p50; }) }
     ]);
+    var sla = body.service_level;
+    [["sla-agents", "客服", sla.by_agent], ["sla-teams", "团队", sla.by_team]].forEach(function (s) {
+      table($(s[0]), [s[1], "首次回复", "达标", "达标率"], Object.keys(s[2]).map(function (name) {
+        var f = s[2][name];
+        return [name, f.answered, f.within, pct(f.share)];
+      }));
+    });
     table($("reasons"), ["原因", "次数"], reasons.map(function (r) { return [REASONS[r] || r, t.escalations_by_reason[r]]; }));
     table($("intents"), ["意图", "条数"], t.top_intents.map(function (i) { return [i.intent, i.count]; }));
     table($("unrecognized"), ["客户原话", "次数"], t.unrecognized.map(function (u) { return [u.text, u.count]; }));

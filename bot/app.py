@@ -113,6 +113,7 @@ from bot.engine.tracker_store import AsyncRedisTrackerStore
 from bot.errors import error_middleware
 from bot.events import Events
 from bot.feedback.store import FeedbackLog
+from bot.handoff.alerts import AlertSettings, GroupRobot
 from bot.handoff.presence import Presence
 from bot.handoff.requests import HandoffRequests
 from bot.handoff.service import HandoffService
@@ -184,6 +185,8 @@ def create_app(
     # Before aiohttp waits for pending tasks: stop background loops and sockets.
     app.on_shutdown.append(stop_background)  # type: ignore[arg-type]  # aiosignal typing
     app.cleanup_ctx.append(sweeper_ctx)
+    if settings.alert_webhook:  # the team's group chat hears of long waits
+        app.cleanup_ctx.append(alerts_ctx)
     app.cleanup_ctx.append(retention_ctx)
     app.cleanup_ctx.append(_model_ctx(engine))
     if wechat.setup(app, settings):  # its routes, when WeChat is configured
@@ -401,6 +404,23 @@ async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
     await stop()
     await hub.close()
     await bounded(redis.close(close_connection_pool=True), 2)
+
+
+async def alerts_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Group-robot alerts: its own HTTP session, checked with every queue sweep."""
+    settings = app[SETTINGS]
+    assert settings.alert_webhook
+    alert = AlertSettings(
+        settings.alert_webhook,
+        settings.alert_webhook_format,
+        settings.alert_wait_seconds,
+        settings.alert_queue_size,
+    )
+    async with aiohttp.ClientSession() as session:
+        robot = GroupRobot(session, app[REDIS], Keys(settings.key_prefix), app[STATES], alert)
+        # Stopped at shutdown with the other background jobs, before the session closes.
+        app[BACKGROUND].every(settings.handoff_sweep_seconds, robot.check, "group robot alerts")
+        yield
 
 
 async def retention_ctx(app: web.Application) -> AsyncIterator[None]:

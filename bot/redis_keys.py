@@ -38,6 +38,7 @@ conversation id (``<channel>:<user id>``, see ``bot/channels/identity.py``) with
 - ``P:c:{id}:weibo:closed``     string: the customer unfollowed, or Weibo refused a reply
 - ``P:c:{id}:weibo:msg:{key}``  string: a pushed message claimed (created_at + digest of the push)
 - ``P:c:{id}:rl``               hash: the conversation's message rate (GCRA), expiring by itself
+- ``P:c:{id}:alerts``           hash: group-robot alerts sent about it (threshold and stay -> time)
 
 **Shared keys** (never ``P:c:…``):
 
@@ -55,6 +56,7 @@ conversation id (``<channel>:<user id>``, see ``bot/channels/identity.py``) with
 - ``P:handoff:teams``           hash: agent -> JSON list of their teams (what the admin set)
 - ``P:handoff:agents``          set: every agent on the roster (the team of unmapped escalations)
 - ``P:handoff:team:{team}``     set: the agents of one team (team name percent-encoded)
+- ``P:handoff:alert:queue``     string: the group robot was told the queue is long (until shorter)
   All ``P:handoff:…`` keys are built by ``Keys.handoff_shared``: the automatic
   assignment reads and writes them in one Lua step, so they move to one hash
   slot together.
@@ -167,6 +169,9 @@ class Keys:
     def handoff_reasons(self, conversation: str) -> str:
         return self.conv(conversation, "handoff", "reasons")
 
+    def alerts(self, conversation: str) -> str:
+        return self.conv(conversation, "alerts")
+
     def csat(self, conversation: str) -> str:
         return self.conv(conversation, "csat")
 
@@ -218,6 +223,7 @@ class Keys:
             self.handoff_state(conversation),
             self.handoff_reasons(conversation),
             self.csat(conversation),
+            self.alerts(conversation),
             self.clarify(conversation),
             self.wechat_last_inbound(conversation),
             self.wechat_window_closed(conversation),
@@ -277,6 +283,10 @@ class Keys:
     @property
     def presence_live(self) -> str:
         return self.handoff_shared("live")
+
+    @property
+    def alert_queue(self) -> str:
+        return self.handoff_shared("alert", "queue")
 
     def presence_consoles(self, agent: str) -> str:
         return self.handoff_shared("consoles", encode_conversation(agent))
@@ -418,6 +428,7 @@ class Keys:
             self.roster_capacity,
             self.roster_teams,
             self.roster_agents,
+            self.alert_queue,
             self.demo_orders,
             self.csat_ratings,
             self.feedback,

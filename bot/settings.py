@@ -118,6 +118,24 @@ def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
+# Group robots' message formats (bot/handoff/alerts.py), the first the default.
+ALERT_FORMATS = ("wecom", "dingtalk", "feishu")
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip().lower() or choices[0]
+    if raw not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+def _webhook(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name, "").strip()
+    if raw and not raw.startswith(("https://", "http://")):
+        raise SettingsError(f"{name} must be an http(s) URL")
+    return raw or None
+
+
 @dataclass(frozen=True)
 class ServiceLevels:
     """First-response targets: seconds from joining the queue to an agent's first reply."""
@@ -266,6 +284,12 @@ class Settings:
     presence_grace_seconds: float = 30.0
     # First-response targets per channel (the console's timers, the KPIs' share).
     service_levels: ServiceLevels = ServiceLevels()
+    # Group-robot alerts (off unless a webhook is set): a customer waiting this
+    # long, or this many waiting, told to the team's WeCom/DingTalk/Feishu group.
+    alert_webhook: str | None = None
+    alert_webhook_format: str = "wecom"
+    alert_wait_seconds: float = 300.0
+    alert_queue_size: int = 10
     # WeChat Official Account channel: off unless token, appid and secret are all set.
     wechat_token: str | None = None
     wechat_appid: str | None = None
@@ -425,6 +449,10 @@ class Settings:
             presence_renew_seconds=_positive(env, "BOT_PRESENCE_RENEW", 10.0, float),
             presence_grace_seconds=_positive(env, "BOT_PRESENCE_GRACE", 30.0, float),
             service_levels=_service_levels(env, "BOT_SLA_FIRST_RESPONSE"),
+            alert_webhook=_webhook(env, "BOT_ALERT_WEBHOOK"),
+            alert_webhook_format=_choice(env, "BOT_ALERT_WEBHOOK_FORMAT", ALERT_FORMATS),
+            alert_wait_seconds=_positive(env, "BOT_ALERT_WAIT", 300.0, float),
+            alert_queue_size=_positive(env, "BOT_ALERT_QUEUE", 10, int),
             wechat_token=env.get("WECHAT_TOKEN", "").strip() or None,
             wechat_appid=env.get("WECHAT_APPID", "").strip() or None,
             wechat_secret=env.get("WECHAT_SECRET", "").strip() or None,

@@ -28,6 +28,7 @@ from bot.handoff.states import ConversationStates
 from bot.handoff.teams import TeamMap
 from bot.redis_keys import Keys
 from bot.review.index import ReviewIndex
+from bot.settings import Settings
 
 CONTENT = Path(__file__).resolve().parent.parent / "nlu_data"
 
@@ -45,6 +46,17 @@ def users_cli(
         [sys.executable, "-m", "bot", "users", *args],
         input=stdin, capture_output=True, text=True, cwd=CONTENT.parent, env=env, timeout=120,
     )  # fmt: skip
+
+
+def quick_team(settings: Settings, **more: Any) -> Settings:
+    """`settings` with automatic assignment on and presence kept and expired within a second."""
+    return settings.with_(
+        auto_assign=True,
+        presence_renew_seconds=0.2,
+        presence_grace_seconds=0.8,
+        handoff_sweep_seconds=0.2,
+        **more,
+    )
 
 
 def has_chinese(text: str) -> bool:

@@ -18,7 +18,7 @@ from bot.app import create_app
 from bot.app_keys import ACCOUNTS, HANDOFF, STATES
 from bot.settings import ServiceLevels
 from tests.conftest import needs_chromium
-from tests.helpers import PASSWORD
+from tests.helpers import PASSWORD, quick_team
 
 pytestmark = needs_chromium
 
@@ -58,13 +58,7 @@ INTERCEPT = """
 
 @pytest.fixture
 async def server(aiohttp_server, settings, engine):  # type: ignore[no-untyped-def]
-    own = settings.with_(
-        auto_assign=True,
-        presence_renew_seconds=0.3,
-        presence_grace_seconds=1.0,
-        handoff_sweep_seconds=0.3,
-        service_levels=ServiceLevels(default=3.0),
-    )
+    own = quick_team(settings, service_levels=ServiceLevels(default=3.0))
     app = create_app(own, engine, clock=lambda: NOON)
     server = await aiohttp_server(app, port=own.port)
     for name, teams in (("xiaoqian", ["售前"]), ("xiaohou", ["售后"])):

@@ -13,17 +13,12 @@ from bot.accounts.sessions import CSRF_HEADER
 from bot.app import create_app
 from bot.app_keys import ACCOUNTS, HANDOFF, STATES, STATS
 from bot.settings import ServiceLevels, Settings, SettingsError
-from tests.helpers import PASSWORD, Agent, say, users_cli
+from tests.helpers import PASSWORD, Agent, quick_team, say, users_cli
 
 
 @pytest.fixture
 async def team_client(aiohttp_client, settings, engine):  # type: ignore[no-untyped-def]
-    own = settings.with_(
-        auto_assign=True,
-        presence_renew_seconds=0.2,
-        presence_grace_seconds=0.5,
-        handoff_sweep_seconds=0.2,
-    )
+    own = quick_team(settings)
     return await aiohttp_client(create_app(own, engine), server_kwargs={"port": own.port})
 
 

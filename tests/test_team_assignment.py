@@ -116,6 +116,18 @@ async def test_nobody_is_given_more_than_their_capacity_and_manual_claims_count(
     assert (await service.states.get("rest:w2")).agent == "solo"
 
 
+async def test_a_conversation_taken_from_an_idle_agent_is_not_given_back_to_them(service):
+    await online(service, "idler", "售前")
+    await service.request("rest:idle", "request_human", "x")
+    assert (await service.states.get("rest:idle")).agent == "idler"
+    sweeper = Sweeper(service.states, service, reannounce_after=60, idle_after=0.01)
+    await asyncio.sleep(0.02)
+    assert (await sweeper.sweep()).requeued == ["rest:idle"]
+    assert (await service.states.get("rest:idle")).state == "waiting"
+    await online(service, "fresh", "售前")  # someone else: given to them
+    assert (await service.states.get("rest:idle")).agent == "fresh"
+
+
 async def test_complaints_are_assigned_first(service):
     await service.set_roster("any", 1, ["售前", "投诉"])
     await service.request("rest:plain", "request_human", "x")

@@ -13,8 +13,9 @@ Layout (``P`` the key prefix):
 - ``P:c:{conversation}:handoff:state`` hash: state, reason, priority, agent,
   since (entered this state), waiting_since, queued_at (first queued: a conversation
   returned to the queue keeps its place), claimed_at, announced, answered (an agent
-  replied since it was queued), tag, team (who should take it), version (bumped on
-  every change)
+  replied since it was queued), tag, team (who should take it), left_by (the agent
+  it was taken back from: automatic assignment passes them over), version (bumped
+  on every change)
 - ``P:handoff:waiting`` sorted set: waiting conversations, in serving order
 - ``P:handoff:waits`` list: the latest queue waiting times, seconds, newest first
 - ``P:handoff:assigned`` sorted set: assigned conversations by their agent's
@@ -89,6 +90,7 @@ end
 local function give(agent, recent, count)
   enter('assigned')
   redis.call('HSET', KEYS[1], 'agent', agent, 'claimed_at', now)
+  redis.call('HDEL', KEYS[1], 'left_by')
   redis.call('ZREM', KEYS[2], cid)
   redis.call('ZADD', KEYS[4], now, cid)
   took(agent)
@@ -116,9 +118,11 @@ elseif action == 'assign' then
   -- To an online agent of the team with room: least loaded, then longest since given one.
   if state ~= 'waiting' then return {0, state} end
   local best, best_load, best_given = nil, 0, 0
+  -- not back to the agent it was taken from for idling
+  local left_by = redis.call('HGET', KEYS[1], 'left_by')
   for _, agent in ipairs(redis.call('SMEMBERS', KEYS[10])) do
     local _, online = present(agent)
-    if online then
+    if online and agent ~= left_by then
       local load = tonumber(redis.call('HGET', KEYS[5], agent) or '0')
       local room = tonumber(redis.call('HGET', KEYS[9], agent) or ARGV[3])
       local given = tonumber(redis.call('HGET', KEYS[6], agent) or '0')
@@ -162,7 +166,7 @@ elseif action == 'requeue' then
   local priority = tonumber(redis.call('HGET', KEYS[1], 'priority') or '2')
   -- Back in its first place: the customer has waited already.
   local queued = tonumber(redis.call('HGET', KEYS[1], 'queued_at') or now)
-  redis.call('HSET', KEYS[1], 'agent', '', 'waiting_since', now)
+  redis.call('HSET', KEYS[1], 'agent', '', 'waiting_since', now, 'left_by', holder)
   redis.call('HDEL', KEYS[1], 'announced')
   redis.call('ZREM', KEYS[4], cid)
   redis.call('ZADD', KEYS[2], priority * 10000000000 + queued, cid)

@@ -10,10 +10,15 @@ A process that dies stops renewing, and its entries run out the same way.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 
+from redis.exceptions import RedisError
+
 from bot.handoff.service import HandoffService
+
+logger = logging.getLogger(__name__)
 
 # Renewals an entry outlives, so a late one does not take an agent offline.
 RENEWALS_VALID = 3
@@ -28,15 +33,23 @@ class ConsolePresence:
         self._open: Counter[str] = Counter()
 
     async def opened(self, agent: str) -> None:
+        """A console socket of `agent` opened here (Redis down: the renewals catch up)."""
         self._open[agent] += 1
-        await self._handoff.console_open(agent, self._process, self._valid_until())
+        try:
+            await self._handoff.console_open(agent, self._process, self._valid_until())
+        except RedisError as exc:
+            logger.warning("presence of %s not recorded (%s); renewing later", agent, exc)
 
     async def closed(self, agent: str) -> None:
+        """One closed; after the last, the agent's entry here runs out after the grace period."""
         self._open[agent] -= 1
         if self._open[agent] > 0:
             return
         del self._open[agent]
-        await self._handoff.console_kept(agent, self._process, time.time() + self._grace)
+        try:
+            await self._handoff.console_kept(agent, self._process, time.time() + self._grace)
+        except RedisError as exc:  # the entry runs out by itself, a little later
+            logger.warning("presence of %s not shortened (%s)", agent, exc)
 
     async def renew(self) -> None:
         """Every agent with a console open here is still here (a background job)."""

@@ -166,8 +166,11 @@ elseif action == 'requeue' then
   local priority = tonumber(redis.call('HGET', KEYS[1], 'priority') or '2')
   -- Back in its first place: the customer has waited already.
   local queued = tonumber(redis.call('HGET', KEYS[1], 'queued_at') or now)
-  redis.call('HSET', KEYS[1], 'agent', '', 'waiting_since', now, 'left_by', holder)
+  redis.call('HSET', KEYS[1], 'agent', '', 'waiting_since', now)
   redis.call('HDEL', KEYS[1], 'announced')
+  -- taken for idling: automatic assignment passes that agent over (one back from
+  -- being offline may have it again)
+  if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'left_by', holder) end
   redis.call('ZREM', KEYS[4], cid)
   redis.call('ZADD', KEYS[2], priority * 10000000000 + queued, cid)
   dropped(holder)

@@ -162,6 +162,10 @@ async def test_an_agent_whose_last_console_closed_goes_offline_and_their_convers
     assert (await service.states.loads()).get("gone") is None
     # An agent who never opened a console (the API alone) is never "gone".
     assert (await service.states.get("rest:q2")).agent == "someone-else"
+    # Back (a new console): what was returned may go to them again, in queue order.
+    await service.console_open("gone", "p2", time.time() + 60)
+    agents = [(await service.states.get(c)).agent for c in ("rest:q1", "rest:q3", "rest:q4")]
+    assert agents == ["gone", "gone", "gone"]
 
 
 async def test_a_reload_within_the_grace_period_keeps_the_agent_online(service):

@@ -23,7 +23,6 @@ conversation id (``<channel>:<user id>``, see ``bot/channels/identity.py``) with
 - ``P:c:{id}:msg:{message id}`` string: a client message id seen, its turn's state and replies
 - ``P:c:{id}:handoff``          hash: the latest request for a person (reason, text, time)
 - ``P:c:{id}:handoff:reasons``  list: every escalation reason code, oldest first
-- ``P:c:{id}:handoff:state``    hash: bot, waiting, assigned or closed (handoff/states.py)
 - ``P:c:{id}:csat``             hash: satisfaction question status, rating, times
 - ``P:c:{id}:clarify``          string: the bot's open "which did you mean?" question (JSON)
 - ``P:c:{id}:wechat:last_in``   string: when the customer last wrote (the 48-hour window)
@@ -39,13 +38,28 @@ conversation id (``<channel>:<user id>``, see ``bot/channels/identity.py``) with
 - ``P:c:{id}:weibo:msg:{key}``  string: a pushed message claimed (created_at + digest of the push)
 - ``P:c:{id}:rl``               hash: the conversation's message rate (GCRA), expiring by itself
 
-**Shared keys** (never ``P:c:…``):
+**One conversation's key on a feature's slot**: the handoff state must change
+in one step with the shared queues, so it lives under the handoff feature's
+hash tag, not the conversation's. Its id is framed in braces (encoded, so it
+has none of its own) so that no conversation's key can start with another's;
+Redis hashes only the first braces, ``{handoff}``.
+
+- ``P:{handoff}:state:{id}``    hash: bot, waiting, assigned or closed (handoff/states.py)
+
+``conversation_keys()`` lists it with the others, so retention and erasure
+delete it; a SCAN of ``P:c:{id}:*`` does not find it (``off_tag_keys()``).
+
+**Shared keys** (never ``P:c:…``). A feature whose script, transaction or
+multi-key command joins several of its keys puts them all under one hash tag
+(``{handoff}``, ``{stats}``, ``{rv}``, ``{<address>}`` of the sign-in throttle):
+one Cluster slot per feature, so those commands stay legal on Redis Cluster
+(tests/test_cluster_slots.py).
 
 - ``P:conversations``           sorted set: conversation -> last activity (unix seconds)
 - ``P:canned``                  list: canned replies for agents
-- ``P:handoff:waiting``         sorted set: waiting conversations in serving order
-- ``P:handoff:waits``           list: recent queue waiting times (seconds)
-- ``P:handoff:assigned``        sorted set: assigned conversations by last agent activity
+- ``P:{handoff}:waiting``       sorted set: waiting conversations in serving order
+- ``P:{handoff}:waits``         list: recent queue waiting times (seconds)
+- ``P:{handoff}:assigned``      sorted set: assigned conversations by last agent activity
 - ``P:demo:orders``             hash: the demo order backend's orders (id -> JSON)
 - ``P:csat:ratings``            stream: every rating given (conversation, rating, time)
 - ``P:feedback``                stream: complaints, praise and suggestions, customers' words
@@ -71,26 +85,39 @@ conversation id (``<channel>:<user id>``, see ``bot/channels/identity.py``) with
 - ``P:audit:names``             hash: conversation hash -> id, while the conversation exists
 - ``P:audit:seen:{hash}:{via}:{who}`` string: a read was audited (one entry per ten minutes)
 - ``P:erasures``                stream: that a conversation was erased, by whom (no content)
-- ``P:stats:{day}[:…]``         KPI counters, conversation sets, duration samples per day
-- ``P:rv:…``                    review indexes (messages by word, intent, channel; labels)
+- ``P:{stats}:<day>[:…]``       KPI counters, conversation sets, duration samples per day
+- ``P:{rv}:…``                  review indexes (messages by word, intent, channel; labels)
 - ``P:retrain:job|log|lock``    the retraining job started from the review page
 - ``P:retention:lock``          held by the one process running the retention sweep
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
+
+from redis.crc import key_slot
 
 # Characters kept as they are in a conversation's hash tag; everything else
 # (``%``, ``{``, ``}``, ``*``, ``?``, ``[``, ``]``, ``\``, spaces, non-ASCII…) is
 # percent-encoded, which is reversible and never yields a brace or a glob character.
 _SAFE = ":@._-~!$&'()+,;=/"
 CONVERSATION_NAMESPACE = "c"
+# Hash tags of the features whose keys must share one Redis Cluster slot.
+HANDOFF_TAG, STATS_TAG, REVIEW_TAG = "{handoff}", "{stats}", "{rv}"
 
 
 def encode_conversation(conversation: str) -> str:
     return quote(conversation, safe=_SAFE)
+
+
+def by_slot(keys: Iterable[str]) -> list[list[str]]:
+    """`keys` grouped by Redis Cluster hash slot, for multi-key commands such as DEL."""
+    groups: dict[int, list[str]] = {}
+    for key in keys:
+        groups.setdefault(key_slot(key.encode()), []).append(key)
+    return list(groups.values())
 
 
 @dataclass(frozen=True)
@@ -106,10 +133,20 @@ class Keys:
 
     def conversation_of(self, key: str) -> str | None:
         """The conversation a per-conversation key belongs to (None for shared keys)."""
-        head = f"{self.prefix}:{CONVERSATION_NAMESPACE}:{{"
-        if not key.startswith(head) or "}" not in key[len(head) :]:
-            return None
-        return unquote(key[len(head) : key.index("}", len(head))])
+        for head in (
+            f"{self.prefix}:{CONVERSATION_NAMESPACE}:{{",
+            self.shared(HANDOFF_TAG, "state", "{"),
+        ):
+            if key.startswith(head) and "}" in key[len(head) :]:
+                return unquote(key[len(head) : key.index("}", len(head))])
+        return None
+
+    def part_of(self, key: str) -> str:
+        """What a conversation's key holds: ``log``, ``handoff:state``, ``msg:<id>``…"""
+        conversation = self.conversation_of(key)
+        if conversation is not None and key == self.handoff_state(conversation):
+            return "handoff:state"
+        return key.split("}:", 1)[1]
 
     def conversation_pattern(self, conversation: str) -> str:
         """SCAN pattern matching every key of one conversation (and no other's)."""
@@ -150,7 +187,8 @@ class Keys:
         return self.conv(conversation, "handoff")
 
     def handoff_state(self, conversation: str) -> str:
-        return self.conv(conversation, "handoff", "state")
+        """On the handoff feature's slot (see the module's docstring), not the conversation's."""
+        return self.shared(HANDOFF_TAG, "state", f"{{{encode_conversation(conversation)}}}")
 
     def handoff_reasons(self, conversation: str) -> str:
         return self.conv(conversation, "handoff", "reasons")
@@ -191,8 +229,16 @@ class Keys:
     def weibo_message(self, conversation: str, message_key: str) -> str:
         return self.conv(conversation, "weibo", "msg", message_key)
 
+    def off_tag_keys(self, conversation: str) -> list[str]:
+        """A conversation's keys outside ``P:c:{id}:``, which a SCAN of its pattern misses."""
+        return [self.handoff_state(conversation)]
+
     def conversation_keys(self, conversation: str) -> list[str]:
-        """The fixed keys of one conversation (message-id claims expire by themselves)."""
+        """The fixed keys of one conversation (message-id claims expire by themselves).
+
+        Not all on one Cluster slot (see `off_tag_keys`): delete them with
+        `by_slot`, never in one multi-key DEL.
+        """
         return [
             self.tracker(conversation),
             self.lock_queue(conversation),
@@ -232,15 +278,15 @@ class Keys:
 
     @property
     def handoff_waiting(self) -> str:
-        return self.shared("handoff", "waiting")
+        return self.shared(HANDOFF_TAG, "waiting")
 
     @property
     def handoff_waits(self) -> str:
-        return self.shared("handoff", "waits")
+        return self.shared(HANDOFF_TAG, "waits")
 
     @property
     def handoff_assigned(self) -> str:
-        return self.shared("handoff", "assigned")
+        return self.shared(HANDOFF_TAG, "assigned")
 
     @property
     def demo_orders(self) -> str:
@@ -325,10 +371,12 @@ class Keys:
         return self.shared("erasures")
 
     def stats(self, day: str, *parts: str) -> str:
-        return self.shared("stats", day, *parts)
+        """A KPI key; all on one slot, so ranges of days can be united server-side."""
+        return self.shared(STATS_TAG, day, *parts)
 
     def review(self, *parts: str) -> str:
-        return self.shared("rv", *parts)
+        """A review index key; all on one slot, so filters intersect server-side."""
+        return self.shared(REVIEW_TAG, *parts)
 
     @property
     def retrain_job(self) -> str:

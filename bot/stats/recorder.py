@@ -1,14 +1,16 @@
 """What the KPIs are computed from, recorded as things happen, per day.
 
-Days are the brand's (the service hours' timezone). Per day ``D``:
+Days are the brand's (the service hours' timezone). Every key carries the hash
+tag ``{stats}``, so a range of days is united server-side on one Redis Cluster
+slot (`bot/stats/kpis.py`). Per day ``D``:
 
-- ``P:stats:{D}``              hash: counters (messages in/out by channel, classified
+- ``P:{stats}:D``              hash: counters (messages in/out by channel, classified
                                 and fallback messages, intents, escalations by reason,
                                 CSAT sum and count)
-- ``P:stats:{D}:conv``         set: conversations with a customer message that day
-- ``P:stats:{D}:escalated``    set: conversations escalated that day
-- ``P:stats:{D}:unrecognized`` sorted set: fallback messages (masked, normalised) by count
-- ``P:stats:{D}:t:{name}``     list: durations in seconds: ``bot_response`` (message to
+- ``P:{stats}:D:conv``         set: conversations with a customer message that day
+- ``P:{stats}:D:escalated``    set: conversations escalated that day
+- ``P:{stats}:D:unrecognized`` sorted set: fallback messages (masked, normalised) by count
+- ``P:{stats}:D:t:<name>``     list: durations in seconds: ``bot_response`` (message to
                                 the bot's reply), ``human_response`` (queued to the first
                                 agent reply), ``queue_wait`` (queued to claimed),
                                 ``handling`` (claimed to released or closed)

@@ -461,6 +461,7 @@ async def wecom_kf_ctx(app: web.Application) -> AsyncIterator[None]:
             app[HANDOFF],
             app[EVENTS],
             app[MESSAGES],
+            app[RATE_LIMITS],
             settings.max_message_chars,
             settings.wecom_kf_retry_seconds,
             settings.wecom_kf_handoff,
@@ -469,6 +470,7 @@ async def wecom_kf_ctx(app: web.Application) -> AsyncIterator[None]:
         app[WECOM_KF] = channel
         app[DELIVERY].register(WECOM_KF_CHANNEL, channel)
         logger.info("WeChat Customer Service channel on at %s", wecom_kf.PATH)
+        app[BACKGROUND].every(RENEW_EVERY, channel.renew, "WeChat Customer Service leases")
         app[BACKGROUND].on_stop(lambda: channel.drain(timeout=10))
         yield
         await channel.drain(timeout=10)

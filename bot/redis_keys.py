@@ -32,7 +32,8 @@ conversation id (``<channel>:<user id>``, see ``bot/channels/identity.py``) with
 - ``P:c:{id}:wecomkf:last_in``  string: when the WeChat Customer Service customer last wrote
   (expires with the 48-hour window)
 - ``P:c:{id}:wecomkf:sent``     string: messages sent since then (WeCom allows five)
-- ``P:c:{id}:wecomkf:msg:{msgid}`` string: a pulled message claimed (kf/sync_msg msgid)
+- ``P:c:{id}:wecomkf:msg:{msgid}`` string: a pulled message (kf/sync_msg msgid): the owner of
+  its lease while it is handled, ``done`` once answered
 - ``P:c:{id}:wecomkf:servicer`` string: handed to a WeCom servicer (kf/service_state/trans)
 - ``P:c:{id}:weibo:last_in``    string: when the customer last wrote (Weibo's 48-hour window)
 - ``P:c:{id}:weibo:closed``     string: the customer unfollowed, or Weibo refused a reply

@@ -389,6 +389,7 @@ async def test_without_configuration_the_channel_is_off(aiohttp_client, settings
     assert (await client.post(PATH, data=b"<xml/>")).status == 404
     assert (await client.get(PATH)).status == 404
 
+
 # -- a real crash: a bot process killed (-9) mid-turn ------------------------------------
 #
 # The process pulled the customer's message, claimed it, logged it and its reply,

@@ -589,6 +589,8 @@ async def _serve(app: web.Application, engine: RasaEngine) -> None:
     gc.unfreeze()  # a reload: let the previous model be collected once no turn uses it
     gc.collect()
     gc.freeze()
+    # A menu button whose intent this model does not know is switched off, loudly.
+    app[MENU].serve(set(engine.agent.domain.intents), engine.version)
     app[MODEL].engine = engine
     app[MODEL].error = None
     app[STATS].metrics.serving(engine.version)

@@ -46,6 +46,7 @@ from bot.app_keys import (
     HANDOFF_REQUESTS,
     HUB,
     KNOWLEDGE,
+    KPI_SPLITS,
     KPIS,
     LOGIN_THROTTLE,
     MENU,
@@ -137,6 +138,7 @@ from bot.security.proxy import TrustedProxies, forwarded_middleware
 from bot.security.ratelimit import RateLimits
 from bot.settings import Settings
 from bot.stats import api as stats_api
+from bot.stats.breakdown import Breakdown
 from bot.stats.kpis import Kpis
 from bot.stats.metrics import Metrics
 from bot.stats.recorder import Stats
@@ -307,6 +309,7 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
         Metrics(app[SETTINGS].metrics_dir),
     )
     app[KPIS] = Kpis(app[REDIS], app[STATS])
+    app[KPI_SPLITS] = Breakdown(app[REDIS], app[STATS])
     app[CONVERSATION_LOG] = ConversationLog(app[REDIS], keys)
     app[SATISFACTION] = SatisfactionStore(app[REDIS], keys)
     app[CLARIFICATIONS] = ClarificationStore(app[REDIS], keys)

@@ -73,6 +73,10 @@ conversation id (``<channel>:<user id>``, see ``bot/channels/identity.py``) with
 - ``P:audit:seen:{hash}:{via}:{who}`` string: a read was audited (one entry per ten minutes)
 - ``P:erasures``                stream: that a conversation was erased, by whom (no content)
 - ``P:stats:{day}[:…]``         KPI counters, conversation sets, duration samples per day
+- ``P:stats:{ch:<channel>}:<day>``  set: a channel's conversations of a day; every day of a
+  channel in one Cluster slot (the braces), so a range is united in one command
+- ``P:stats:{src}:<day>:sources``   set: the campaign sources of a day (capped)
+- ``P:stats:{src}:<day>:of:<source>`` set: the conversations a source brought that day
 - ``P:rv:…``                    review indexes (messages by word, intent, channel; labels)
 - ``P:retrain:job|log|lock``    the retraining job started from the review page
 - ``P:retention:lock``          held by the one process running the retention sweep
@@ -327,6 +331,10 @@ class Keys:
 
     def stats(self, day: str, *parts: str) -> str:
         return self.shared("stats", day, *parts)
+
+    def stats_group(self, group: str, day: str, *parts: str) -> str:
+        """A KPI key of `group` on `day`, every day of the group in one Cluster slot."""
+        return self.shared("stats", f"{{{group}}}", day, *parts)
 
     def review(self, *parts: str) -> str:
         return self.shared("rv", *parts)

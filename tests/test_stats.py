@@ -214,7 +214,8 @@ async def test_campaign_sources_cannot_make_keys_or_series_without_bound(stats, 
     assert all(label and len(label) <= MAX_SOURCE_CHARS for label in labels)
     redis = Redis.from_url(redis_url, decode_responses=True)
     try:
-        keys = [k async for k in redis.scan_iter(match=stats.key(DAY1.isoformat(), "src", "*"))]
+        match = stats.source_key(DAY1.isoformat(), "*")
+        keys = [k async for k in redis.scan_iter(match=match)]
     finally:
         await redis.close()
     assert len(keys) == MAX_SOURCES + 1

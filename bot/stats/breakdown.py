@@ -43,14 +43,17 @@ class Breakdown:
         async with self._redis.pipeline(transaction=False) as pipe:
             for day in days:
                 pipe.hmget(key(day), fields)
-            pipe.sunion([key(day, "sources") for day in days])
+            pipe.sunion([self._stats.source_key(day) for day in days])
             raw = await pipe.execute()
         totals = [0] * len(fields)
         for values in raw[:-1]:
             totals = [t + int(v or 0) for t, v in zip(totals, values, strict=True)]
         sources = sorted(raw[-1])
-        conversations = await self._distinct([[key(d, "ch", c) for d in days] for c in channels])
-        brought = await self._distinct([[key(d, "src", s) for d in days] for s in sources])
+        stats = self._stats
+        conversations = await self._distinct(
+            [[stats.channel_key(c, d) for d in days] for c in channels]
+        )
+        brought = await self._distinct([[stats.source_key(d, s) for d in days] for s in sources])
         by_channel = {}
         for i, channel in enumerate(channels):
             messages_in, messages_out, escalations, handoffs = totals[4 * i : 4 * i + 4]
@@ -70,7 +73,7 @@ class Breakdown:
         return {"by_channel": by_channel, "by_source": by_source}
 
     async def _distinct(self, groups: list[list[str]]) -> list[int]:
-        """For each group of set keys: how many members they have together."""
+        """For each group of set keys (of one slot): how many members they have together."""
         if not groups:
             return []
         if all(len(group) == 1 for group in groups):
@@ -78,10 +81,12 @@ class Breakdown:
                 for (one,) in groups:
                     pipe.scard(one)
                 return [int(n) for n in await pipe.execute()]
-        tmp = self._stats.key("tmp", uuid.uuid4().hex)
+        # Each group's keys share a Cluster slot (a hash tag): its temporary union
+        # is put there too, named after the group's first key.
+        tmp = uuid.uuid4().hex
         async with self._redis.pipeline(transaction=False) as pipe:
             for group in groups:
-                pipe.sunionstore(tmp, group)  # returns the union's size
-                pipe.delete(tmp)
+                pipe.sunionstore(f"{group[0]}:tmp:{tmp}", group)  # returns the union's size
+                pipe.delete(f"{group[0]}:tmp:{tmp}")
             raw = await pipe.execute()
         return [int(n) for n in raw[::2]]

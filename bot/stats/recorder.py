@@ -12,9 +12,10 @@ Days are the brand's (the service hours' timezone). Per day ``D``:
                                 the bot's reply), ``human_response`` (queued to the first
                                 agent reply), ``queue_wait`` (queued to claimed),
                                 ``handling`` (claimed to released or closed)
-- ``P:stats:{D}:ch:{channel}`` set: that channel's conversations with a customer message
-- ``P:stats:{D}:sources``      set: the campaign sources seen that day (at most MAX_SOURCES)
-- ``P:stats:{D}:src:{source}`` set: conversations a campaign source brought that day
+- ``P:stats:{ch:<channel>}:{D}`` set: that channel's conversations with a customer message
+- ``P:stats:{src}:{D}:sources`` set: the campaign sources seen that day (at most MAX_SOURCES)
+- ``P:stats:{src}:{D}:of:<source>`` set: conversations a campaign source brought that day
+  (the braced part is a Cluster hash tag: a range of days is united within one slot)
 
 Per channel, the counters hash also holds ``channel:{channel}:escalations`` and
 ``channel:{channel}:handoffs`` (a person took the conversation from the queue, or
@@ -93,11 +94,19 @@ class Stats:
     def key(self, day: str, *parts: str) -> str:
         return self._keys.stats(day, *parts)
 
+    def channel_key(self, channel: str, day: str) -> str:
+        """The set of `channel`'s conversations on `day` (a known channel, or other)."""
+        return self._keys.stats_group(f"ch:{channel_label(channel)}", day)
+
+    def source_key(self, day: str, label: str | None = None) -> str:
+        """The day's sources, or with `label` the conversations that source brought."""
+        return self._keys.stats_group("src", day, *(("of", label) if label else ("sources",)))
+
     def add_inbound(self, pipe: Pipeline, conversation: str, channel: str, ts: float) -> None:
         """A customer message was logged: queue the counting on `pipe` (the log's own)."""
         day = self.day(ts)
         counters, conversations = self.key(day), self.key(day, "conv")
-        by_channel = self.key(day, "ch", channel_label(channel))
+        by_channel = self.channel_key(channel, day)
         pipe.hincrby(counters, "messages_in", 1)
         pipe.hincrby(counters, f"in:{channel}", 1)
         pipe.sadd(by_channel, conversation)  # first: whether the conversation is new today
@@ -151,9 +160,9 @@ class Stats:
         if label is None:
             return None
         day = self.day(time.time() if ts is None else ts)
-        sources = self.key(day, "sources")
+        sources = self.source_key(day)
         label = str(await self._source(keys=[sources], args=[label, MAX_SOURCES, self._ttl]))
-        brought = self.key(day, "src", label)
+        brought = self.source_key(day, label)
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.sadd(brought, conversation)
             pipe.expire(brought, self._ttl)

@@ -445,6 +445,8 @@ class WeComKfChannel:
 
     async def drain(self, timeout: float) -> None:
         """Let pulls in progress finish (bounded), then cancel what is left."""
+        for recheck in list(self._rechecks.values()):
+            recheck.cancel()  # only waiting for another process's lease: nothing in hand
         if self._tasks:
             _, late = await asyncio.wait(set(self._tasks), timeout=timeout)
             for task in late:

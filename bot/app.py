@@ -46,6 +46,7 @@ from bot.app_keys import (
     HANDOFF_REQUESTS,
     HUB,
     KNOWLEDGE,
+    KPI_SPLITS,
     KPIS,
     LOGIN_THROTTLE,
     MENU,
@@ -137,6 +138,7 @@ from bot.security.proxy import TrustedProxies, forwarded_middleware
 from bot.security.ratelimit import RateLimits
 from bot.settings import Settings
 from bot.stats import api as stats_api
+from bot.stats.breakdown import Breakdown
 from bot.stats.kpis import Kpis
 from bot.stats.metrics import Metrics
 from bot.stats.recorder import Stats
@@ -307,6 +309,7 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
         Metrics(app[SETTINGS].metrics_dir),
     )
     app[KPIS] = Kpis(app[REDIS], app[STATS])
+    app[KPI_SPLITS] = Breakdown(app[REDIS], app[STATS])
     app[CONVERSATION_LOG] = ConversationLog(app[REDIS], keys)
     app[SATISFACTION] = SatisfactionStore(app[REDIS], keys)
     app[CLARIFICATIONS] = ClarificationStore(app[REDIS], keys)
@@ -461,6 +464,7 @@ async def wecom_kf_ctx(app: web.Application) -> AsyncIterator[None]:
             app[HANDOFF],
             app[EVENTS],
             app[MESSAGES],
+            app[RATE_LIMITS],
             settings.max_message_chars,
             settings.wecom_kf_retry_seconds,
             settings.wecom_kf_handoff,
@@ -469,6 +473,7 @@ async def wecom_kf_ctx(app: web.Application) -> AsyncIterator[None]:
         app[WECOM_KF] = channel
         app[DELIVERY].register(WECOM_KF_CHANNEL, channel)
         logger.info("WeChat Customer Service channel on at %s", wecom_kf.PATH)
+        app[BACKGROUND].every(RENEW_EVERY, channel.renew, "WeChat Customer Service leases")
         app[BACKGROUND].on_stop(lambda: channel.drain(timeout=10))
         yield
         await channel.drain(timeout=10)
@@ -587,6 +592,8 @@ async def _serve(app: web.Application, engine: RasaEngine) -> None:
     gc.unfreeze()  # a reload: let the previous model be collected once no turn uses it
     gc.collect()
     gc.freeze()
+    # A menu button whose intent this model does not know is switched off, loudly.
+    app[MENU].serve(set(engine.agent.domain.intents), engine.version)
     app[MODEL].engine = engine
     app[MODEL].error = None
     app[STATS].metrics.serving(engine.version)

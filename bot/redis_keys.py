@@ -31,7 +31,8 @@ conversation id (``<channel>:<user id>``, see ``bot/channels/identity.py``) with
 - ``P:c:{id}:wecomkf:last_in``  string: when the WeChat Customer Service customer last wrote
   (expires with the 48-hour window)
 - ``P:c:{id}:wecomkf:sent``     string: messages sent since then (WeCom allows five)
-- ``P:c:{id}:wecomkf:msg:{msgid}`` string: a pulled message claimed (kf/sync_msg msgid)
+- ``P:c:{id}:wecomkf:msg:{msgid}`` string: a pulled message (kf/sync_msg msgid): the owner of
+  its lease while it is handled, ``done`` once answered
 - ``P:c:{id}:wecomkf:servicer`` string: handed to a WeCom servicer (kf/service_state/trans)
 - ``P:c:{id}:weibo:last_in``    string: when the customer last wrote (Weibo's 48-hour window)
 - ``P:c:{id}:weibo:closed``     string: the customer unfollowed, or Weibo refused a reply
@@ -86,6 +87,9 @@ one Cluster slot per feature, so those commands stay legal on Redis Cluster
 - ``P:audit:seen:{hash}:{via}:{who}`` string: a read was audited (one entry per ten minutes)
 - ``P:erasures``                stream: that a conversation was erased, by whom (no content)
 - ``P:{stats}:<day>[:…]``       KPI counters, conversation sets, duration samples per day
+- ``P:{stats}:ch:<channel>:<day>``  set: a channel's conversations of a day
+- ``P:{stats}:src:<day>:sources``   set: the campaign sources of a day (capped)
+- ``P:{stats}:src:<day>:of:<source>`` set: the conversations a source brought that day
 - ``P:{rv}:…``                  review indexes (messages by word, intent, channel; labels)
 - ``P:retrain:job|log|lock``    the retraining job started from the review page
 - ``P:retention:lock``          held by the one process running the retention sweep
@@ -373,6 +377,10 @@ class Keys:
     def stats(self, day: str, *parts: str) -> str:
         """A KPI key; all on one slot, so ranges of days can be united server-side."""
         return self.shared(STATS_TAG, day, *parts)
+
+    def stats_group(self, group: str, day: str, *parts: str) -> str:
+        """A KPI key of `group` (a channel's, the sources') on `day`; on the KPIs' slot."""
+        return self.shared(STATS_TAG, group, day, *parts)
 
     def review(self, *parts: str) -> str:
         """A review index key; all on one slot, so filters intersect server-side."""

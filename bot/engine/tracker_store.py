@@ -31,6 +31,7 @@ And it bounds what one conversation can make every later turn read and write:
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Iterable
 from functools import cache
@@ -162,6 +163,15 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
         key = self._keys.tracker(tracker.sender_id)
         stored = await self._redis.get(key)
         read_whole = self._whole_reads.pop(tracker.sender_id, None)
+        # Replaying and writing JSON is CPU work that grows with the tracker:
+        # off the event loop (the conversation lock keeps the tracker to us).
+        text = await asyncio.to_thread(self._to_store, tracker, stored, read_whole)
+        await self._redis.set(key, text, ex=timeout)
+
+    def _to_store(
+        self, tracker: DialogueStateTracker, stored: bytes | str | None, read_whole: str | None
+    ) -> str:
+        """The text to store: merged with stored sessions it does not hold, compacted."""
         if stored is not None and stored != read_whole:
             prior = self.deserialise_tracker(tracker.sender_id, stored)
             if prior is not None:
@@ -169,7 +179,7 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
         if self._max_events and len(tracker.events) > self._max_events:
             # Half: a conversation over the limit is compacted once per half of it.
             tracker = compacted(tracker, self._max_events // 2)
-        await self._redis.set(key, self.serialise_tracker(tracker), ex=timeout)
+        return self.serialise_tracker(tracker)
 
     def _remember_whole_read(self, sender_id: str, stored: str) -> None:
         self._whole_reads[sender_id] = stored
@@ -183,18 +193,29 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
         stored = await self._redis.get(self._keys.tracker(sender_id))
         if stored is None:
             return None
+        tracker, whole = await asyncio.to_thread(
+            self._from_store, sender_id, stored, fetch_all_sessions
+        )
+        if whole:
+            self._remember_whole_read(sender_id, stored)
+        return tracker
+
+    def _from_store(
+        self, sender_id: str, stored: str, fetch_all_sessions: bool
+    ) -> tuple[DialogueStateTracker | None, bool]:
+        """The tracker (its latest session unless `fetch_all_sessions`), and whether
+        that is the whole stored conversation; CPU work, run in a worker thread."""
         tracker = self.deserialise_tracker(sender_id, stored)
         if tracker is None:
-            return None
+            return None, False
         sessions = (
             [tracker]
             if fetch_all_sessions
             else rasa.shared.core.trackers.get_trackers_for_conversation_sessions(tracker)
         )
         if len(sessions) > 1:
-            return sessions[-1]
-        self._remember_whole_read(sender_id, stored)
-        return tracker
+            return sessions[-1], False
+        return tracker, True
 
     async def keys(self) -> Iterable[str]:
         found = []

@@ -46,11 +46,23 @@ from rasa.shared.core.events import (
     UserUtteranceReverted,
 )
 from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.utils.common import all_subclasses
 
 # Nodes whose output is fixed once the model is loaded.
 _CONSTANT_COMPONENTS = (DomainProvider, RuleOnlyDataProvider)
+
+
+def _with_subclasses(*classes: type[Event]) -> frozenset[type[Event]]:
+    """Exact types to test with `type(e) in ...`: isinstance on Rasa's abstract
+    event classes is slow enough to matter over a thousand events."""
+    found = set(classes)
+    for cls in classes:
+        found.update(all_subclasses(cls))
+    return frozenset(found)
+
+
 # Events that make a tracker's states depend on events before them.
-_NOT_WINDOWABLE = (
+_NOT_WINDOWABLE = _with_subclasses(
     ActionReverted,
     UserUtteranceReverted,
     Restarted,
@@ -59,6 +71,10 @@ _NOT_WINDOWABLE = (
     ActiveLoop,
     LoopInterrupted,
 )
+_ACTIONS = _with_subclasses(ActionExecuted)
+_SLOTS = _with_subclasses(SlotSet)
+_LOOPS = _with_subclasses(ActiveLoop)
+_SLOTS_START_OVER = _with_subclasses(Restarted, SessionStarted, AllSlotsReset)
 # Prior actions kept beyond the longest rule: the window's own start (a slot
 # snapshot, no session start) is then never among the states a rule compares.
 WINDOW_MARGIN = 4
@@ -150,9 +166,10 @@ def recent_window(tracker: DialogueStateTracker, actions: int) -> DialogueStateT
     start = None
     for i in range(len(listed) - 1, -1, -1):
         event = listed[i]
-        if isinstance(event, _NOT_WINDOWABLE):
+        kind = type(event)
+        if kind in _NOT_WINDOWABLE:
             return tracker
-        if isinstance(event, ActionExecuted):
+        if kind in _ACTIONS:
             seen += 1
             if seen > actions and event.action_name == ACTION_LISTEN_NAME:
                 start = i
@@ -173,13 +190,15 @@ def _state_before(events: list[Event], start: int) -> dict[str, Any] | None:
     """Slot values just before `start`; None if a form was active there."""
     values: dict[str, Any] = {}
     loop_known = False
-    for event in reversed(events[:start]):
-        if isinstance(event, ActiveLoop) and not loop_known:
+    for i in range(start - 1, -1, -1):
+        event = events[i]
+        kind = type(event)
+        if kind in _LOOPS and not loop_known:
             if event.name:
                 return None
             loop_known = True
-        elif isinstance(event, SlotSet):
+        elif kind in _SLOTS:
             values.setdefault(event.key, event.value)
-        elif isinstance(event, (Restarted, SessionStarted, AllSlotsReset)):
+        elif kind in _SLOTS_START_OVER:
             break  # slots start over here (a new session sets the ones it carries after it)
     return values

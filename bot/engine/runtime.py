@@ -117,9 +117,7 @@ class RasaEngine:
             window = None if rule_length is None else rule_length + WINDOW_MARGIN
             processor.graph_runner = SequentialGraphRunner(processor.graph_runner, window)
         # Predictions in a worker thread (see `_predict_off_the_loop`).
-        processor._run_prediction_loop = types.MethodType(
-            _predict_off_the_loop, processor
-        )
+        processor._run_prediction_loop = types.MethodType(_predict_off_the_loop, processor)
         self._graph: GraphRunner = processor.graph_runner
         handler_node = metadata.predict_schema.nodes[metadata.nlu_target]
         self._nlu_target: str = handler_node.needs["messages"]

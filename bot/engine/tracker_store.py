@@ -13,6 +13,11 @@ It also removes two costs that grow with the length of a conversation:
   per event; here the lookup table is built once.
 - The tracker JSON is read and written with orjson instead of the json module
   (same documents, several times faster).
+- The tracker this process wrote last is kept (a bounded number of
+  conversations): when the stored text is still exactly that, the next turn
+  gets it back instead of rebuilding every event from JSON, which cost a long
+  conversation more than the rest of its turn. Rebuilding and writing run in a
+  worker thread, off the event loop.
 - Saving re-reads the stored tracker and replays both to merge them, because a
   retrieved tracker may hold only the latest session. When the stored text is
   still exactly what this process read, and what it read was the whole
@@ -32,8 +37,10 @@ And it bounds what one conversation can make every later turn read and write:
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -41,6 +48,7 @@ import orjson
 import rasa.shared.core.trackers
 import rasa.shared.utils.common
 from rasa.core.tracker_store import RedisTrackerStore
+from rasa.shared.core.constants import ACTION_SESSION_START_NAME
 from rasa.shared.core.conversation import Dialogue
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (
@@ -58,6 +66,10 @@ from bot.redis_keys import Keys
 
 # Trackers read but not (yet) saved that are remembered for the merge check.
 MAX_REMEMBERED_READS = 1024
+# Trackers kept as written, so the next turn need not rebuild them from JSON
+# (rebuilding a long conversation's events cost more than the rest of a turn).
+# Bounded: each is thousands of objects the garbage collector walks.
+MAX_KEPT_TRACKERS = 256
 
 
 @cache
@@ -114,6 +126,23 @@ def _latest_metadata_only(data: dict[str, Any]) -> None:
             parse_data.pop("metadata", None)
 
 
+def _later_session(tracker: DialogueStateTracker) -> bool:
+    """Whether a session starts after the tracker's first event."""
+    return any(
+        type(e) is ActionExecuted and e.action_name == ACTION_SESSION_START_NAME
+        for e in itertools.islice(tracker.events, 1, None)
+    )
+
+
+@dataclass(frozen=True)
+class _Written:
+    """A tracker as this process stored it: `text` in Redis, `length` events."""
+
+    text: str
+    tracker: DialogueStateTracker
+    length: int
+
+
 class AsyncRedisTrackerStore(RedisTrackerStore):
     """Rasa's Redis tracker store over an asyncio client with timeouts."""
 
@@ -133,6 +162,8 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
         self._redis = redis
         # conversation -> stored text this process last read, when it was read whole
         self._whole_reads: OrderedDict[str, str] = OrderedDict()
+        # conversation -> what this process last wrote, while nobody has it
+        self._written: OrderedDict[str, _Written] = OrderedDict()
 
     def deserialise_tracker(
         self, sender_id: str, serialised_tracker: str | bytes
@@ -165,13 +196,16 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
         read_whole = self._whole_reads.pop(tracker.sender_id, None)
         # Replaying and writing JSON is CPU work that grows with the tracker:
         # off the event loop (the conversation lock keeps the tracker to us).
-        text = await asyncio.to_thread(self._to_store, tracker, stored, read_whole)
+        text, written, whole = await asyncio.to_thread(self._to_store, tracker, stored, read_whole)
         await self._redis.set(key, text, ex=timeout)
+        if whole:
+            self._keep(tracker.sender_id, _Written(text, written, len(written.events)))
 
     def _to_store(
         self, tracker: DialogueStateTracker, stored: bytes | str | None, read_whole: str | None
-    ) -> str:
-        """The text to store: merged with stored sessions it does not hold, compacted."""
+    ) -> tuple[str, DialogueStateTracker, bool]:
+        """The text to store (merged with stored sessions the tracker does not hold,
+        compacted), the tracker it is the text of, and whether that is one session."""
         if stored is not None and stored != read_whole:
             prior = self.deserialise_tracker(tracker.sender_id, stored)
             if prior is not None:
@@ -179,7 +213,13 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
         if self._max_events and len(tracker.events) > self._max_events:
             # Half: a conversation over the limit is compacted once per half of it.
             tracker = compacted(tracker, self._max_events // 2)
-        return self.serialise_tracker(tracker)
+        return self.serialise_tracker(tracker), tracker, not _later_session(tracker)
+
+    def _keep(self, sender_id: str, written: _Written) -> None:
+        self._written[sender_id] = written
+        self._written.move_to_end(sender_id)
+        while len(self._written) > MAX_KEPT_TRACKERS:
+            self._written.popitem(last=False)
 
     def _remember_whole_read(self, sender_id: str, stored: str) -> None:
         self._whole_reads[sender_id] = stored
@@ -193,6 +233,11 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
         stored = await self._redis.get(self._keys.tracker(sender_id))
         if stored is None:
             return None
+        # Lent to one caller at a time: whoever takes it may change it.
+        kept = self._written.pop(sender_id, None)
+        if kept is not None and kept.text == stored and len(kept.tracker.events) == kept.length:
+            self._remember_whole_read(sender_id, stored)
+            return kept.tracker
         tracker, whole = await asyncio.to_thread(
             self._from_store, sender_id, stored, fetch_all_sessions
         )
@@ -208,9 +253,10 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
         tracker = self.deserialise_tracker(sender_id, stored)
         if tracker is None:
             return None, False
+        # Splitting replays every event again: only worth it with two sessions.
         sessions = (
             [tracker]
-            if fetch_all_sessions
+            if fetch_all_sessions or not _later_session(tracker)
             else rasa.shared.core.trackers.get_trackers_for_conversation_sessions(tracker)
         )
         if len(sessions) > 1:

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -116,16 +117,6 @@ def compacted(tracker: DialogueStateTracker, keep: int) -> DialogueStateTracker:
     )
 
 
-def _latest_metadata_only(data: dict[str, Any]) -> None:
-    """Drop `metadata` from every user message but the latest (in the serialised tracker)."""
-    users = [e for e in data.get("events", ()) if e.get("event") == UserUttered.type_name]
-    for event in users[:-1]:
-        event.pop("metadata", None)
-        parse_data = event.get("parse_data")
-        if isinstance(parse_data, dict):
-            parse_data.pop("metadata", None)
-
-
 def _later_session(tracker: DialogueStateTracker) -> bool:
     """Whether a session starts after the tracker's first event."""
     return any(
@@ -141,6 +132,50 @@ class _Written:
     text: str
     tracker: DialogueStateTracker
     length: int
+    head: _Head
+
+
+def _dumps(item: dict[str, Any]) -> str:
+    try:
+        return orjson.dumps(item, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    except TypeError:  # something orjson does not know; the json module may
+        return json.dumps(item)
+
+
+def _without_metadata(item: dict[str, Any]) -> dict[str, Any]:
+    item.pop("metadata", None)
+    parse_data = item.get("parse_data")
+    if isinstance(parse_data, dict):
+        parse_data.pop("metadata", None)
+    return item
+
+
+@dataclass(frozen=True)
+class _Head:
+    """The JSON of a tracker's events before its latest message (`count` of them),
+    which later saves of the same tracker only extend."""
+
+    text: str
+    count: int
+
+
+def _serialised(tracker: DialogueStateTracker, head: _Head | None) -> tuple[str, _Head]:
+    """`serialise_tracker`'s document, writing only the events `head` does not hold."""
+    events = tracker.events
+    latest_user = next(
+        (i for i in range(len(events) - 1, -1, -1) if type(events[i]) is UserUttered), 0
+    )
+    if head is None or head.count > latest_user:
+        head = _Head("", 0)
+    older = [
+        _dumps(_without_metadata(e.as_dict()) if type(e) is UserUttered else e.as_dict())
+        for e in itertools.islice(events, head.count, latest_user)
+    ]
+    head_text = ",".join(([head.text] if head.text else []) + older)
+    tail = [_dumps(e.as_dict()) for e in itertools.islice(events, latest_user, None)]
+    body = ",".join(([head_text] if head_text else []) + tail)
+    text = '{"events":[' + body + '],"name":' + _dumps(tracker.sender_id) + "}"
+    return text, _Head(head_text, latest_user)
 
 
 class AsyncRedisTrackerStore(RedisTrackerStore):
@@ -164,6 +199,8 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
         self._whole_reads: OrderedDict[str, str] = OrderedDict()
         # conversation -> what this process last wrote, while nobody has it
         self._written: OrderedDict[str, _Written] = OrderedDict()
+        # conversation -> what was handed out from `_written`, until it is saved
+        self._lent: dict[str, _Written] = {}
 
     def deserialise_tracker(
         self, sender_id: str, serialised_tracker: str | bytes
@@ -177,14 +214,7 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
 
     @staticmethod
     def serialise_tracker(tracker: DialogueStateTracker) -> str:
-        data = tracker.as_dialogue().as_dict()
-        _latest_metadata_only(data)
-        try:
-            return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY).decode()
-        except TypeError:  # something orjson does not know; the json module may
-            import json
-
-            return json.dumps(data)
+        return _serialised(tracker, None)[0]
 
     async def save(self, tracker: DialogueStateTracker, timeout: float | None = None) -> None:
         """Save the tracker, merging it with stored sessions it does not hold."""
@@ -196,24 +226,33 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
         read_whole = self._whole_reads.pop(tracker.sender_id, None)
         # Replaying and writing JSON is CPU work that grows with the tracker:
         # off the event loop (the conversation lock keeps the tracker to us).
-        text, written, whole = await asyncio.to_thread(self._to_store, tracker, stored, read_whole)
-        await self._redis.set(key, text, ex=timeout)
-        if whole:
-            self._keep(tracker.sender_id, _Written(text, written, len(written.events)))
+        lent = self._lent.pop(tracker.sender_id, None)
+        head = None
+        if lent is not None and lent.tracker is tracker and len(tracker.events) >= lent.length:
+            head = lent.head  # the same tracker, events only appended since
+        written = await asyncio.to_thread(self._to_store, tracker, stored, read_whole, head)
+        await self._redis.set(key, written.text, ex=timeout)
+        if not _later_session(written.tracker):
+            self._keep(tracker.sender_id, written)
 
     def _to_store(
-        self, tracker: DialogueStateTracker, stored: bytes | str | None, read_whole: str | None
-    ) -> tuple[str, DialogueStateTracker, bool]:
-        """The text to store (merged with stored sessions the tracker does not hold,
-        compacted), the tracker it is the text of, and whether that is one session."""
+        self,
+        tracker: DialogueStateTracker,
+        stored: bytes | str | None,
+        read_whole: str | None,
+        head: _Head | None,
+    ) -> _Written:
+        """What to store: the tracker merged with stored sessions it does not hold,
+        compacted; as JSON, of which `head` (if any) holds the beginning."""
         if stored is not None and stored != read_whole:
             prior = self.deserialise_tracker(tracker.sender_id, stored)
             if prior is not None:
-                tracker = self._merge_trackers(prior, tracker)
+                tracker, head = self._merge_trackers(prior, tracker), None
         if self._max_events and len(tracker.events) > self._max_events:
             # Half: a conversation over the limit is compacted once per half of it.
-            tracker = compacted(tracker, self._max_events // 2)
-        return self.serialise_tracker(tracker), tracker, not _later_session(tracker)
+            tracker, head = compacted(tracker, self._max_events // 2), None
+        text, head = _serialised(tracker, head)
+        return _Written(text, tracker, len(tracker.events), head)
 
     def _keep(self, sender_id: str, written: _Written) -> None:
         self._written[sender_id] = written
@@ -237,6 +276,9 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
         kept = self._written.pop(sender_id, None)
         if kept is not None and kept.text == stored and len(kept.tracker.events) == kept.length:
             self._remember_whole_read(sender_id, stored)
+            self._lent[sender_id] = kept
+            while len(self._lent) > MAX_KEPT_TRACKERS:
+                self._lent.pop(next(iter(self._lent)))
             return kept.tracker
         tracker, whole = await asyncio.to_thread(
             self._from_store, sender_id, stored, fetch_all_sessions

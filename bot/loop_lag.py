@@ -18,8 +18,10 @@ logger = logging.getLogger(__name__)
 
 # Ticks this often: a stall is seen to within this much, for negligible CPU.
 DEFAULT_INTERVAL = 0.01
-# A stall this long is logged (the per-message budget the performance issue set).
+# Stalls this long are counted in the log (the budget the performance issue set)...
 DEFAULT_WARN_AFTER = 0.02
+# ...in one line at most this often, so a loaded process does not flood its log.
+WARN_EVERY = 10.0
 
 
 class LoopLagProbe:
@@ -36,6 +38,9 @@ class LoopLagProbe:
         self._warn_after = warn_after
         self._task: asyncio.Task[None] | None = None
         self.largest = 0.0
+        self._stalls = 0  # over warn_after since the last warning
+        self._worst = 0.0
+        self._warned = time.monotonic()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="loop-lag-probe")
@@ -57,4 +62,15 @@ class LoopLagProbe:
             self.largest = max(self.largest, stall)
             self._observe(stall)
             if stall > self._warn_after:
-                logger.warning("event loop stalled for %.0f ms", stall * 1000)
+                self._stalls += 1
+                self._worst = max(self._worst, stall)
+            now = time.monotonic()
+            if self._stalls and now - self._warned >= WARN_EVERY:
+                logger.warning(
+                    "event loop stalled %d times over %.0f ms in %.0f s, the longest %.0f ms",
+                    self._stalls,
+                    self._warn_after * 1000,
+                    now - self._warned,
+                    self._worst * 1000,
+                )
+                self._stalls, self._worst, self._warned = 0, 0.0, now

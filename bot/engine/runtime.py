@@ -9,6 +9,7 @@ import threading
 import time
 import types
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from rasa.utils.endpoints import EndpointConfig
 from bot.engine import patches
 from bot.engine.output import RecordingOutputChannel, Reply
 from bot.engine.prediction import WINDOW_MARGIN, SequentialGraphRunner, longest_rule
+from bot.engine.tracker_store import AsyncRedisTrackerStore
 from bot.training import MODEL_SUFFIX
 
 logger = logging.getLogger(__name__)
@@ -63,6 +65,12 @@ def _policies(runner: DaskGraphRunner, metadata: ModelMetadata) -> list[Any]:
     return [node._component if node is not None else None for node in nodes]
 
 
+# One thread for the dialogue's CPU work (predictions, trackers to and from
+# JSON) of every conversation: this work holds the GIL, and each more thread
+# holding it is one more the event loop queues behind for its turn.
+DIALOGUE_THREAD = "dialogue"
+
+
 async def _predict_off_the_loop(
     self: MessageProcessor, output_channel: OutputChannel, tracker: DialogueStateTracker
 ) -> None:
@@ -74,8 +82,10 @@ async def _predict_off_the_loop(
     should_predict_another_action = True
     while should_predict_another_action and self._should_handle_message(tracker):
         try:
-            action, prediction = await asyncio.to_thread(
-                self.predict_next_with_tracker_if_should, tracker
+            action, prediction = await asyncio.get_running_loop().run_in_executor(
+                self.kefu_cpu,
+                self.predict_next_with_tracker_if_should,
+                tracker,
             )
         except ActionLimitReached:
             logger.warning(
@@ -117,6 +127,8 @@ class RasaEngine:
             window = None if rule_length is None else rule_length + WINDOW_MARGIN
             processor.graph_runner = SequentialGraphRunner(processor.graph_runner, window)
         # Predictions in a worker thread (see `_predict_off_the_loop`).
+        self.cpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix=DIALOGUE_THREAD)
+        processor.kefu_cpu = self.cpu
         processor._run_prediction_loop = types.MethodType(_predict_off_the_loop, processor)
         self._graph: GraphRunner = processor.graph_runner
         handler_node = metadata.predict_schema.nodes[metadata.nlu_target]
@@ -153,6 +165,8 @@ class RasaEngine:
         the service would rather answer 503, so the store is set directly.
         """
         tracker_store.domain = self.agent.domain
+        if isinstance(tracker_store, AsyncRedisTrackerStore):
+            tracker_store.cpu = self.cpu
         for holder in (self.agent, self.agent.processor):
             holder.tracker_store = tracker_store
             holder.lock_store = lock_store

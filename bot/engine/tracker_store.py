@@ -41,6 +41,7 @@ import itertools
 import json
 from collections import OrderedDict
 from collections.abc import Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -199,6 +200,9 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
         self._whole_reads: OrderedDict[str, str] = OrderedDict()
         # conversation -> what this process last wrote, while nobody has it
         self._written: OrderedDict[str, _Written] = OrderedDict()
+        # Where rebuilding and writing trackers runs: the engine's dialogue thread
+        # once bound (bot/engine/runtime.py), else asyncio's default pool.
+        self.cpu: Executor | None = None
         # conversation -> what was handed out from `_written`, until it is saved
         self._lent: dict[str, _Written] = {}
 
@@ -230,7 +234,9 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
         head = None
         if lent is not None and lent.tracker is tracker and len(tracker.events) >= lent.length:
             head = lent.head  # the same tracker, events only appended since
-        written = await asyncio.to_thread(self._to_store, tracker, stored, read_whole, head)
+        written = await asyncio.get_running_loop().run_in_executor(
+            self.cpu, self._to_store, tracker, stored, read_whole, head
+        )
         await self._redis.set(key, written.text, ex=timeout)
         if not _later_session(written.tracker):
             self._keep(tracker.sender_id, written)
@@ -280,8 +286,8 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
             while len(self._lent) > MAX_KEPT_TRACKERS:
                 self._lent.pop(next(iter(self._lent)))
             return kept.tracker
-        tracker, whole = await asyncio.to_thread(
-            self._from_store, sender_id, stored, fetch_all_sessions
+        tracker, whole = await asyncio.get_running_loop().run_in_executor(
+            self.cpu, self._from_store, sender_id, stored, fetch_all_sessions
         )
         if whole:
             self._remember_whole_read(sender_id, stored)

@@ -117,6 +117,7 @@ from bot.handoff.service import HandoffService
 from bot.handoff.states import ConversationStates
 from bot.handoff.sweeper import sweeper_ctx
 from bot.logs import request_id_middleware
+from bot.loop_lag import LoopLagProbe
 from bot.nlu.clarification import ClarificationStore, load_readings
 from bot.orders.demo import RedisDemoOrders
 from bot.orders.http import HttpOrderBackend
@@ -176,6 +177,7 @@ def create_app(
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(content_ctx)
     app.cleanup_ctx.append(conversation_ctx)
+    app.cleanup_ctx.append(loop_lag_ctx)
     app.cleanup_ctx.append(order_backend_ctx)
     app.cleanup_ctx.append(accounts_ctx)
     app.cleanup_ctx.append(hub_ctx)
@@ -297,6 +299,14 @@ async def order_backend_ctx(app: web.Application) -> AsyncIterator[None]:
         return
     app[ORDERS] = RedisDemoOrders(app[REDIS], Keys(settings.key_prefix))
     yield
+
+
+async def loop_lag_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The event-loop stall probe, reporting to the metrics (bot/loop_lag.py)."""
+    probe = LoopLagProbe(app[STATS].metrics.loop_stalled)
+    probe.start()
+    yield
+    await probe.stop()
 
 
 async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:

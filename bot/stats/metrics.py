@@ -30,6 +30,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         self._multiprocess_dir = multiprocess_dir
         self._version: str | None = None
+        self._loop_stall_max = 0.0
         self.messages = Counter(
             "kefu_messages",
             "Messages by channel and direction (in: from customers, out: to them)",
@@ -101,6 +102,24 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livemax",
         )
+        self.loop_stall = Histogram(
+            "kefu_loop_stall_seconds",
+            "How late the event loop ran a ready task (bot/loop_lag.py), per 10 ms tick",
+            buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0, 5.0),
+            registry=self.registry,
+        )
+        self.loop_stall_max = Gauge(
+            "kefu_loop_stall_max_seconds",
+            "The longest event-loop stall since this process started",
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
+
+    def loop_stalled(self, seconds: float) -> None:
+        self.loop_stall.observe(seconds)
+        if seconds > self._loop_stall_max:
+            self._loop_stall_max = seconds
+            self.loop_stall_max.set(seconds)
 
     def source(self, label: str) -> str:
         """`label` as a series label: the first MAX_SOURCE_LABELS this process saw, or other."""

@@ -118,6 +118,7 @@ from bot.handoff.states import ConversationStates
 from bot.handoff.sweeper import sweeper_ctx
 from bot.logs import request_id_middleware
 from bot.loop_lag import LoopLagProbe
+from bot.migrations import migration_ctx
 from bot.nlu.clarification import ClarificationStore, load_readings
 from bot.orders.demo import RedisDemoOrders
 from bot.orders.http import HttpOrderBackend
@@ -175,6 +176,7 @@ def create_app(
     app[MODEL] = ModelSlot()
     app[ACTION_SERVER] = ActionServer()
     app.cleanup_ctx.append(redis_ctx)
+    app.cleanup_ctx.append(migration_ctx)  # old-layout keys moved before anything serves
     app.cleanup_ctx.append(content_ctx)
     app.cleanup_ctx.append(conversation_ctx)
     app.cleanup_ctx.append(loop_lag_ctx)

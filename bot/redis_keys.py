@@ -93,6 +93,14 @@ one Cluster slot per feature, so those commands stay legal on Redis Cluster
 - ``P:{rv}:…``                  review indexes (messages by word, intent, channel; labels)
 - ``P:retrain:job|log|lock``    the retraining job started from the review page
 - ``P:retention:lock``          held by the one process running the retention sweep
+- ``P:layout``                  the key layout the data is in (``LAYOUT_VERSION``), set once
+  bot/migrations.py has moved the keys of older layouts
+- ``P:migration:lock``          held by the one process moving them
+- ``P:migrating:<new name>``    an old key's data waiting to be merged into its new name
+  (same hash tag, so the merge is one script on one Cluster slot)
+
+**Older layouts** are named only by `LegacyKeys` below, which the migration
+reads; nothing else may use them.
 """
 
 from __future__ import annotations
@@ -110,10 +118,17 @@ _SAFE = ":@._-~!$&'()+,;=/"
 CONVERSATION_NAMESPACE = "c"
 # Hash tags of the features whose keys must share one Redis Cluster slot.
 HANDOFF_TAG, STATS_TAG, REVIEW_TAG = "{handoff}", "{stats}", "{rv}"
+# The layout the keys above describe: 2 since the hash tags (1 had none).
+LAYOUT_VERSION = "2"
 
 
 def encode_conversation(conversation: str) -> str:
     return quote(conversation, safe=_SAFE)
+
+
+def glob_escape(text: str) -> str:
+    """`text` matched literally in a SCAN pattern (the prefix may hold glob characters)."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
 def by_slot(keys: Iterable[str]) -> list[list[str]]:
@@ -402,6 +417,34 @@ class Keys:
     def retention_lock(self) -> str:
         return self.shared("retention", "lock")
 
+    @property
+    def layout(self) -> str:
+        """The done-marker: the `LAYOUT_VERSION` the keys were moved to."""
+        return self.shared("layout")
+
+    @property
+    def migration_lock(self) -> str:
+        return self.shared("migration", "lock")
+
+    def migrating(self, key: str) -> str:
+        """Where an old key's data waits to be merged into `key`: beside it, on its slot.
+
+        ``P:migrating:{stats}:…`` hashes on ``{stats}`` like ``P:{stats}:…``, and
+        no feature's SCAN (``P:{rv}:*``, ``P:{stats}:*``) finds it.
+        """
+        head = f"{self.prefix}:"
+        assert key.startswith(head + "{"), "only keys with a feature's hash tag are merged"
+        return self.shared("migrating", key[len(head) :])
+
+    def migrated(self, staging: str) -> str | None:
+        """The key a `migrating()` key is merged into (None for any other key)."""
+        head = self.shared("migrating", "")
+        return self.shared(staging[len(head) :]) if staging.startswith(head + "{") else None
+
+    @property
+    def migrating_pattern(self) -> str:
+        return glob_escape(self.shared("migrating", "")) + "{*"
+
     def fixed_shared_keys(self) -> list[str]:
         """Every shared key whose name takes no argument (for the collision tests)."""
         return [
@@ -425,6 +468,8 @@ class Keys:
             self.retrain_log,
             self.retrain_lock,
             self.retention_lock,
+            self.layout,
+            self.migration_lock,
             self.audit,
             self.audit_names,
             self.erasures,
@@ -449,3 +494,68 @@ class Keys:
     def login_address(self, address: str) -> str:
         """GCRA state of one address's sign-in attempts, whatever the username."""
         return self.shared("login", f"{{{address}}}", "addr")
+
+
+@dataclass(frozen=True)
+class LegacyKeys:
+    """The names of layout 1, before the hash tags; read only by bot/migrations.py.
+
+    - ``P:c:{id}:handoff:state``   now ``P:{handoff}:state:{id}``
+    - ``P:handoff:waiting|assigned|waits``  now ``P:{handoff}:waiting|assigned|waits``
+    - ``P:stats:<day>[:…]``        now ``P:{stats}:<day>[:…]``
+    - ``P:rv:…``                   now ``P:{rv}:…``
+    """
+
+    prefix: str
+
+    @property
+    def current(self) -> Keys:
+        return Keys(self.prefix)
+
+    def handoff_state(self, conversation: str) -> str:
+        return self.current.conv(conversation, "handoff", "state")
+
+    def handoff_queue(self, name: str) -> str:
+        """``waiting``, ``assigned`` or ``waits``."""
+        return f"{self.prefix}:handoff:{name}"
+
+    def stats(self, day: str, *parts: str) -> str:
+        return ":".join((self.prefix, "stats", day, *parts))
+
+    def review(self, *parts: str) -> str:
+        return ":".join((self.prefix, "rv", *parts))
+
+    def fixed(self) -> dict[str, str]:
+        """The old names that take no argument, and their new names."""
+        keys = self.current
+        return {
+            self.handoff_queue("waiting"): keys.handoff_waiting,
+            self.handoff_queue("assigned"): keys.handoff_assigned,
+            self.handoff_queue("waits"): keys.handoff_waits,
+        }
+
+    def patterns(self) -> list[str]:
+        """SCAN patterns for the old names that take arguments (check hits with `renamed`)."""
+        prefix = glob_escape(self.prefix)
+        return [f"{prefix}:stats:*", f"{prefix}:rv:*", f"{prefix}:c:{{*}}:handoff:state"]
+
+    def renamed(self, key: str) -> str | None:
+        """The new name of an old-layout key; None for a key that is not one.
+
+        A pattern match is not enough: ``P:c:{id}:msg:x:handoff:state`` (a client's
+        message id) matches ``P:c:{*}:handoff:state`` but is no handoff state.
+        """
+        keys = self.current
+        fixed = self.fixed()
+        if key in fixed:
+            return fixed[key]
+        for head, tag in ((f"{self.prefix}:stats:", STATS_TAG), (f"{self.prefix}:rv:", REVIEW_TAG)):
+            if key.startswith(head) and len(key) > len(head):
+                return keys.shared(tag, key[len(head) :])
+        head = f"{self.prefix}:{CONVERSATION_NAMESPACE}:{{"
+        end = key.find("}", len(head))
+        if key.startswith(head) and end > len(head):
+            conversation = unquote(key[len(head) : end])
+            if self.handoff_state(conversation) == key:
+                return keys.handoff_state(conversation)
+        return None

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import re
 import shutil
 import sys
 import tempfile
@@ -34,13 +33,13 @@ from benchmarks.ha_local import Bot, Process, client, free_port, wait_until  # n
 
 
 def kind_of(key: str, prefix: str) -> str:
-    """`P:c:{id}:log` -> `c:log`, `P:stats:2026-12-01:in` -> `stats`: what a key is for."""
+    """`P:c:{id}:log` -> `c:log`, `P:{stats}:2026-12-01:in` -> `stats`: what a key is for."""
     rest = key[len(prefix) + 1 :]
     if rest.startswith("c:{"):
         tail = rest[rest.index("}") + 2 :]
         what = tail.split(":")[0]
         return f"conversation {what}"
-    return "shared " + re.split(r"[:{]", rest)[0]
+    return "shared " + rest.split(":")[0].strip("{}")
 
 
 async def drive(url: str, conversations: int, messages: int, concurrency: int) -> int:

@@ -2,11 +2,21 @@
 
     python benchmarks/throughput.py --spawn            # start a bot, measure, stop it
     python benchmarks/throughput.py --spawn --workers 2  # one worker process per core
-    python benchmarks/throughput.py --spawn --responses-only --rasa  # vs stock `rasa run`
+    python benchmarks/throughput.py --compare          # vs stock `rasa run`, one table
+    python benchmarks/throughput.py --long 200         # one conversation's growth
     python benchmarks/throughput.py --url http://127.0.0.1:8080 --prefix kefu
 
-Prints messages/s, p50 and p99 latency, errors, and checks that every answered
+Prints messages/s, p50 and p99 latency, errors, the longest event-loop stall
+of the bot (its `kefu_loop_stall_*` metrics), and checks that every answered
 message is in the conversation log (Redis), inbound and outbound.
+
+`--compare` runs, one after the other with the same load (20 senders,
+ten-message conversations of messages answered by domain responses, the same
+model): stock `rasa run` with Redis tracker and lock stores (how Rasa runs in
+production), stock `rasa run` with its in-memory stores, and this project; it
+prints one table and our ratio to each. `--long N` has one customer write N
+messages in one conversation and compares the median turn of messages 2-21
+with that of the last 20.
 """
 
 from __future__ import annotations
@@ -18,8 +28,10 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -166,23 +178,60 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def report(
-    name: str, senders: int, latencies: list[float], errors: list[str], total: int, duration: float
-) -> None:
-    print(f"[{name}] senders={senders} measured={duration:.0f}s")
-    print(f"[{name}] messages/s={len(latencies) / duration:.1f}")
-    if latencies:
-        print(
-            f"[{name}] p50_ms={statistics.median(latencies) * 1000:.0f} "
-            f"p99_ms={percentile(latencies, 0.99) * 1000:.0f}"
+@dataclass
+class Result:
+    name: str
+    senders: int
+    latencies: list[float]
+    errors: list[str]
+    total: int
+    duration: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.duration
+
+    def row(self) -> str:
+        p50 = statistics.median(self.latencies) * 1000 if self.latencies else float("nan")
+        p99 = percentile(self.latencies, 0.99) * 1000 if self.latencies else float("nan")
+        return (
+            f"| {self.name} | {self.rate:.1f} | {p50:.0f} ms | {p99:.0f} ms "
+            f"| {len(self.errors)} of {self.total} |"
         )
-    print(f"[{name}] errors={len(errors)} of {total}")
-    for err in errors[:5]:
-        print("  ", err)
+
+    def report(self) -> None:
+        print(f"[{self.name}] senders={self.senders} measured={self.duration:.0f}s")
+        print(f"[{self.name}] messages/s={self.rate:.1f}")
+        if self.latencies:
+            print(
+                f"[{self.name}] p50_ms={statistics.median(self.latencies) * 1000:.0f} "
+                f"p99_ms={percentile(self.latencies, 0.99) * 1000:.0f}"
+            )
+        print(f"[{self.name}] errors={len(self.errors)} of {self.total}")
+        for err in self.errors[:5]:
+            print("  ", err)
+        for note in self.notes:
+            print(f"[{self.name}] {note}")
 
 
-def measure_rasa(args: argparse.Namespace, run_id: str) -> None:
-    """Stock `rasa run` with its REST channel and in-memory tracker store, same model."""
+def redis_parts(url: str) -> tuple[str, int, int]:
+    """(host, port, db) of a redis:// URL, for Rasa's endpoints.yml."""
+    parsed = urllib.parse.urlparse(url)
+    db = int(parsed.path.strip("/") or 0)
+    return parsed.hostname or "localhost", parsed.port or 6379, db
+
+
+def drop_keys(redis_url: str, pattern: str) -> None:
+    client = redis_sync.Redis.from_url(redis_url, decode_responses=True)
+    keys = list(client.scan_iter(match=pattern, count=1000))
+    for start in range(0, len(keys), 1000):
+        client.delete(*keys[start : start + 1000])
+
+
+def measure_rasa(args: argparse.Namespace, run_id: str, redis_stores: bool) -> Result:
+    """Stock `rasa run` with its REST channel, same model: in-memory stores, or
+    Rasa's RedisTrackerStore and RedisLockStore (as Rasa is run in production)."""
     import tempfile
 
     from bot.engine.runtime import latest_model
@@ -190,24 +239,37 @@ def measure_rasa(args: argparse.Namespace, run_id: str) -> None:
 
     model = latest_model(Settings.from_env().model_dir)
     port = free_port()
+    prefix = f"rasabench{run_id}"
+    name = "rasa run, Redis stores" if redis_stores else "rasa run, in memory"
     with tempfile.TemporaryDirectory() as tmp:
         credentials = Path(tmp) / "credentials.yml"
         credentials.write_text("rest:\n")
-        rasa = Path(sys.executable).with_name("rasa")
+        command = [
+            str(Path(sys.executable).with_name("rasa")),
+            "run",
+            "-m",
+            str(model),
+            "--credentials",
+            str(credentials),
+            "--port",
+            str(port),
+            "--interface",
+            "127.0.0.1",
+            "--quiet",
+        ]
+        if redis_stores:
+            host, redis_port, db = redis_parts(args.redis_url)
+            endpoints = Path(tmp) / "endpoints.yml"
+            endpoints.write_text(
+                "".join(
+                    f"{store}:\n  type: redis\n  url: {host}\n  port: {redis_port}\n"
+                    f"  db: {db}\n  key_prefix: {prefix}\n"
+                    for store in ("tracker_store", "lock_store")
+                )
+            )
+            command += ["--endpoints", str(endpoints)]
         proc = subprocess.Popen(
-            [
-                str(rasa),
-                "run",
-                "-m",
-                str(model),
-                "--credentials",
-                str(credentials),
-                "--port",
-                str(port),
-                "--interface",
-                "127.0.0.1",
-                "--quiet",
-            ],
+            command,
             cwd=ROOT,
             env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
             stdout=subprocess.DEVNULL,
@@ -221,15 +283,183 @@ def measure_rasa(args: argparse.Namespace, run_id: str) -> None:
                     args.senders,
                     args.duration,
                     args.warmup,
-                    run_id + "r",
+                    run_id + ("rr" if redis_stores else "rm"),
                     RESPONSES_ONLY,
+                    args.turns,
                 )
             )
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+            if redis_stores:
+                drop_keys(args.redis_url, f"{prefix}*")
     counts.pop("handed over", None)
-    report("rasa run", args.senders, latencies, errors, sum(counts.values()), duration)
+    return Result(name, args.senders, latencies, errors, sum(counts.values()), duration)
+
+
+class Bot:
+    """A bot process started for the run (--spawn), or one already running (--url)."""
+
+    def __init__(self, args: argparse.Namespace, run_id: str) -> None:
+        self.args = args
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url, self.prefix = args.url, args.prefix
+        if not args.spawn:
+            return
+        port = free_port()
+        self.prefix = f"kefubench{run_id}"
+        self.url = f"http://127.0.0.1:{port}"
+        env = {
+            **os.environ,
+            "BOT_PORT": str(port),
+            "BOT_HOST": "127.0.0.1",
+            "BOT_KEY_PREFIX": self.prefix,
+            "REDIS_URL": args.redis_url,
+            "BOT_LOG_LEVEL": "WARNING",
+            "BOT_WORKERS": str(args.workers),
+            # A capacity test from one address with long conversations: no rate limits.
+            "BOT_RATE_CONVERSATION": "off",
+            "BOT_RATE_ADDRESS": "off",
+        }
+        subprocess.run(
+            [sys.executable, "-m", "bot", "seed-demo-orders"], cwd=ROOT, env=env, check=True
+        )
+        self.proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=ROOT, env=env)
+        wait_ready(f"{self.url}/readyz", self.proc)
+
+    def stalls(self) -> dict[str, float]:
+        """The bot's loop-stall histogram (cumulative counts by bucket bound) and the
+        longest stall since it started (`max`)."""
+        found: dict[str, float] = {}
+        try:
+            with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as resp:
+                text = resp.read().decode()
+        except OSError:
+            return found
+        for line in text.splitlines():
+            if line.startswith("kefu_loop_stall_seconds_bucket{"):
+                bound = line.split('le="', 1)[1].split('"', 1)[0]
+                found[bound] = float(line.split()[-1])
+            elif line.startswith("kefu_loop_stall_max_seconds"):
+                found["max"] = float(line.split()[-1])
+        return found
+
+    def logged(self, counts: dict[str, int]) -> tuple[int, int]:
+        """Inbound and outbound entries in the conversation logs of these conversations."""
+        client = redis_sync.Redis.from_url(self.args.redis_url, decode_responses=True)
+        inbound = outbound = 0
+        for conversation in counts:
+            for _, fields in client.xrange(Keys(self.prefix).conv_log(f"rest:{conversation}")):
+                if fields["direction"] == "in":
+                    inbound += 1
+                else:
+                    outbound += 1
+        return inbound, outbound
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            drop_keys(self.args.redis_url, f"{self.prefix}:*")
+
+
+def stall_note(before: dict[str, float], after: dict[str, float]) -> str:
+    """The event-loop stalls of the measured run, from two scrapes of the histogram."""
+    delta = {k: after[k] - before.get(k, 0.0) for k in after if k != "max"}
+    ticks = delta.get("+Inf", 0.0)
+    over = ticks - delta.get("0.02", 0.0)
+    bounds = sorted((float(k), v) for k, v in delta.items() if k != "+Inf")
+    largest = next((b for b, count in bounds if count >= ticks), float("inf"))
+    return (
+        f"event loop: {over:.0f} stalls over 20 ms in {ticks:.0f} ticks of the run, "
+        f"the longest <= {largest * 1000:.0f} ms; since start (loading included) "
+        f"{after.get('max', 0) * 1000:.0f} ms"
+    )
+
+
+def measure_bot(
+    args: argparse.Namespace, run_id: str, messages: list[str], name: str | None = None
+) -> Result:
+    bot = Bot(args, run_id)
+    try:
+        before = bot.stalls()
+        latencies, errors, counts, duration = asyncio.run(
+            run(bot.url, args.senders, args.duration, args.warmup, run_id, messages, args.turns)
+        )
+        after = bot.stalls()
+        handed_over = counts.pop("handed over", 0)
+        total = sum(counts.values())
+        result = Result(
+            name or f"kefu x{args.workers}", args.senders, latencies, errors, total, duration
+        )
+        result.notes.append(f"conversations handed to people (then silent): {handed_over}")
+        if after:
+            result.notes.append(stall_note(before, after))
+        if bot.prefix:
+            inbound, outbound = bot.logged(counts)
+            result.notes.append(
+                f"logged in Redis: inbound={inbound} outbound={outbound} (sent {total})"
+            )
+    finally:
+        bot.close()
+    return result
+
+
+async def one_conversation(url: str, messages: list[str], length: int) -> list[float]:
+    """Seconds per message of one customer writing `length` messages in a row."""
+    conversation = f"long-{uuid.uuid4().hex[:8]}"
+    timings: list[float] = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        for i in range(length):
+            started = time.monotonic()
+            async with session.post(
+                f"{url}/webhooks/rest/webhook",
+                json={"sender": conversation, "message": messages[i % len(messages)]},
+            ) as resp:
+                if resp.status != 200 or not await resp.json():
+                    sys.exit(f"message {i + 1} of the long conversation got no reply")
+            timings.append(time.monotonic() - started)
+    return timings
+
+
+def measure_growth(args: argparse.Namespace, run_id: str, messages: list[str]) -> None:
+    bot = Bot(args, run_id)
+    try:
+        timings = asyncio.run(one_conversation(bot.url, messages, args.long))
+    finally:
+        bot.close()
+    early = statistics.median(timings[1:21])
+    late = statistics.median(timings[-20:])
+    print(
+        f"[growth] one conversation, {args.long} messages: median turn of messages 2-21 "
+        f"{early * 1000:.1f} ms, of the last 20 {late * 1000:.1f} ms: x{late / early:.2f}"
+    )
+
+
+def compare(args: argparse.Namespace, run_id: str) -> None:
+    results = [
+        measure_rasa(args, run_id, redis_stores=True),
+        measure_rasa(args, run_id, redis_stores=False),
+        measure_bot(
+            args,
+            run_id,
+            RESPONSES_ONLY,
+            name="kefu, one process" if args.workers == 1 else f"kefu, {args.workers} processes",
+        ),
+    ]
+    for result in results:
+        result.report()
+    print()
+    print(f"{args.senders} senders, {args.turns}-message conversations, {args.duration:.0f} s")
+    print("| server | msg/s | p50 | p99 | errors |")
+    print("|---|---|---|---|---|")
+    for result in results:
+        print(result.row())
+    ours = results[2].rate
+    print(
+        f"kefu / rasa run with Redis stores: x{ours / max(results[0].rate, 1e-9):.2f}; "
+        f"kefu / rasa run in memory: x{ours / max(results[1].rate, 1e-9):.2f}"
+    )
 
 
 def main() -> None:
@@ -248,12 +478,25 @@ def main() -> None:
     parser.add_argument(
         "--rasa", action="store_true", help="also measure stock `rasa run` (no logging)"
     )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="stock `rasa run` (Redis stores, then in memory), then a spawned bot: one table",
+    )
+    parser.add_argument(
+        "--long",
+        type=int,
+        default=0,
+        metavar="N",
+        help="one conversation of N messages: the growth of a turn's cost",
+    )
     parser.add_argument("--workers", type=int, default=1, help="BOT_WORKERS of the spawned bot")
     parser.add_argument(
         "--turns",
         type=int,
-        default=0,
-        help="messages per conversation; 0 = each sender keeps one conversation all run",
+        default=None,
+        help="messages per conversation; 0 = each sender keeps one conversation all run "
+        "(default 0; 10 with --compare)",
     )
     parser.add_argument(
         "--responses-only",
@@ -261,61 +504,21 @@ def main() -> None:
         help="send only messages answered by domain responses (as --rasa does)",
     )
     args = parser.parse_args()
-
+    if args.turns is None:
+        args.turns = 10 if args.compare else 0
     run_id = uuid.uuid4().hex[:8]
     messages = RESPONSES_ONLY if args.responses_only else MESSAGES
-    proc = None
-    url, prefix = args.url, args.prefix
-    if args.spawn:
-        port = free_port()
-        prefix = f"kefubench{run_id}"
-        url = f"http://127.0.0.1:{port}"
-        env = {
-            **os.environ,
-            "BOT_PORT": str(port),
-            "BOT_HOST": "127.0.0.1",
-            "BOT_KEY_PREFIX": prefix,
-            "REDIS_URL": args.redis_url,
-            "BOT_LOG_LEVEL": "WARNING",
-            "BOT_WORKERS": str(args.workers),
-            # A capacity test from one address with long conversations: no rate limits.
-            "BOT_RATE_CONVERSATION": "off",
-            "BOT_RATE_ADDRESS": "off",
-        }
-        subprocess.run(
-            [sys.executable, "-m", "bot", "seed-demo-orders"], cwd=ROOT, env=env, check=True
-        )
-        proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=ROOT, env=env)
-        wait_ready(f"{url}/readyz", proc)
-    try:
-        latencies, errors, counts, duration = asyncio.run(
-            run(url, args.senders, args.duration, args.warmup, run_id, messages, args.turns)
-        )
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
-
-    handed_over = counts.pop("handed over", 0)
-    total = sum(counts.values())
-    report(f"kefu x{args.workers}", args.senders, latencies, errors, total, duration)
-    print(f"[kefu x{args.workers}] conversations handed to people (then silent): {handed_over}")
-    if prefix:
-        client = redis_sync.Redis.from_url(args.redis_url, decode_responses=True)
-        inbound = outbound = 0
-        for conversation in counts:
-            for _, fields in client.xrange(Keys(prefix).conv_log(f"rest:{conversation}")):
-                if fields["direction"] == "in":
-                    inbound += 1
-                else:
-                    outbound += 1
-        print(f"[kefu] logged in Redis: inbound={inbound} outbound={outbound} (sent {total})")
-        if args.spawn:
-            keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-            for start in range(0, len(keys), 1000):
-                client.delete(*keys[start : start + 1000])
+    if args.compare or args.long:
+        args.spawn = True
+    if args.long:
+        measure_growth(args, run_id, RESPONSES_ONLY)
+        return
+    if args.compare:
+        compare(args, run_id)
+        return
+    measure_bot(args, run_id, messages).report()
     if args.rasa:
-        measure_rasa(args, run_id)
+        measure_rasa(args, run_id, redis_stores=False).report()
 
 
 if __name__ == "__main__":

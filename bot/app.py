@@ -47,6 +47,7 @@ from bot.app_keys import (
     HANDOFF_REQUESTS,
     HUB,
     KNOWLEDGE,
+    KPI_SPLITS,
     KPIS,
     LOGIN_THROTTLE,
     MENU,
@@ -121,6 +122,8 @@ from bot.handoff.states import ConversationStates
 from bot.handoff.sweeper import sweeper_ctx
 from bot.handoff.teams import TeamMap
 from bot.logs import request_id_middleware
+from bot.loop_lag import LoopLagProbe
+from bot.migrations import migration_ctx
 from bot.nlu.clarification import ClarificationStore, load_readings
 from bot.orders.demo import RedisDemoOrders
 from bot.orders.http import HttpOrderBackend
@@ -142,6 +145,7 @@ from bot.security.proxy import TrustedProxies, forwarded_middleware
 from bot.security.ratelimit import RateLimits
 from bot.settings import Settings
 from bot.stats import api as stats_api
+from bot.stats.breakdown import Breakdown
 from bot.stats.kpis import Kpis
 from bot.stats.metrics import Metrics
 from bot.stats.recorder import Stats
@@ -177,8 +181,10 @@ def create_app(
     app[MODEL] = ModelSlot()
     app[ACTION_SERVER] = ActionServer()
     app.cleanup_ctx.append(redis_ctx)
+    app.cleanup_ctx.append(migration_ctx)  # old-layout keys moved before anything serves
     app.cleanup_ctx.append(content_ctx)
     app.cleanup_ctx.append(conversation_ctx)
+    app.cleanup_ctx.append(loop_lag_ctx)
     app.cleanup_ctx.append(order_backend_ctx)
     app.cleanup_ctx.append(accounts_ctx)
     app.cleanup_ctx.append(hub_ctx)
@@ -304,6 +310,14 @@ async def order_backend_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def loop_lag_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The event-loop stall probe, reporting to the metrics (bot/loop_lag.py)."""
+    probe = LoopLagProbe(app[STATS].metrics.loop_stalled)
+    probe.start()
+    yield
+    await probe.stop()
+
+
 async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
     keys = Keys(app[SETTINGS].key_prefix)
     app[STATS] = Stats(
@@ -314,6 +328,7 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
         Metrics(app[SETTINGS].metrics_dir),
     )
     app[KPIS] = Kpis(app[REDIS], app[STATS])
+    app[KPI_SPLITS] = Breakdown(app[REDIS], app[STATS])
     app[CONVERSATION_LOG] = ConversationLog(app[REDIS], keys)
     app[SATISFACTION] = SatisfactionStore(app[REDIS], keys)
     app[CLARIFICATIONS] = ClarificationStore(app[REDIS], keys)
@@ -499,6 +514,7 @@ async def wecom_kf_ctx(app: web.Application) -> AsyncIterator[None]:
             app[HANDOFF],
             app[EVENTS],
             app[MESSAGES],
+            app[RATE_LIMITS],
             settings.max_message_chars,
             settings.wecom_kf_retry_seconds,
             settings.wecom_kf_handoff,
@@ -507,6 +523,7 @@ async def wecom_kf_ctx(app: web.Application) -> AsyncIterator[None]:
         app[WECOM_KF] = channel
         app[DELIVERY].register(WECOM_KF_CHANNEL, channel)
         logger.info("WeChat Customer Service channel on at %s", wecom_kf.PATH)
+        app[BACKGROUND].every(RENEW_EVERY, channel.renew, "WeChat Customer Service leases")
         app[BACKGROUND].on_stop(lambda: channel.drain(timeout=10))
         yield
         await channel.drain(timeout=10)
@@ -625,6 +642,8 @@ async def _serve(app: web.Application, engine: RasaEngine) -> None:
     gc.unfreeze()  # a reload: let the previous model be collected once no turn uses it
     gc.collect()
     gc.freeze()
+    # A menu button whose intent this model does not know is switched off, loudly.
+    app[MENU].serve(set(engine.agent.domain.intents), engine.version)
     app[MODEL].engine = engine
     app[MODEL].error = None
     app[STATS].metrics.serving(engine.version)

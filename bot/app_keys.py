@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from bot.satisfaction.store import SatisfactionStore
     from bot.security.ratelimit import RateLimits
     from bot.settings import Settings
+    from bot.stats.breakdown import Breakdown
     from bot.stats.kpis import Kpis
     from bot.stats.recorder import Stats
 
@@ -84,6 +85,8 @@ EVENTS: web.AppKey[Events] = web.AppKey("events")
 HUB: web.AppKey[Hub] = web.AppKey("hub")
 STATS: web.AppKey[Stats] = web.AppKey("stats")
 KPIS: web.AppKey[Kpis] = web.AppKey("kpis")
+# The KPIs split by channel and campaign source (bot/stats/breakdown.py).
+KPI_SPLITS: web.AppKey[Breakdown] = web.AppKey("kpi_splits")
 RELOADER: web.AppKey[Reloader] = web.AppKey("reloader")
 RETRAIN: web.AppKey[RetrainJobs] = web.AppKey("retrain")
 REVIEW_INDEX: web.AppKey[ReviewIndex] = web.AppKey("review_index")

@@ -14,6 +14,8 @@ Commands (names in brackets are aliases that match Rasa's habits):
   export CONVERSATION      print everything kept about one conversation as JSON (PIPL copy)
   forget CONVERSATION      erase it everywhere (asks to confirm; --yes skips the question)
   seed-demo-orders         put the demo order backend's sample orders in Redis
+  migrate-keys [--dry-run] move keys of an older layout to their current names (every
+                           bot does it at start-up; this runs it first, or again)
 """
 
 from __future__ import annotations
@@ -51,6 +53,35 @@ def serve(settings: Settings) -> None:
     )
 
 
+def migrate_keys(settings: Settings, dry_run: bool) -> int:
+    import asyncio
+
+    from redis.exceptions import RedisError
+
+    from bot import redis_connection
+    from bot.migrations import KeyMigration
+    from bot.redis_keys import Keys
+
+    async def run() -> str:
+        redis = redis_connection.connect(settings)
+        try:
+            migration = KeyMigration(redis, Keys(settings.key_prefix))
+            report = await migration.locked(dry_run=dry_run)
+        finally:
+            await redis.close(close_connection_pool=True)
+        lines = [report.summary()]
+        for outcome, pairs in report.examples.items():
+            lines += [f"  {outcome}: {old} -> {new}" for old, new in pairs]
+        return "\n".join(lines)
+
+    try:
+        print(asyncio.run(run()))
+    except (RedisError, OSError) as exc:
+        print(f"could not reach Redis: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kefu", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -80,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     add_users_parser(sub)
     add_customer_data_parser(sub)
     sub.add_parser("seed-demo-orders", help="put the demo order backend's sample orders in Redis")
+    migrate = sub.add_parser(
+        "migrate-keys", help="move keys of an older layout to their current names"
+    )
+    migrate.add_argument(
+        "--dry-run", action="store_true", help="only count what would be moved or merged"
+    )
     evaluate = sub.add_parser("evaluate", help="evaluate on the held-out file, write reports/")
     for command in (evaluate, test):
         command.add_argument(
@@ -127,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         count = asyncio.run(seed_demo_orders(settings))
         print(f"{count} sample orders in Redis (ORDER_BACKEND=demo)")
         return 0
+    if args.command == "migrate-keys":
+        return migrate_keys(settings, args.dry_run)
     if args.command == "shell":
         from bot.shell import run as run_shell
 

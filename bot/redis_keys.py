@@ -23,7 +23,6 @@ conversation id (``<channel>:<user id>``, see ``bot/channels/identity.py``) with
 - ``P:c:{id}:msg:{message id}`` string: a client message id seen, its turn's state and replies
 - ``P:c:{id}:handoff``          hash: the latest request for a person (reason, text, time)
 - ``P:c:{id}:handoff:reasons``  list: every escalation reason code, oldest first
-- ``P:c:{id}:handoff:state``    hash: bot, waiting, assigned or closed (handoff/states.py)
 - ``P:c:{id}:csat``             hash: satisfaction question status, rating, times
 - ``P:c:{id}:clarify``          string: the bot's open "which did you mean?" question (JSON)
 - ``P:c:{id}:wechat:last_in``   string: when the customer last wrote (the 48-hour window)
@@ -32,7 +31,8 @@ conversation id (``<channel>:<user id>``, see ``bot/channels/identity.py``) with
 - ``P:c:{id}:wecomkf:last_in``  string: when the WeChat Customer Service customer last wrote
   (expires with the 48-hour window)
 - ``P:c:{id}:wecomkf:sent``     string: messages sent since then (WeCom allows five)
-- ``P:c:{id}:wecomkf:msg:{msgid}`` string: a pulled message claimed (kf/sync_msg msgid)
+- ``P:c:{id}:wecomkf:msg:{msgid}`` string: a pulled message (kf/sync_msg msgid): the owner of
+  its lease while it is handled, ``done`` once answered
 - ``P:c:{id}:wecomkf:servicer`` string: handed to a WeCom servicer (kf/service_state/trans)
 - ``P:c:{id}:weibo:last_in``    string: when the customer last wrote (Weibo's 48-hour window)
 - ``P:c:{id}:weibo:closed``     string: the customer unfollowed, or Weibo refused a reply
@@ -40,26 +40,41 @@ conversation id (``<channel>:<user id>``, see ``bot/channels/identity.py``) with
 - ``P:c:{id}:rl``               hash: the conversation's message rate (GCRA), expiring by itself
 - ``P:c:{id}:alerts``           hash: group-robot alerts sent about it (threshold and stay -> time)
 
-**Shared keys** (never ``P:c:…``):
+**One conversation's key on a feature's slot**: the handoff state must change
+in one step with the shared queues, so it lives under the handoff feature's
+hash tag, not the conversation's. Its id is framed in braces (encoded, so it
+has none of its own) so that no conversation's key can start with another's;
+Redis hashes only the first braces, ``{handoff}``.
+
+- ``P:{handoff}:state:{id}``    hash: bot, waiting, assigned or closed (handoff/states.py)
+
+``conversation_keys()`` lists it with the others, so retention and erasure
+delete it; a SCAN of ``P:c:{id}:*`` does not find it (``off_tag_keys()``).
+
+**Shared keys** (never ``P:c:…``). A feature whose script, transaction or
+multi-key command joins several of its keys puts them all under one hash tag
+(``{handoff}``, ``{stats}``, ``{rv}``, ``{<address>}`` of the sign-in throttle):
+one Cluster slot per feature, so those commands stay legal on Redis Cluster
+(tests/test_cluster_slots.py).
 
 - ``P:conversations``           sorted set: conversation -> last activity (unix seconds)
 - ``P:canned``                  list: canned replies for agents
-- ``P:handoff:waiting``         sorted set: waiting conversations in serving order
-- ``P:handoff:waits``           list: recent queue waiting times (seconds)
-- ``P:handoff:assigned``        sorted set: assigned conversations by last agent activity
-- ``P:handoff:load``            hash: agent -> conversations they hold now (kept by the transitions)
-- ``P:handoff:given``           hash: agent -> when they were last given a conversation
-- ``P:handoff:presence``        hash: agent -> online, away or offline
-- ``P:handoff:live``            sorted set: agent -> until when a console of theirs is open
-- ``P:handoff:consoles:{agent}`` sorted set: process -> until when its console of the agent counts
-- ``P:handoff:capacity``        hash: agent -> how many conversations they may hold at once
-- ``P:handoff:teams``           hash: agent -> JSON list of their teams (what the admin set)
-- ``P:handoff:agents``          set: every agent on the roster (the team of unmapped escalations)
-- ``P:handoff:team:{team}``     set: the agents of one team (team name percent-encoded)
-- ``P:handoff:alert:queue``     string: the group robot was told the queue is long (until shorter)
-  All ``P:handoff:…`` keys are built by ``Keys.handoff_shared``: the automatic
-  assignment reads and writes them in one Lua step, so they move to one hash
-  slot together.
+- ``P:{handoff}:waiting``       sorted set: waiting conversations in serving order
+- ``P:{handoff}:waits``         list: recent queue waiting times (seconds)
+- ``P:{handoff}:assigned``      sorted set: assigned conversations by last agent activity
+- ``P:{handoff}:load``          hash: agent -> conversations they hold now (the transitions keep it)
+- ``P:{handoff}:given``         hash: agent -> when they were last given a conversation
+- ``P:{handoff}:presence``      hash: agent -> online, away or offline
+- ``P:{handoff}:live``          sorted set: agent -> until when a console of theirs is open
+- ``P:{handoff}:consoles:<agent>`` sorted set: process -> until when its console counts
+- ``P:{handoff}:capacity``      hash: agent -> how many conversations they may hold at once
+- ``P:{handoff}:teams``         hash: agent -> JSON list of their teams (what the admin set)
+- ``P:{handoff}:agents``        set: every agent on the roster (the team of unmapped escalations)
+- ``P:{handoff}:team:<team>``   set: the agents of one team (team name percent-encoded)
+- ``P:{handoff}:alert:queue``   string: the group robot was told the queue is long (until shorter)
+  All ``P:{handoff}:…`` keys are built by ``Keys.handoff_shared``: the automatic
+  assignment reads and writes them in one Lua step, so they share the
+  ``{handoff}`` hash tag (one Cluster slot).
 - ``P:demo:orders``             hash: the demo order backend's orders (id -> JSON)
 - ``P:csat:ratings``            stream: every rating given (conversation, rating, time)
 - ``P:feedback``                stream: complaints, praise and suggestions, customers' words
@@ -85,26 +100,57 @@ conversation id (``<channel>:<user id>``, see ``bot/channels/identity.py``) with
 - ``P:audit:names``             hash: conversation hash -> id, while the conversation exists
 - ``P:audit:seen:{hash}:{via}:{who}`` string: a read was audited (one entry per ten minutes)
 - ``P:erasures``                stream: that a conversation was erased, by whom (no content)
-- ``P:stats:{day}[:…]``         KPI counters, conversation sets, duration samples per day
-- ``P:rv:…``                    review indexes (messages by word, intent, channel; labels)
+- ``P:{stats}:<day>[:…]``       KPI counters, conversation sets, duration samples per day
+- ``P:{stats}:ch:<channel>:<day>``  set: a channel's conversations of a day
+- ``P:{stats}:src:<day>:sources``   set: the campaign sources of a day (capped)
+- ``P:{stats}:src:<day>:of:<source>`` set: the conversations a source brought that day
+- ``P:{rv}:…``                  review indexes (messages by word, intent, channel; labels)
 - ``P:retrain:job|log|lock``    the retraining job started from the review page
 - ``P:retention:lock``          held by the one process running the retention sweep
+- ``P:layout``                  the key layout the data is in (``LAYOUT_VERSION``), set once
+  bot/migrations.py has moved the keys of older layouts
+- ``P:migration:lock``          held by the one process moving them
+- ``P:migrating:<new name>``    an old key's data waiting to be merged into its new name
+  (same hash tag, so the merge is one script on one Cluster slot)
+
+**Older layouts** are named only by `LegacyKeys` below, which the migration
+reads; nothing else may use them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
+
+from redis.crc import key_slot
 
 # Characters kept as they are in a conversation's hash tag; everything else
 # (``%``, ``{``, ``}``, ``*``, ``?``, ``[``, ``]``, ``\``, spaces, non-ASCII…) is
 # percent-encoded, which is reversible and never yields a brace or a glob character.
 _SAFE = ":@._-~!$&'()+,;=/"
 CONVERSATION_NAMESPACE = "c"
+# Hash tags of the features whose keys must share one Redis Cluster slot.
+HANDOFF_TAG, STATS_TAG, REVIEW_TAG = "{handoff}", "{stats}", "{rv}"
+# The layout the keys above describe: 2 since the hash tags (1 had none).
+LAYOUT_VERSION = "2"
 
 
 def encode_conversation(conversation: str) -> str:
     return quote(conversation, safe=_SAFE)
+
+
+def glob_escape(text: str) -> str:
+    """`text` matched literally in a SCAN pattern (the prefix may hold glob characters)."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
+
+
+def by_slot(keys: Iterable[str]) -> list[list[str]]:
+    """`keys` grouped by Redis Cluster hash slot, for multi-key commands such as DEL."""
+    groups: dict[int, list[str]] = {}
+    for key in keys:
+        groups.setdefault(key_slot(key.encode()), []).append(key)
+    return list(groups.values())
 
 
 @dataclass(frozen=True)
@@ -120,10 +166,20 @@ class Keys:
 
     def conversation_of(self, key: str) -> str | None:
         """The conversation a per-conversation key belongs to (None for shared keys)."""
-        head = f"{self.prefix}:{CONVERSATION_NAMESPACE}:{{"
-        if not key.startswith(head) or "}" not in key[len(head) :]:
-            return None
-        return unquote(key[len(head) : key.index("}", len(head))])
+        for head in (
+            f"{self.prefix}:{CONVERSATION_NAMESPACE}:{{",
+            self.shared(HANDOFF_TAG, "state", "{"),
+        ):
+            if key.startswith(head) and "}" in key[len(head) :]:
+                return unquote(key[len(head) : key.index("}", len(head))])
+        return None
+
+    def part_of(self, key: str) -> str:
+        """What a conversation's key holds: ``log``, ``handoff:state``, ``msg:<id>``…"""
+        conversation = self.conversation_of(key)
+        if conversation is not None and key == self.handoff_state(conversation):
+            return "handoff:state"
+        return key.split("}:", 1)[1]
 
     def conversation_pattern(self, conversation: str) -> str:
         """SCAN pattern matching every key of one conversation (and no other's)."""
@@ -164,7 +220,8 @@ class Keys:
         return self.conv(conversation, "handoff")
 
     def handoff_state(self, conversation: str) -> str:
-        return self.conv(conversation, "handoff", "state")
+        """On the handoff feature's slot (see the module's docstring), not the conversation's."""
+        return self.shared(HANDOFF_TAG, "state", f"{{{encode_conversation(conversation)}}}")
 
     def handoff_reasons(self, conversation: str) -> str:
         return self.conv(conversation, "handoff", "reasons")
@@ -208,8 +265,16 @@ class Keys:
     def weibo_message(self, conversation: str, message_key: str) -> str:
         return self.conv(conversation, "weibo", "msg", message_key)
 
+    def off_tag_keys(self, conversation: str) -> list[str]:
+        """A conversation's keys outside ``P:c:{id}:``, which a SCAN of its pattern misses."""
+        return [self.handoff_state(conversation)]
+
     def conversation_keys(self, conversation: str) -> list[str]:
-        """The fixed keys of one conversation (message-id claims expire by themselves)."""
+        """The fixed keys of one conversation (message-id claims expire by themselves).
+
+        Not all on one Cluster slot (see `off_tag_keys`): delete them with
+        `by_slot`, never in one multi-key DEL.
+        """
         return [
             self.tracker(conversation),
             self.lock_queue(conversation),
@@ -251,10 +316,10 @@ class Keys:
     def handoff_shared(self, *parts: str) -> str:
         """A shared key of the handoff feature: the queue, presence, load and rosters.
 
-        One builder for all of them, so the hash tag they need to share a slot
-        (the assignment script touches them together) is set in one place.
+        One builder for all of them, under the feature's hash tag: the
+        transitions and the assignment step touch them together, in one slot.
         """
-        return self.shared("handoff", *parts)
+        return self.shared(HANDOFF_TAG, *parts)
 
     @property
     def handoff_waiting(self) -> str:
@@ -392,10 +457,16 @@ class Keys:
         return self.shared("erasures")
 
     def stats(self, day: str, *parts: str) -> str:
-        return self.shared("stats", day, *parts)
+        """A KPI key; all on one slot, so ranges of days can be united server-side."""
+        return self.shared(STATS_TAG, day, *parts)
+
+    def stats_group(self, group: str, day: str, *parts: str) -> str:
+        """A KPI key of `group` (a channel's, the sources') on `day`; on the KPIs' slot."""
+        return self.shared(STATS_TAG, group, day, *parts)
 
     def review(self, *parts: str) -> str:
-        return self.shared("rv", *parts)
+        """A review index key; all on one slot, so filters intersect server-side."""
+        return self.shared(REVIEW_TAG, *parts)
 
     @property
     def retrain_job(self) -> str:
@@ -412,6 +483,34 @@ class Keys:
     @property
     def retention_lock(self) -> str:
         return self.shared("retention", "lock")
+
+    @property
+    def layout(self) -> str:
+        """The done-marker: the `LAYOUT_VERSION` the keys were moved to."""
+        return self.shared("layout")
+
+    @property
+    def migration_lock(self) -> str:
+        return self.shared("migration", "lock")
+
+    def migrating(self, key: str) -> str:
+        """Where an old key's data waits to be merged into `key`: beside it, on its slot.
+
+        ``P:migrating:{stats}:…`` hashes on ``{stats}`` like ``P:{stats}:…``, and
+        no feature's SCAN (``P:{rv}:*``, ``P:{stats}:*``) finds it.
+        """
+        head = f"{self.prefix}:"
+        assert key.startswith(head + "{"), "only keys with a feature's hash tag are merged"
+        return self.shared("migrating", key[len(head) :])
+
+    def migrated(self, staging: str) -> str | None:
+        """The key a `migrating()` key is merged into (None for any other key)."""
+        head = self.shared("migrating", "")
+        return self.shared(staging[len(head) :]) if staging.startswith(head + "{") else None
+
+    @property
+    def migrating_pattern(self) -> str:
+        return glob_escape(self.shared("migrating", "")) + "{*"
 
     def fixed_shared_keys(self) -> list[str]:
         """Every shared key whose name takes no argument (for the collision tests)."""
@@ -444,6 +543,8 @@ class Keys:
             self.retrain_log,
             self.retrain_lock,
             self.retention_lock,
+            self.layout,
+            self.migration_lock,
             self.audit,
             self.audit_names,
             self.erasures,
@@ -468,3 +569,68 @@ class Keys:
     def login_address(self, address: str) -> str:
         """GCRA state of one address's sign-in attempts, whatever the username."""
         return self.shared("login", f"{{{address}}}", "addr")
+
+
+@dataclass(frozen=True)
+class LegacyKeys:
+    """The names of layout 1, before the hash tags; read only by bot/migrations.py.
+
+    - ``P:c:{id}:handoff:state``   now ``P:{handoff}:state:{id}``
+    - ``P:handoff:waiting|assigned|waits``  now ``P:{handoff}:waiting|assigned|waits``
+    - ``P:stats:<day>[:…]``        now ``P:{stats}:<day>[:…]``
+    - ``P:rv:…``                   now ``P:{rv}:…``
+    """
+
+    prefix: str
+
+    @property
+    def current(self) -> Keys:
+        return Keys(self.prefix)
+
+    def handoff_state(self, conversation: str) -> str:
+        return self.current.conv(conversation, "handoff", "state")
+
+    def handoff_queue(self, name: str) -> str:
+        """``waiting``, ``assigned`` or ``waits``."""
+        return f"{self.prefix}:handoff:{name}"
+
+    def stats(self, day: str, *parts: str) -> str:
+        return ":".join((self.prefix, "stats", day, *parts))
+
+    def review(self, *parts: str) -> str:
+        return ":".join((self.prefix, "rv", *parts))
+
+    def fixed(self) -> dict[str, str]:
+        """The old names that take no argument, and their new names."""
+        keys = self.current
+        return {
+            self.handoff_queue("waiting"): keys.handoff_waiting,
+            self.handoff_queue("assigned"): keys.handoff_assigned,
+            self.handoff_queue("waits"): keys.handoff_waits,
+        }
+
+    def patterns(self) -> list[str]:
+        """SCAN patterns for the old names that take arguments (check hits with `renamed`)."""
+        prefix = glob_escape(self.prefix)
+        return [f"{prefix}:stats:*", f"{prefix}:rv:*", f"{prefix}:c:{{*}}:handoff:state"]
+
+    def renamed(self, key: str) -> str | None:
+        """The new name of an old-layout key; None for a key that is not one.
+
+        A pattern match is not enough: ``P:c:{id}:msg:x:handoff:state`` (a client's
+        message id) matches ``P:c:{*}:handoff:state`` but is no handoff state.
+        """
+        keys = self.current
+        fixed = self.fixed()
+        if key in fixed:
+            return fixed[key]
+        for head, tag in ((f"{self.prefix}:stats:", STATS_TAG), (f"{self.prefix}:rv:", REVIEW_TAG)):
+            if key.startswith(head) and len(key) > len(head):
+                return keys.shared(tag, key[len(head) :])
+        head = f"{self.prefix}:{CONVERSATION_NAMESPACE}:{{"
+        end = key.find("}", len(head))
+        if key.startswith(head) and end > len(head):
+            conversation = unquote(key[len(head) : end])
+            if self.handoff_state(conversation) == key:
+                return keys.handoff_state(conversation)
+        return None

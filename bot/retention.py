@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from bot.conversation_log.store import INBOUND
 from bot.handoff.states import ASSIGNED, WAITING
-from bot.redis_keys import Keys
+from bot.redis_keys import Keys, by_slot
 from bot.review.index import ReviewIndex
 
 logger = logging.getLogger(__name__)
@@ -76,11 +76,20 @@ class Retention:
             inbound = [(i, f.get("text", "")) for i, f in entries if f.get("direction") == INBOUND]
             doomed.append((conversation, inbound))
         await self._index.forget_many(doomed)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for conversation, _ in doomed:
-                pipe.delete(*self._keys_of(conversation))
-                pipe.zrem(self._keys.conversations, conversation)
-                pipe.zrem(self._keys.handoff_waiting, conversation)
-                pipe.zrem(self._keys.handoff_assigned, conversation)
+        names = [c for c, _ in doomed]
+        if not names:
+            return []
+        # No MULTI: a conversation's keys are on its own Redis Cluster slot (the
+        # handoff state on the handoff feature's), the indexes on others. Every
+        # step is idempotent, and the activity index goes last, in a round trip
+        # of its own: a crash before it leaves the conversations listed, so the
+        # next sweep finds them again and finishes; never keys nothing lists.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for conversation in names:
+                for keys in by_slot(self._keys_of(conversation)):
+                    pipe.delete(*keys)
+            pipe.zrem(self._keys.handoff_waiting, *names)
+            pipe.zrem(self._keys.handoff_assigned, *names)
             await pipe.execute()
-        return [c for c, _ in doomed]
+        await self._redis.zrem(self._keys.conversations, *names)
+        return names

@@ -36,17 +36,38 @@ def channels(settings: Settings) -> list[str]:
         mode = "safe mode" if settings.wechat_aes_key else "plain mode"
         wechat = f"WeChat on ({mode}, /webhooks/wechat)"
     else:
-        missing = [
-            name
-            for name, value in (
-                ("WECHAT_TOKEN", settings.wechat_token),
-                ("WECHAT_APPID", settings.wechat_appid),
-                ("WECHAT_SECRET", settings.wechat_secret),
-            )
-            if not value
-        ]
-        wechat = f"WeChat off ({', '.join(missing)} not set)"
-    return ["web chat on", rest, wechat]
+        wechat = _off(
+            "WeChat",
+            ("WECHAT_TOKEN", settings.wechat_token),
+            ("WECHAT_APPID", settings.wechat_appid),
+            ("WECHAT_SECRET", settings.wechat_secret),
+        )
+    if settings.wecom_kf_enabled:
+        to = "WeCom's servicers" if settings.wecom_kf_handoff == "servicer" else "the console"
+        wecom_kf = f"WeChat Customer Service on (/webhooks/wecom-kf, handoff to {to})"
+    else:
+        wecom_kf = _off(
+            "WeChat Customer Service",
+            ("WECOM_CORP_ID", settings.wecom_corp_id),
+            ("WECOM_KF_SECRET", settings.wecom_kf_secret),
+            ("WECOM_TOKEN", settings.wecom_token),
+            ("WECOM_AES_KEY", settings.wecom_aes_key),
+        )
+    if settings.weibo_enabled:
+        weibo = "Weibo on (/webhooks/weibo)"
+    else:
+        weibo = _off(
+            "Weibo",
+            ("WEIBO_APP_SECRET", settings.weibo_app_secret),
+            ("WEIBO_ACCESS_TOKEN", settings.weibo_access_token),
+        )
+    return ["web chat on", rest, wechat, wecom_kf, weibo]
+
+
+def _off(name: str, *required: tuple[str, str | None]) -> str:
+    """`name` is off: which of its settings are missing."""
+    missing = [setting for setting, value in required if not value]
+    return f"{name} off ({', '.join(missing)} not set)"
 
 
 def urls(settings: Settings) -> list[tuple[str, str]]:

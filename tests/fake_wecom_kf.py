@@ -7,10 +7,15 @@ with ``origin`` 3 for the customer, 4 for events); ``kf/send_msg`` refuses
 (95001) outside the 48 hours after the customer's last message or past five
 messages since it; ``kf/send_msg_on_event`` takes a ``welcome_code`` once,
 within 20 seconds; any API can be made to answer 45009 (rate limited).
+Messages a servicer typed in WeCom's own client come back with ``origin`` 5.
+A send to a user in ``hold_to`` hangs until ``let_go`` is set and is then
+refused, never delivered: the moment to kill the process that sent it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 import time
 from typing import Any
@@ -39,6 +44,9 @@ class FakeWeComKf:
         self.codes: dict[str, float] = {}  # welcome_code -> when issued
         self.transfers: list[dict[str, Any]] = []
         self.callback_tokens: set[str] = set()
+        self.hold_to: set[str] = set()
+        self.held: list[dict[str, Any]] = []
+        self.let_go = asyncio.Event()
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -76,6 +84,18 @@ class FakeWeComKf:
     def customer_sends(self, open_kfid: str, user: str, kind: str, body: dict[str, Any]) -> str:
         item = {"open_kfid": open_kfid, "external_userid": user, "origin": 3, "msgtype": kind}
         return self._add(open_kfid, {**item, kind: body})
+
+    def servicer_says(self, open_kfid: str, user: str, servicer: str, text: str) -> str:
+        """A servicer writes to the customer from WeCom's own client (origin 5)."""
+        item = {
+            "open_kfid": open_kfid,
+            "external_userid": user,
+            "servicer_userid": servicer,
+            "origin": 5,
+            "msgtype": "text",
+            "text": {"content": text},
+        }
+        return self._add(open_kfid, item)
 
     def customer_enters(self, open_kfid: str, user: str, scene: str = "") -> str:
         code = secrets.token_hex(16)
@@ -177,6 +197,11 @@ class FakeWeComKf:
         if refusal is not None:
             return refusal
         body = await request.json()
+        if body.get("touser") in self.hold_to:
+            self.held.append(body)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.let_go.wait(), 60)
+            return web.json_response({"errcode": 45009, "errmsg": "held, never delivered"})
         last, since = self._window(body.get("open_kfid", ""), body.get("touser", ""))
         if time.time() - last > WINDOW_SECONDS or since >= WINDOW_MESSAGES:
             self.refused.append(body)

@@ -8,8 +8,8 @@ a client that records every command with the code that sent it. Afterwards
 every Lua script call, MULTI/EXEC transaction and multi-key command has the
 CRC16 slot of each of its keys computed (Redis names the keys: `COMMAND
 GETKEYS`); one that mixes slots fails the test, unless its feature is listed
-in SHARED_SLOT below, which README ("Deploying", Redis Cluster readiness)
-explains.
+in SHARED_SLOT below (empty today), which README ("Deploying", Redis Cluster
+readiness) would have to explain.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from bot import redis_connection
 from bot.app import create_app
 from bot.app_keys import REDIS, REVIEW_INDEX, SETTINGS, STATES
 from bot.channels.identity import conversation_id
-from bot.redis_keys import Keys
+from bot.redis_keys import HANDOFF_TAG, REVIEW_TAG, STATS_TAG, Keys
 from bot.retention import Retention
 from tests.helpers import Visitor
 from tests.slot_recorder import Recorder, RecordingRedis
@@ -35,22 +35,10 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 BASE = "/console/api/conversations"
 
-# What still spans slots today (code location -> what it joins). Each needs a
-# change before the bot can run on Redis Cluster; README ("Redis Cluster
-# readiness") says which. Anything not listed here fails the test.
-SHARED_SLOT: dict[str, str] = {
-    "bot/conversation_log/store.py:_append": "a conversation's log and meta with the "
-    "activity index and the day's KPI counters, in one MULTI",
-    "bot/handoff/states.py:_apply": "a conversation's handoff state with the shared queues, "
-    "in one Lua transition",
-    "bot/handoff/presence.py:keep": "an agent's consoles with the shared presence and roster, "
-    "in one Lua step (one slot once the handoff keys share their tag)",
-    "bot/handoff/presence.py:expire": "the shared presence keys, in one Lua step",
-    "bot/satisfaction/store.py:record": "a conversation's rating with the ratings stream",
-    "bot/retention.py:_forget": "many conversations and the shared indexes, in one MULTI",
-    "bot/stats/kpis.py:_conversation_counts": "the per-day conversation sets, united",
-    "bot/review/index.py:label": "the review labels and the review queue",
-}
+# Code allowed to span slots (code location -> what it joins), each explained
+# in README ("Redis Cluster readiness"). None today: a feature whose commands
+# join keys gives them one hash tag. Anything not listed here fails the test.
+SHARED_SLOT: dict[str, str] = {}
 
 
 @pytest.fixture
@@ -137,7 +125,47 @@ async def test_every_script_and_transaction_stays_in_one_hash_slot(
     assert not unexplained, "\n".join(f"{w}: {sorted(v)}" for w, v in unexplained.items())
 
 
-def test_every_shared_slot_feature_is_explained_in_the_readme():
+async def test_the_recorder_flags_every_call_that_mixes_slots(redis_url, key_prefix):
+    found = Recorder()
+    client = RecordingRedis.from_url(redis_url, decode_responses=True)
+    client.recorder = found
+    keys = Keys(key_prefix)
+    mine, other = keys.conv("rest:a", "x"), keys.conv("rest:b", "x")
+    try:
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.set(mine, 1)
+            pipe.set(keys.conversations, 1)
+            await pipe.execute()
+        await client.delete(mine, other)
+        await client.eval("return 1", 2, keys.handoff_state("rest:a"), keys.conv_meta("rest:a"))
+        # One slot each: one conversation's keys; the handoff feature's.
+        await client.delete(mine, keys.conv_meta("rest:a"))
+        await client.eval("return 1", 2, keys.handoff_state("rest:a"), keys.handoff_waiting)
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.sadd(keys.stats("2026-01-01", "conv"), "rest:a")
+            pipe.sunionstore(keys.stats("tmp", "x"), [keys.stats("2026-01-01", "conv")])
+            await pipe.execute()
+    finally:
+        await client.close()
+    sync = redis_sync.Redis.from_url(redis_url)
+    try:
+        offences = found.offences(sync)
+    finally:
+        sync.close()
+    assert list(offences) == ["elsewhere"]  # the caller is this test, not the bot
+    assert sorted(o.split(":")[0] for o in offences["elsewhere"]) == [
+        "command DEL",
+        "command EVAL",
+        "transaction SET",
+    ]
+
+
+def test_the_readme_explains_the_cluster_layout():
+    """Each feature's hash tag, and anything still allowed to span slots."""
     text = README.read_text()
+    section = text[text.index("**Redis Cluster readiness.**") :]
+    section = section[: section.index("**Sizing**")]
+    for tag in (HANDOFF_TAG, STATS_TAG, REVIEW_TAG):
+        assert f"P:{tag}:" in section, tag
     for where in SHARED_SLOT:
-        assert where.split(":")[0] in text, where
+        assert where.split(":")[0] in section, where

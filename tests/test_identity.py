@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from redis.crc import key_slot
 
 from bot.app import create_app
 from bot.app_keys import CONVERSATION_LOG, REDIS, SETTINGS, STATES
@@ -71,12 +72,18 @@ def test_one_conversations_keys_never_reach_into_anothers(c1, u1, c2, u2, messag
     a, b = conversation_id(c1, u1), conversation_id(c2, u2)
     if a == b:
         return
-    head_a = KEYS.conv(a, "")
+    heads_a = [KEYS.conv(a, ""), *KEYS.off_tag_keys(a)]
     for key in per_conversation(KEYS, b, message_id):
-        assert not key.startswith(head_a), (key, head_a)
-    # The hash tag of a conversation is its whole (encoded) id: one Cluster slot each.
-    tag = KEYS.conv(a, "x").split("{", 1)[1].split("}", 1)[0]
-    assert all("{" + tag + "}" in key for key in per_conversation(KEYS, a, message_id))
+        for head in heads_a:
+            assert not key.startswith(head), (key, head)
+    # The hash tag of a conversation is its whole (encoded) id: one Cluster slot
+    # each; the keys kept elsewhere are on their feature's (the handoff queues').
+    elsewhere = KEYS.off_tag_keys(a)
+    slots = {
+        key_slot(k.encode()) for k in per_conversation(KEYS, a, message_id) if k not in elsewhere
+    }
+    assert slots == {key_slot(KEYS.conv(a, "x").encode())}
+    assert {key_slot(k.encode()) for k in elsewhere} == {key_slot(KEYS.handoff_waiting.encode())}
 
 
 @given(st.sampled_from(CHANNELS), user_ids)

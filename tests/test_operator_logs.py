@@ -21,12 +21,16 @@ PHONE = "13912345678"
 pytestmark = pytest.mark.slow
 
 
+# The child's channels are configured by the test alone, never by the environment.
+CHANNEL_SETTINGS = ("BOT_", "WECHAT_", "WECOM_", "WEIBO_")
+
+
 def serve(tmp_path: Path, redis_url: str, key_prefix: str, model_dir: Path, **env: str):  # type: ignore[no-untyped-def]
     """A bot process on a free port, its stderr in a file; returns (process, port, log)."""
     port = free_port()
     log = tmp_path / f"serve-{port}.log"
     child_env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "WECHAT_"))},
+        **{k: v for k, v in os.environ.items() if not k.startswith(CHANNEL_SETTINGS)},
         "REDIS_URL": redis_url,
         "BOT_PORT": str(port),
         "BOT_KEY_PREFIX": key_prefix,
@@ -125,6 +129,8 @@ def test_text_logs_on_start_say_what_matters_and_no_dependency_noise(
     text = log.read_text(encoding="utf-8")
     assert f"http://127.0.0.1:{port}/console" in text and f"http://127.0.0.1:{port}/stats" in text
     assert "channels: web chat on; REST webhook on" in text and "WeChat off (WECHAT_TOKEN" in text
+    assert "WeChat Customer Service off (WECOM_CORP_ID" in text
+    assert "Weibo off (WEIBO_APP_SECRET" in text
     assert "loaded model kefu-" in text and " s\n" in text  # the model and its load time
     for noise in ("Warning", "jieba", "Registered function", "POST /webhooks", "pkg_resources"):
         assert noise not in text, noise
@@ -143,9 +149,30 @@ def test_access_log_is_a_setting_on_by_default_in_json_mode():
 
 
 def test_channels_say_why_they_are_off():
-    assert channels(Settings(rest_token="x", wechat_token="t"))[1:] == [
+    assert channels(Settings(rest_token="x", wechat_token="t", weibo_app_secret="s"))[1:] == [
         "REST webhook on (bearer token required)",
         "WeChat off (WECHAT_APPID, WECHAT_SECRET not set)",
+        "WeChat Customer Service off "
+        "(WECOM_CORP_ID, WECOM_KF_SECRET, WECOM_TOKEN, WECOM_AES_KEY not set)",
+        "Weibo off (WEIBO_ACCESS_TOKEN not set)",
+    ]
+
+
+def test_channels_that_are_configured_say_where_they_listen():
+    on = channels(
+        Settings(
+            wecom_corp_id="ww1",
+            wecom_kf_secret="s",
+            wecom_token="t",
+            wecom_aes_key="k",
+            wecom_kf_handoff="servicer",
+            weibo_app_secret="s",
+            weibo_access_token="a",
+        )
+    )
+    assert on[3:] == [
+        "WeChat Customer Service on (/webhooks/wecom-kf, handoff to WeCom's servicers)",
+        "Weibo on (/webhooks/weibo)",
     ]
 
 

@@ -8,11 +8,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from redis.asyncio import Redis
 
-from bot.app_keys import STATES
+from bot.app_keys import CHAT, STATES
 from bot.redis_keys import Keys
 from bot.stats.kpis import kpis, percentile
-from bot.stats.metrics import Metrics
-from bot.stats.recorder import Stats
+from bot.stats.metrics import MAX_SOURCE_LABELS, Metrics
+from bot.stats.recorder import MAX_SOURCE_CHARS, MAX_SOURCES, Stats, source_label
 from tests.helpers import say
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -147,3 +147,78 @@ async def test_kpis_and_metrics_over_http(client, sign_in):
     assert "kefu_queue_length 0.0" in metrics
     assert "kefu_model_info{version=" in metrics
     assert "kefu_nlu_seconds_count 3.0" in metrics
+
+
+async def test_kpis_split_by_channel_and_campaign_source(client, sign_in):
+    await say(client, "k1", "我要转人工")
+    await say(client, "k2", "你好")
+    chat = client.app[CHAT]
+    # Followers arriving from QR codes, as the WeChat and Weibo channels record them.
+    for follower in ("oQR1", "oQR2"):
+        await chat.handle_unreadable(
+            "wechat", f"wechat:{follower}", "[扫码] spring", "scan_hello", source="spring-sale"
+        )
+    await chat.handle_unreadable("weibo", "weibo:u9", "[扫码] ad", None, source=" 地铁广告{A}*")
+    agent = await sign_in("agent1")
+    assert (await agent.post("/console/api/conversations/rest:k1/claim")).status == 200
+
+    trainer = await sign_in("trainer1", "trainer")
+    body = await (await trainer.get("/api/stats")).json()
+    for figures in (body["total"], body["days"][-1]):
+        rest = figures["by_channel"]["rest"]
+        assert (rest["conversations"], rest["messages_in"]) == (2, 2)
+        assert (rest["escalations"], rest["handoffs"]) == (1, 1)
+        assert rest["messages_out"] >= 3  # the bot's replies and "an agent joined"
+        wechat = figures["by_channel"]["wechat"]
+        assert (wechat["conversations"], wechat["messages_in"], wechat["escalations"]) == (2, 2, 0)
+        assert figures["by_channel"]["weibo"]["conversations"] == 1
+        assert figures["by_channel"]["wecomkf"] == dict.fromkeys(wechat, 0)
+        assert figures["by_source"] == [
+            {"source": "spring-sale", "conversations": 2},
+            {"source": "地铁广告_A", "conversations": 1},
+        ]
+    assert body["days"][0]["by_source"] == [] and body["days"][0]["by_channel"]["rest"] == {
+        "conversations": 0, "messages_in": 0, "messages_out": 0, "escalations": 0, "handoffs": 0
+    }  # fmt: skip
+
+    csv = await (await trainer.get("/api/stats.csv")).text()
+    header, *rows = [line.split(",") for line in csv.strip().split("\r\n")]
+    today = dict(zip(header, rows[-1], strict=True))
+    assert (today["conversations_rest"], today["handoffs_rest"]) == ("2", "1")
+    assert today["conversations_wechat"] == "2" and today["escalations_rest"] == "1"
+    assert today["conversations_source_spring-sale"] == "2"
+    assert today["conversations_source_地铁广告_A"] == "1"
+
+    metrics = await (await client.get("/metrics")).text()
+    assert 'kefu_conversations_total{channel="rest"} 2.0' in metrics
+    assert 'kefu_conversations_total{channel="wechat"} 2.0' in metrics
+    assert 'kefu_channel_escalations_total{channel="rest"} 1.0' in metrics
+    assert 'kefu_handoffs_total{channel="rest",to="console"} 1.0' in metrics
+    assert 'kefu_campaign_arrivals_total{source="spring-sale"} 2.0' in metrics
+
+    page = await (await trainer.get("/stats")).text()
+    script = await (await trainer.get("/stats/static/stats.js")).text()
+    assert 'id="channels"' in page and 'id="sources"' in page
+    assert "by_channel" in script and "by_source" in script
+
+
+async def test_campaign_sources_cannot_make_keys_or_series_without_bound(stats, redis_url):
+    assert source_label("   ") is None and source_label("a:b{c}*?") == "a_b_c"
+    assert len(source_label("x" * 1000) or "") == MAX_SOURCE_CHARS
+    ts = at(DAY1, 9)
+    labels = [
+        await stats.sourced(f"wechat:o{i}", f"qr-{i}-" + "长" * 200, ts)
+        for i in range(MAX_SOURCES + 30)
+    ]
+    assert len(set(labels)) == MAX_SOURCES + 1 and labels[-1] == "other"
+    assert all(label and len(label) <= MAX_SOURCE_CHARS for label in labels)
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        match = stats.source_key(DAY1.isoformat(), "*")
+        keys = [k async for k in redis.scan_iter(match=match)]
+    finally:
+        await redis.close()
+    assert len(keys) == MAX_SOURCES + 1
+    metrics = Metrics()
+    assert len({metrics.source(f"s{i}") for i in range(100)}) == MAX_SOURCE_LABELS + 1
+    assert metrics.source("s0") == "s0" and metrics.source("s99") == "other"

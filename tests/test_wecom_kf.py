@@ -7,19 +7,28 @@ implementation of the scheme, with the corp id as the receiver.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
+import aiohttp
 import pytest
+import redis as redis_sync
 from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.utils import WeChatSigner
 
 from bot.app import create_app
 from bot.app_keys import CONVERSATION_LOG, STATES
 from bot.channels.wechat.xml import parse
-from tests.conftest import free_port
+from bot.redis_keys import Keys
+from bot.settings import Rate
+from tests.conftest import ROOT, free_port
 from tests.fake_wecom_kf import FakeWeComKf
+from tests.test_multiprocess import _wait_ready
 
 CORP = "ww0123456789abcdef"
 SECRET = "kfsecret-" + "x" * 34
@@ -341,9 +350,124 @@ async def test_handoff_to_a_wecom_servicer_when_configured(make_client, fake):
     assert len(fake.to("wmUserB")) == sent
 
 
+async def test_messages_over_the_rate_limit_are_not_processed_and_told_once(make_client, fake):
+    client = await make_client(rate_conversation=Rate(2, 60.0))
+    for text in ("你好", "你是机器人吗", "谢谢", "再见"):
+        fake.customer_says(KFID, "wmFast", text)
+    await WeCom(client, fake).announce()
+    await until(lambda: len(fake.texts_to("wmFast")) == 3, "two answers and the rate line")
+    await asyncio.sleep(0.5)
+    texts = fake.texts_to("wmFast")
+    assert len(texts) == 3 and ("太快" in texts[-1] or "太频繁" in texts[-1])
+    # The excess messages were neither logged nor given to the dialogue.
+    assert [e["text"] for e in await inbound(client, "wmFast")] == ["你好", "你是机器人吗"]
+
+
+async def test_what_a_wecom_servicer_types_is_logged_as_theirs_and_not_answered(client, fake):
+    fake.customer_says(KFID, "wmUserC", "你好")
+    fake.servicer_says(KFID, "wmUserC", "lisi", "您好，我是李四，有什么可以帮您？")
+    await WeCom(client, fake).announce()
+    await until_logged(client, "wmUserC", 1)
+    deadline = time.monotonic() + 10
+    while True:
+        log = await client.app[CONVERSATION_LOG].timeline(cid("wmUserC"))
+        theirs = [e for e in log if e.get("action") == "agent:wecom:lisi"]
+        if theirs or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    (entry,) = theirs
+    assert (entry["direction"], entry["text"]) == ("out", "您好，我是李四，有什么可以帮您？")
+    await asyncio.sleep(0.5)
+    assert len(fake.texts_to("wmUserC")) == 1  # the bot answered the customer, not the servicer
+    assert len(await inbound(client, "wmUserC")) == 1
+
+
 async def test_without_configuration_the_channel_is_off(aiohttp_client, settings, engine):
     client = await aiohttp_client(
         create_app(settings, engine), server_kwargs={"port": settings.port}
     )
     assert (await client.post(PATH, data=b"<xml/>")).status == 404
     assert (await client.get(PATH)).status == 404
+
+
+# -- a real crash: a bot process killed (-9) mid-turn ------------------------------------
+#
+# The process pulled the customer's message, claimed it, logged it and its reply,
+# and was sending the reply when it died (the fake WeCom holds that send and never
+# delivers it). The next pull, by another process, must answer the message once:
+# logged once, its dialogue not run again, one reply delivered.
+
+
+def start_bot(settings, fake, logs: Path) -> tuple[subprocess.Popen[bytes], int]:  # type: ignore[no-untyped-def]
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "REDIS_URL": settings.redis_url,
+        "BOT_HOST": "127.0.0.1",
+        "BOT_PORT": str(port),
+        "BOT_KEY_PREFIX": settings.key_prefix,
+        "BOT_MODEL_DIR": str(settings.model_dir),
+        "WECOM_CORP_ID": CORP,
+        "WECOM_KF_SECRET": SECRET,
+        "WECOM_TOKEN": TOKEN,
+        "WECOM_AES_KEY": AES_KEY,
+        "WECOM_API_BASE": str(fake.server.make_url("")).rstrip("/"),
+        "WECOM_KF_RETRY_SECONDS": "0.2",
+    }
+    out = open(logs / f"bot-{port}.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve"], cwd=ROOT, env=env, stdout=out, stderr=out
+    )
+    return proc, port
+
+
+@pytest.mark.slow
+async def test_a_process_killed_mid_turn_loses_nothing_and_the_next_pull_answers_once(
+    make_client, fake, settings, tmp_path
+):
+    user = "wmCrash1"
+    fake.customer_says(KFID, user, "你是机器人吗")
+    fake.hold_to.add(user)
+    proc, port = start_bot(settings, fake, tmp_path)
+    try:
+        await asyncio.to_thread(_wait_ready, [port], [proc], tmp_path)
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
+            await WeCom(http, fake).announce()
+            await until(lambda: fake.held, "the reply on its way out", 60)
+        proc.kill()  # SIGKILL: no cleanup, no giving the claim back
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    fake.hold_to.clear()
+    fake.let_go.set()
+    conversation = cid(user)
+    # The dead process left its claim and the saved cursor before the message.
+    keys = Keys(settings.key_prefix)
+    redis = redis_sync.Redis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        msgid = fake.messages[KFID][0]["msgid"]
+        assert redis.get(keys.wecomkf_message(conversation, msgid)) not in (None, "done")
+        assert redis.get(keys.wecomkf_cursor(KFID)) is None
+    finally:
+        redis.close()
+    assert fake.texts_to(user) == []
+
+    survivor = await make_client()
+    started = time.monotonic()
+    await WeCom(survivor, fake).announce()  # the next callback, for anything at all
+    await until(lambda: fake.texts_to(user), "the answer after the crash", 40)
+    await asyncio.sleep(1.0)
+    (answer,) = fake.texts_to(user)
+    assert "机器人" in answer
+    assert fake.held[0]["text"]["content"] == answer  # what the dead process was sending
+    log = await survivor.app[CONVERSATION_LOG].timeline(conversation)
+    inbound = [e for e in log if e["direction"] == "in"]
+    outbound = [e for e in log if e["direction"] == "out"]
+    assert [e["text"] for e in inbound] == ["你是机器人吗"]
+    # The dialogue ran once (in the dead process): its reply is logged once.
+    assert [e["text"] for e in outbound] == [answer]
+    # Taken over once the leases ran out, not after the claim's two days.
+    assert time.monotonic() - started < 30

@@ -153,13 +153,22 @@ class ConversationLog:
         last_text: str,
         from_customer: bool = False,
     ) -> list[str]:
-        """Append the entries and keep the conversation's list-view facts up to date."""
+        """Append the entries and keep the conversation's list-view facts up to date.
+
+        Two round trips, because the activity index is shared and the log is
+        the conversation's (one Redis Cluster slot each; a MULTI cannot span
+        them). The index goes first: a crash between the two leaves an index
+        entry whose log lacks this message, which the list view and retention
+        take in their stride, never a logged message retention cannot find.
+        GT keeps the latest activity when appends of one conversation race
+        (an agent's reply and a turn), whichever lands last.
+        """
         keys = self._keys
+        await self._redis.zadd(keys.conversations, {conversation: ts}, gt=True)
         meta = keys.conv_meta(conversation)
         async with self._redis.pipeline(transaction=True) as pipe:
             for entry in entries:
                 pipe.xadd(keys.conv_log(conversation), entry)
-            pipe.zadd(keys.conversations, {conversation: ts})
             pipe.hsetnx(meta, "first_activity", repr(ts))
             pipe.hsetnx(meta, "channel", channel)
             latest = {"last_activity": repr(ts), "last_text": last_text[:200]}

@@ -4,10 +4,11 @@ China's Personal Information Protection Law gives a customer the right to a
 copy of their personal information and to its deletion. A conversation's data
 lives in three kinds of place:
 
-- its own keys, ``P:c:{id}:…`` (log, NLU results, notes, handoff state and
-  request, rating, Rasa's tracker, locks, message-id and WeChat claims): found
+- its own keys, ``P:c:{id}:…`` (log, NLU results, notes, handoff request and
+  reasons, rating, Rasa's tracker, locks, message-id and WeChat claims): found
   with one SCAN of that pattern, which by the key layout matches no other
-  conversation's keys;
+  conversation's keys; and its handoff state, ``P:{handoff}:state:{id}``, on
+  the handoff feature's Redis Cluster slot (``Keys.off_tag_keys``);
 - entries in shared streams that name it: the feedback, rating and confirmed-reading
   streams;
 - its id or words in shared indexes: the conversation list, the handoff queues,
@@ -56,8 +57,16 @@ class CustomerData:
         self._audit = audit
 
     async def _own_keys(self, conversation: str) -> list[str]:
+        """Every key of the conversation: a SCAN of its pattern, and those kept elsewhere."""
         pattern = self._keys.conversation_pattern(conversation)
-        return sorted({k async for k in self._redis.scan_iter(match=pattern, count=1000)})
+        found = {k async for k in self._redis.scan_iter(match=pattern, count=1000)}
+        elsewhere = self._keys.off_tag_keys(conversation)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in elsewhere:
+                pipe.exists(key)
+            present = await pipe.execute()
+        found.update(key for key, there in zip(elsewhere, present, strict=True) if there)
+        return sorted(found)
 
     async def _stream_entries(self, key: str, conversation: str) -> list[tuple[str, dict]]:
         """Entries of a shared stream that name `conversation` (read in pages)."""
@@ -79,7 +88,7 @@ class CustomerData:
         timeline = await self._log.timeline(conversation)
         raw: dict[str, Any] = {}
         for key in own:
-            raw[key.rsplit("}:", 1)[1]] = await self._dump(key)
+            raw[keys.part_of(key)] = await self._dump(key)
         tracker = raw.pop("tracker", None)
         labels = await self._index.labels([f"{conversation}|{e['id']}" for e in timeline])
         return {

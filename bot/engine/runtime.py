@@ -7,15 +7,21 @@ import logging
 import os
 import threading
 import time
+import types
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from rasa.core.agent import Agent
-from rasa.core.channels.channel import UserMessage
+from rasa.core.channels.channel import OutputChannel, UserMessage
 from rasa.core.lock_store import LockStore
+from rasa.core.processor import MessageProcessor
 from rasa.core.tracker_store import TrackerStore
+from rasa.engine.runner.dask import DaskGraphRunner
 from rasa.engine.runner.interface import GraphRunner
+from rasa.engine.storage.storage import ModelMetadata
+from rasa.exceptions import ActionLimitReached
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import (
     ENTITIES,
@@ -28,6 +34,8 @@ from rasa.utils.endpoints import EndpointConfig
 
 from bot.engine import patches
 from bot.engine.output import RecordingOutputChannel, Reply
+from bot.engine.prediction import WINDOW_MARGIN, SequentialGraphRunner, longest_rule
+from bot.engine.tracker_store import AsyncRedisTrackerStore
 from bot.training import MODEL_SUFFIX
 
 logger = logging.getLogger(__name__)
@@ -43,6 +51,55 @@ def latest_model(model_dir: Path) -> Path:
     if not models:
         raise ModelNotFound(f"no trained model in {model_dir}/: run `make model` (or `make run`)")
     return models[-1]
+
+
+def _policies(runner: DaskGraphRunner, metadata: ModelMetadata) -> list[Any]:
+    """The loaded policy components the core target combines."""
+    schema = metadata.predict_schema
+    core = metadata.core_target
+    if core is None:
+        return []
+    # The ensemble's inputs are policy0, policy1..., domain and tracker.
+    needs = schema.nodes[core].needs
+    nodes = [runner._instantiated_nodes.get(n) for k, n in needs.items() if k.startswith("policy")]
+    return [node._component if node is not None else None for node in nodes]
+
+
+# One thread for the dialogue's CPU work (predictions, trackers to and from
+# JSON) of every conversation: this work holds the GIL, and each more thread
+# holding it is one more the event loop queues behind for its turn.
+DIALOGUE_THREAD = "dialogue"
+
+
+async def _predict_off_the_loop(
+    self: MessageProcessor, output_channel: OutputChannel, tracker: DialogueStateTracker
+) -> None:
+    """``MessageProcessor._run_prediction_loop`` of Rasa 3.6, the prediction awaited
+    in a worker thread: a policy turning a tracker into states is milliseconds
+    of CPU that every other conversation on this process would otherwise wait
+    for. The conversation lock keeps the tracker to this turn meanwhile, and
+    the policies keep no state between predictions."""
+    should_predict_another_action = True
+    while should_predict_another_action and self._should_handle_message(tracker):
+        try:
+            action, prediction = await asyncio.get_running_loop().run_in_executor(
+                self.kefu_cpu,
+                self.predict_next_with_tracker_if_should,
+                tracker,
+            )
+        except ActionLimitReached:
+            logger.warning(
+                "Circuit breaker tripped. Stopped predicting "
+                f"more actions for sender '{tracker.sender_id}'."
+            )
+            if self.on_circuit_break:
+                self.on_circuit_break(tracker, output_channel, self.nlg)
+            break
+        if prediction.is_end_to_end_prediction:
+            tracker = await self.run_action_extract_slots(output_channel, tracker)
+        should_predict_another_action = await self._run_action(
+            action, tracker, output_channel, self.nlg, prediction
+        )
 
 
 class RasaEngine:
@@ -62,8 +119,18 @@ class RasaEngine:
         processor = agent.processor
         if processor is None:
             raise ModelNotFound(f"{model_path} holds no usable model")
-        self._graph: GraphRunner = processor.graph_runner
         metadata = processor.model_metadata
+        if isinstance(processor.graph_runner, DaskGraphRunner):
+            # Without dask, and with the policy reading only the turns a rule can
+            # see (bot/engine/prediction.py); used by the processor and `parse`.
+            rule_length = longest_rule(_policies(processor.graph_runner, metadata))
+            window = None if rule_length is None else rule_length + WINDOW_MARGIN
+            processor.graph_runner = SequentialGraphRunner(processor.graph_runner, window)
+        # Predictions in a worker thread (see `_predict_off_the_loop`).
+        self.cpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix=DIALOGUE_THREAD)
+        processor.kefu_cpu = self.cpu
+        processor._run_prediction_loop = types.MethodType(_predict_off_the_loop, processor)
+        self._graph: GraphRunner = processor.graph_runner
         handler_node = metadata.predict_schema.nodes[metadata.nlu_target]
         self._nlu_target: str = handler_node.needs["messages"]
         self.model_id: str = metadata.model_id
@@ -98,6 +165,8 @@ class RasaEngine:
         the service would rather answer 503, so the store is set directly.
         """
         tracker_store.domain = self.agent.domain
+        if isinstance(tracker_store, AsyncRedisTrackerStore):
+            tracker_store.cpu = self.cpu
         for holder in (self.agent, self.agent.processor):
             holder.tracker_store = tracker_store
             holder.lock_store = lock_store

@@ -13,6 +13,11 @@ It also removes two costs that grow with the length of a conversation:
   per event; here the lookup table is built once.
 - The tracker JSON is read and written with orjson instead of the json module
   (same documents, several times faster).
+- The tracker this process wrote last is kept (a bounded number of
+  conversations): when the stored text is still exactly that, the next turn
+  gets it back instead of rebuilding every event from JSON, which cost a long
+  conversation more than the rest of its turn. Rebuilding and writing run in a
+  worker thread, off the event loop.
 - Saving re-reads the stored tracker and replays both to merge them, because a
   retrieved tracker may hold only the latest session. When the stored text is
   still exactly what this process read, and what it read was the whole
@@ -31,8 +36,13 @@ And it bounds what one conversation can make every later turn read and write:
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import json
 from collections import OrderedDict
 from collections.abc import Iterable
+from concurrent.futures import Executor
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -40,6 +50,7 @@ import orjson
 import rasa.shared.core.trackers
 import rasa.shared.utils.common
 from rasa.core.tracker_store import RedisTrackerStore
+from rasa.shared.core.constants import ACTION_SESSION_START_NAME
 from rasa.shared.core.conversation import Dialogue
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (
@@ -57,6 +68,10 @@ from bot.redis_keys import Keys
 
 # Trackers read but not (yet) saved that are remembered for the merge check.
 MAX_REMEMBERED_READS = 1024
+# Trackers kept as written, so the next turn need not rebuild them from JSON
+# (rebuilding a long conversation's events cost more than the rest of a turn).
+# Bounded: each is thousands of objects the garbage collector walks.
+MAX_KEPT_TRACKERS = 256
 
 
 @cache
@@ -103,14 +118,65 @@ def compacted(tracker: DialogueStateTracker, keep: int) -> DialogueStateTracker:
     )
 
 
-def _latest_metadata_only(data: dict[str, Any]) -> None:
-    """Drop `metadata` from every user message but the latest (in the serialised tracker)."""
-    users = [e for e in data.get("events", ()) if e.get("event") == UserUttered.type_name]
-    for event in users[:-1]:
-        event.pop("metadata", None)
-        parse_data = event.get("parse_data")
-        if isinstance(parse_data, dict):
-            parse_data.pop("metadata", None)
+def _later_session(tracker: DialogueStateTracker) -> bool:
+    """Whether a session starts after the tracker's first event."""
+    return any(
+        type(e) is ActionExecuted and e.action_name == ACTION_SESSION_START_NAME
+        for e in itertools.islice(tracker.events, 1, None)
+    )
+
+
+@dataclass(frozen=True)
+class _Written:
+    """A tracker as this process stored it: `text` in Redis, `length` events."""
+
+    text: str
+    tracker: DialogueStateTracker
+    length: int
+    head: _Head
+
+
+def _dumps(item: dict[str, Any]) -> str:
+    try:
+        return orjson.dumps(item, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    except TypeError:  # something orjson does not know; the json module may
+        return json.dumps(item)
+
+
+def _without_metadata(item: dict[str, Any]) -> dict[str, Any]:
+    item.pop("metadata", None)
+    parse_data = item.get("parse_data")
+    if isinstance(parse_data, dict):
+        parse_data.pop("metadata", None)
+    return item
+
+
+@dataclass(frozen=True)
+class _Head:
+    """The JSON of a tracker's events before its latest message (`count` of them),
+    which later saves of the same tracker only extend."""
+
+    text: str
+    count: int
+
+
+def _serialised(tracker: DialogueStateTracker, head: _Head | None) -> tuple[str, _Head]:
+    """`serialise_tracker`'s document, writing only the events `head` does not hold."""
+    events = tracker.events
+    latest_user = next(
+        (i for i in range(len(events) - 1, -1, -1) if type(events[i]) is UserUttered), 0
+    )
+    if head is None or head.count > latest_user:
+        head = _Head("", 0)
+    older = [
+        _dumps(_without_metadata(e.as_dict()) if type(e) is UserUttered else e.as_dict())
+        for e in itertools.islice(events, head.count, latest_user)
+    ]
+    head_text = ",".join(([head.text] if head.text else []) + older)
+    tail = [_dumps(e.as_dict()) for e in itertools.islice(events, latest_user, None)]
+    body = ",".join(([head_text] if head_text else []) + tail)
+    text = '{"events":[' + body + '],"name":' + _dumps(tracker.sender_id) + "}"
+    return text, _Head(head_text, latest_user)
 
 
 class AsyncRedisTrackerStore(RedisTrackerStore):
@@ -132,6 +198,13 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
         self._redis = redis
         # conversation -> stored text this process last read, when it was read whole
         self._whole_reads: OrderedDict[str, str] = OrderedDict()
+        # conversation -> what this process last wrote, while nobody has it
+        self._written: OrderedDict[str, _Written] = OrderedDict()
+        # Where rebuilding and writing trackers runs: the engine's dialogue thread
+        # once bound (bot/engine/runtime.py), else asyncio's default pool.
+        self.cpu: Executor | None = None
+        # conversation -> what was handed out from `_written`, until it is saved
+        self._lent: dict[str, _Written] = {}
 
     def deserialise_tracker(
         self, sender_id: str, serialised_tracker: str | bytes
@@ -145,14 +218,7 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
 
     @staticmethod
     def serialise_tracker(tracker: DialogueStateTracker) -> str:
-        data = tracker.as_dialogue().as_dict()
-        _latest_metadata_only(data)
-        try:
-            return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY).decode()
-        except TypeError:  # something orjson does not know; the json module may
-            import json
-
-            return json.dumps(data)
+        return _serialised(tracker, None)[0]
 
     async def save(self, tracker: DialogueStateTracker, timeout: float | None = None) -> None:
         """Save the tracker, merging it with stored sessions it does not hold."""
@@ -162,14 +228,43 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
         key = self._keys.tracker(tracker.sender_id)
         stored = await self._redis.get(key)
         read_whole = self._whole_reads.pop(tracker.sender_id, None)
+        # Replaying and writing JSON is CPU work that grows with the tracker:
+        # off the event loop (the conversation lock keeps the tracker to us).
+        lent = self._lent.pop(tracker.sender_id, None)
+        head = None
+        if lent is not None and lent.tracker is tracker and len(tracker.events) >= lent.length:
+            head = lent.head  # the same tracker, events only appended since
+        written = await asyncio.get_running_loop().run_in_executor(
+            self.cpu, self._to_store, tracker, stored, read_whole, head
+        )
+        await self._redis.set(key, written.text, ex=timeout)
+        if not _later_session(written.tracker):
+            self._keep(tracker.sender_id, written)
+
+    def _to_store(
+        self,
+        tracker: DialogueStateTracker,
+        stored: bytes | str | None,
+        read_whole: str | None,
+        head: _Head | None,
+    ) -> _Written:
+        """What to store: the tracker merged with stored sessions it does not hold,
+        compacted; as JSON, of which `head` (if any) holds the beginning."""
         if stored is not None and stored != read_whole:
             prior = self.deserialise_tracker(tracker.sender_id, stored)
             if prior is not None:
-                tracker = self._merge_trackers(prior, tracker)
+                tracker, head = self._merge_trackers(prior, tracker), None
         if self._max_events and len(tracker.events) > self._max_events:
             # Half: a conversation over the limit is compacted once per half of it.
-            tracker = compacted(tracker, self._max_events // 2)
-        await self._redis.set(key, self.serialise_tracker(tracker), ex=timeout)
+            tracker, head = compacted(tracker, self._max_events // 2), None
+        text, head = _serialised(tracker, head)
+        return _Written(text, tracker, len(tracker.events), head)
+
+    def _keep(self, sender_id: str, written: _Written) -> None:
+        self._written[sender_id] = written
+        self._written.move_to_end(sender_id)
+        while len(self._written) > MAX_KEPT_TRACKERS:
+            self._written.popitem(last=False)
 
     def _remember_whole_read(self, sender_id: str, stored: str) -> None:
         self._whole_reads[sender_id] = stored
@@ -183,18 +278,38 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
         stored = await self._redis.get(self._keys.tracker(sender_id))
         if stored is None:
             return None
+        # Lent to one caller at a time: whoever takes it may change it.
+        kept = self._written.pop(sender_id, None)
+        if kept is not None and kept.text == stored and len(kept.tracker.events) == kept.length:
+            self._remember_whole_read(sender_id, stored)
+            self._lent[sender_id] = kept
+            while len(self._lent) > MAX_KEPT_TRACKERS:
+                self._lent.pop(next(iter(self._lent)))
+            return kept.tracker
+        tracker, whole = await asyncio.get_running_loop().run_in_executor(
+            self.cpu, self._from_store, sender_id, stored, fetch_all_sessions
+        )
+        if whole:
+            self._remember_whole_read(sender_id, stored)
+        return tracker
+
+    def _from_store(
+        self, sender_id: str, stored: str, fetch_all_sessions: bool
+    ) -> tuple[DialogueStateTracker | None, bool]:
+        """The tracker (its latest session unless `fetch_all_sessions`), and whether
+        that is the whole stored conversation; CPU work, run in a worker thread."""
         tracker = self.deserialise_tracker(sender_id, stored)
         if tracker is None:
-            return None
+            return None, False
+        # Splitting replays every event again: only worth it with two sessions.
         sessions = (
             [tracker]
-            if fetch_all_sessions
+            if fetch_all_sessions or not _later_session(tracker)
             else rasa.shared.core.trackers.get_trackers_for_conversation_sessions(tracker)
         )
         if len(sessions) > 1:
-            return sessions[-1]
-        self._remember_whole_read(sender_id, stored)
-        return tracker
+            return sessions[-1], False
+        return tracker, True
 
     async def keys(self) -> Iterable[str]:
         found = []

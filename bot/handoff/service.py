@@ -301,6 +301,27 @@ class HandoffService:
             return AgentReply(entry_id, False, exc)
         return AgentReply(entry_id, pushed)
 
+    async def written_elsewhere(self, conversation: str, agent: str, text: str) -> str:
+        """A platform's own servicer wrote to the customer there (WeCom's client).
+
+        Logged as that person's reply and shown to consoles; not pushed (it
+        reached the customer already). Returns the log entry's id.
+        """
+        channel = self._log.channel_of(conversation)
+        (entry_id,) = await self._log.append_outbound(
+            conversation, channel, [Outbound(text=text, action=agent_action(agent))]
+        )
+        await self._events.publish(
+            EventKind.AGENT_MESSAGE,
+            conversation,
+            id=entry_id,
+            text=text,
+            channel=channel,
+            agent=agent,
+            elsewhere=True,
+        )
+        return entry_id
+
     async def note(
         self, conversation: str, author: str, text: str, admin: bool = False
     ) -> dict[str, Any]:

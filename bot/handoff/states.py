@@ -9,18 +9,23 @@ conversation at once cannot both win, and an invalid transition changes
 nothing. The state lives in our own keys, not in Rasa's tracker, whose
 ``ConversationPaused`` is undone when a session expires.
 
-Layout (``P`` the key prefix):
-- ``P:c:{conversation}:handoff:state`` hash: state, reason, priority, agent,
+Layout (``P`` the key prefix): every key of the feature carries the hash tag
+``{handoff}``, so a transition's script touches one Redis Cluster slot. That
+puts the states of all conversations on one node, which is fine: only
+conversations ever handed to people have one (a small hash, kept for the
+retention period), and a transition must see the state and the queues in one
+step.
+- ``P:{handoff}:state:{conversation}`` hash: state, reason, priority, agent,
   since (entered this state), waiting_since, queued_at (first queued: a conversation
   returned to the queue keeps its place), claimed_at, announced, answered (an agent
   replied since it was queued), tag, team (who should take it), left_by (the agent
   it was taken back from: automatic assignment passes them over), version (bumped
   on every change)
-- ``P:handoff:waiting`` sorted set: waiting conversations, in serving order
-- ``P:handoff:waits`` list: the latest queue waiting times, seconds, newest first
-- ``P:handoff:assigned`` sorted set: assigned conversations by their agent's
+- ``P:{handoff}:waiting`` sorted set: waiting conversations, in serving order
+- ``P:{handoff}:waits`` list: the latest queue waiting times, seconds, newest first
+- ``P:{handoff}:assigned`` sorted set: assigned conversations by their agent's
   last activity (claim, transfer, reply, note), for returning idle ones
-- ``P:handoff:load`` / ``:given`` hashes: per agent, conversations held now and
+- ``P:{handoff}:load`` / ``:given`` hashes: per agent, conversations held now and
   when they were last given one; kept by the same steps that change holders, so
   the ``assign`` step (automatic assignment) checks capacity against the truth.
   It also reads presence (``bot/handoff/presence.py``), capacities and the team's

@@ -18,10 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from bot.channels.menu import Menu
+from bot.content.knowledge import KnowledgeBase, KnowledgeError
 from bot.nlu import catalogue
 from bot.training import CONFIG, DATA_DIR, DOMAIN, TRAINING_DIRS
 
 HELD_OUT = "nlu_data/test/nlu.yml"
+MENU = "nlu_data/menu.yml"
+KNOWLEDGE = "nlu_data/knowledge.yml"
 PUNCT = re.compile(r"[\s,.!?~，。！？、～…·:：;；\"'“”‘’()（）\-]+")
 
 
@@ -32,7 +36,7 @@ def key(text: str) -> str:
 
 @dataclass(frozen=True)
 class Finding:
-    check: str  # duplicate, conflict, held_out_overlap, domain, catalogue, rasa
+    check: str  # duplicate, conflict, held_out_overlap, domain, catalogue, menu, rasa
     message: str
 
 
@@ -88,7 +92,20 @@ def project_findings(root: Path) -> list[Finding]:
     for path, text in catalogue.outputs(root).items():
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
             findings.append(Finding("catalogue", f"{path} is stale: run `make catalogue`"))
+    findings += menu_findings(root / MENU, root / KNOWLEDGE, set(domain.get("intents") or []))
     return findings
+
+
+def menu_findings(menu: Path, knowledge: Path, intents: set[str]) -> list[Finding]:
+    """Every menu button must name a knowledge entry or an intent of the domain."""
+    if not menu.is_file():
+        return []
+    try:
+        entries = KnowledgeBase.load(knowledge)
+    except (OSError, KnowledgeError) as exc:
+        return [Finding("menu", f"{menu} not checked: {knowledge}: {exc}")]
+    _, problems = Menu.read(menu, entries, intents)
+    return [Finding("menu", f"{menu}: {problem}") for problem in problems]
 
 
 def rasa_findings(root: Path) -> list[Finding]:
@@ -133,7 +150,7 @@ def run(root: Path, out: TextIO = sys.stdout) -> int:
     findings = rasa_findings(root) + project_findings(root)
     for finding in findings:
         print(f"{finding.check}: {finding.message}", file=out)
-    checked = "Rasa's validator, duplicates, conflicts, held-out overlap, domain, catalogue"
+    checked = "Rasa's validator, duplicates, conflicts, held-out overlap, domain, catalogue, menu"
     if findings:
         print(f"{len(findings)} problem(s) found ({checked})", file=out)
         return 1

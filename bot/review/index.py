@@ -2,15 +2,17 @@
 
 A message is referred to as ``{conversation}|{entry id}``; every index is a
 sorted set scored by the message's time, so filters intersect (ZINTERSTORE)
-and date ranges are score ranges, without reading the log itself.
+and date ranges are score ranges, without reading the log itself. Every key
+carries the hash tag ``{rv}``: the intersections, and labelling (the label and
+leaving the queue in one MULTI), stay on one Redis Cluster slot.
 
-- ``P:rv:all``               every customer message
-- ``P:rv:queue``             to review: fallback or low confidence, not yet labelled
-- ``P:rv:intent:{intent}``   by predicted intent
-- ``P:rv:channel:{channel}`` by channel
-- ``P:rv:word:{token}``      full text: jieba search-mode tokens of the (masked) text
-- ``P:rv:conv:escalated:{reason}``, ``P:rv:conv:rated_low``: conversations, by time
-- ``P:rv:labels``            hash: message -> the trainer's label (JSON)
+- ``P:{rv}:all``               every customer message
+- ``P:{rv}:queue``             to review: fallback or low confidence, not yet labelled
+- ``P:{rv}:intent:<intent>``   by predicted intent
+- ``P:{rv}:channel:<channel>`` by channel
+- ``P:{rv}:word:<token>``      full text: jieba search-mode tokens of the (masked) text
+- ``P:{rv}:conv:escalated:<reason>``, ``P:{rv}:conv:rated_low``: conversations, by time
+- ``P:{rv}:labels``            hash: message -> the trainer's label (JSON)
 """
 
 from __future__ import annotations

@@ -47,17 +47,24 @@ class SatisfactionStore:
         return await self._redis.hget(self._keys.csat(conversation), "status")
 
     async def record(self, conversation: str, rating: int) -> None:
+        """Keep the rating: the conversation's hash, then the stream of all ratings.
+
+        Two writes, not a transaction: the hash is the conversation's (its
+        Redis Cluster slot), the stream shared. The hash is the truth (it ends
+        the question, the export reads it) and goes first; the stream is a
+        report, which a crash between the two can miss one line of. The other
+        order would report a rating twice: after a crash between the writes
+        the question is still open, and the retried message is recorded again.
+        """
         now = time.time()
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                self._keys.csat(conversation),
-                mapping={"status": RATED, "rating": str(rating), "rated_at": repr(now)},
-            )
-            pipe.xadd(
-                self._keys.csat_ratings,
-                {"conversation": conversation, "rating": str(rating), "ts": repr(now)},
-            )
-            await pipe.execute()
+        await self._redis.hset(
+            self._keys.csat(conversation),
+            mapping={"status": RATED, "rating": str(rating), "rated_at": repr(now)},
+        )
+        await self._redis.xadd(
+            self._keys.csat_ratings,
+            {"conversation": conversation, "rating": str(rating), "ts": repr(now)},
+        )
 
     async def decline(self, conversation: str) -> None:
         await self._redis.hset(self._keys.csat(conversation), "status", DECLINED)

@@ -9,7 +9,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from bot.accounts.routes import require
-from bot.app_keys import KPIS, MODEL, SETTINGS, STATES, STATS
+from bot.app_keys import KPI_SPLITS, KPIS, MODEL, SETTINGS, STATES, STATS
 from bot.errors import ApiError
 from bot.jsonutil import json_response
 from bot.security.headers import page
@@ -32,7 +32,10 @@ def _date(request: web.Request, name: str, default: dt.date) -> dt.date:
 
 
 async def stats(request: web.Request) -> web.Response:
-    """The KPIs of a range as JSON, or as CSV (one row per day) with `format=csv`."""
+    """The KPIs of a range as JSON, or as CSV (one row per day) with `format=csv`.
+
+    Split by channel (`by_channel`) and by campaign source (`by_source`) too.
+    """
     await require(request, "trainer", "admin")
     reader = request.app[KPIS]
     today = dt.datetime.now(reader.stats.tz).date()
@@ -43,6 +46,10 @@ async def stats(request: web.Request) -> web.Response:
     if (last - first).days >= MAX_DAYS:
         raise ApiError(400, "invalid_range", f"At most {MAX_DAYS} days at a time.")
     body = await reader.between(first, last)
+    split = await request.app[KPI_SPLITS].between(first, last)
+    body["total"].update(split["total"])
+    for day, of_day in zip(body["days"], split["days"], strict=True):
+        day.update(of_day)
     wanted = request.query.get("format", "json")
     if request.path.endswith(".csv") or wanted == "csv":
         return web.Response(

@@ -40,15 +40,35 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+# Per channel, the columns `<figure>_<channel>`.
+CHANNEL_FIGURES = ("conversations", "messages_in", "messages_out", "escalations", "handoffs")
+
+
 def daily_csv(body: dict[str, Any]) -> str:
-    """`body` as /api/stats returns it: the days' figures, then escalations by reason."""
-    reasons = sorted({r for day in body["days"] for r in day.get("escalations_by_reason", {})})
+    """`body` as /api/stats returns it: the days' figures, then escalations by reason,
+    the figures of each channel and the conversations each campaign source brought."""
+    days = body["days"]
+    reasons = sorted({r for day in days for r in day.get("escalations_by_reason", {})})
+    channels = list(body["total"].get("by_channel", {}))
+    sources = [row["source"] for row in body["total"].get("by_source", [])]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([*COLUMNS, *(f"escalations_{r}" for r in reasons)])
-    for day in body["days"]:
+    writer.writerow(
+        [
+            *COLUMNS,
+            *(f"escalations_{r}" for r in reasons),
+            *(f"{f}_{c}" for c in channels for f in CHANNEL_FIGURES),
+            *(f"conversations_source_{s}" for s in sources),
+        ]
+    )
+    for day in days:
         by_reason = day.get("escalations_by_reason", {})
+        by_channel = day.get("by_channel", {})
+        by_source = {row["source"]: row["conversations"] for row in day.get("by_source", [])}
         writer.writerow(
-            [_cell(day.get(c)) for c in COLUMNS] + [_cell(by_reason.get(r, 0)) for r in reasons]
+            [_cell(day.get(c)) for c in COLUMNS]
+            + [_cell(by_reason.get(r, 0)) for r in reasons]
+            + [_cell(by_channel.get(c, {}).get(f, 0)) for c in channels for f in CHANNEL_FIGURES]
+            + [_cell(by_source.get(s, 0)) for s in sources]
         )
     return out.getvalue()

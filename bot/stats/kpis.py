@@ -101,7 +101,11 @@ async def _figures(redis: Redis, stats: Stats, days: list[str]) -> dict[str, Any
 
 
 async def _conversation_counts(redis: Redis, stats: Stats, days: list[str]) -> tuple[int, int]:
-    """(conversations, of which escalated) over `days`, each conversation counted once."""
+    """(conversations, of which escalated) over `days`, each conversation counted once.
+
+    SUNIONSTORE and SINTERCARD join several days' sets and a temporary key:
+    all are `Stats.key`s, on the one slot of the ``{stats}`` hash tag.
+    """
     if len(days) == 1:
         conv, esc = stats.key(days[0], "conv"), stats.key(days[0], "escalated")
         return int(await redis.scard(conv)), int(await redis.sintercard(2, [conv, esc]))

@@ -21,6 +21,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.multiprocess import MultiProcessCollector
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+# Campaign sources a process labels its series with; later ones count as "other".
+MAX_SOURCE_LABELS = 20
 
 
 class Metrics:
@@ -28,6 +30,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         self._multiprocess_dir = multiprocess_dir
         self._version: str | None = None
+        self._loop_stall_max = 0.0
         self.messages = Counter(
             "kefu_messages",
             "Messages by channel and direction (in: from customers, out: to them)",
@@ -58,6 +61,31 @@ class Metrics:
             ["team", "within_target"],
             registry=self.registry,
         )
+        self.conversations = Counter(
+            "kefu_conversations",
+            "Conversations with a customer message, each counted once a day, by channel",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.channel_escalations = Counter(
+            "kefu_channel_escalations",
+            "Requests for a person, by channel",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.handoffs = Counter(
+            "kefu_handoffs",
+            "Conversations a person took (to: console, or the platform's own servicers)",
+            ["channel", "to"],
+            registry=self.registry,
+        )
+        self.campaign_arrivals = Counter(
+            "kefu_campaign_arrivals",
+            "Customers arriving from a campaign (a QR code's scene), by source",
+            ["source"],
+            registry=self.registry,
+        )
+        self._sources: set[str] = set()
         # Multiprocess modes (ignored in a single process): the queue length as
         # last read by any worker; agents summed over the workers alive; a
         # version is 1 while any worker alive serves it.
@@ -80,6 +108,31 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livemax",
         )
+        self.loop_stall = Histogram(
+            "kefu_loop_stall_seconds",
+            "How late the event loop ran a ready task (bot/loop_lag.py), per 10 ms tick",
+            buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0, 5.0),
+            registry=self.registry,
+        )
+        self.loop_stall_max = Gauge(
+            "kefu_loop_stall_max_seconds",
+            "The longest event-loop stall since this process started",
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
+
+    def loop_stalled(self, seconds: float) -> None:
+        self.loop_stall.observe(seconds)
+        if seconds > self._loop_stall_max:
+            self._loop_stall_max = seconds
+            self.loop_stall_max.set(seconds)
+
+    def source(self, label: str) -> str:
+        """`label` as a series label: the first MAX_SOURCE_LABELS this process saw, or other."""
+        if label in self._sources or len(self._sources) < MAX_SOURCE_LABELS:
+            self._sources.add(label)
+            return label
+        return "other"
 
     def serving(self, version: str) -> None:
         if self._version is not None and self._version != version:

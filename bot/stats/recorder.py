@@ -1,17 +1,29 @@
 """What the KPIs are computed from, recorded as things happen, per day.
 
-Days are the brand's (the service hours' timezone). Per day ``D``:
+Days are the brand's (the service hours' timezone). Every key carries the hash
+tag ``{stats}``, so a range of days is united server-side on one Redis Cluster
+slot (`bot/stats/kpis.py`). Per day ``D``:
 
-- ``P:stats:{D}``              hash: counters (messages in/out by channel, classified
+- ``P:{stats}:D``              hash: counters (messages in/out by channel, classified
                                 and fallback messages, intents, escalations by reason,
                                 CSAT sum and count)
-- ``P:stats:{D}:conv``         set: conversations with a customer message that day
-- ``P:stats:{D}:escalated``    set: conversations escalated that day
-- ``P:stats:{D}:unrecognized`` sorted set: fallback messages (masked, normalised) by count
-- ``P:stats:{D}:t:{name}``     list: durations in seconds: ``bot_response`` (message to
+- ``P:{stats}:D:conv``         set: conversations with a customer message that day
+- ``P:{stats}:D:escalated``    set: conversations escalated that day
+- ``P:{stats}:D:unrecognized`` sorted set: fallback messages (masked, normalised) by count
+- ``P:{stats}:D:t:<name>``     list: durations in seconds: ``bot_response`` (message to
                                 the bot's reply), ``human_response`` (queued to the first
                                 agent reply), ``queue_wait`` (queued to claimed),
                                 ``handling`` (claimed to released or closed)
+- ``P:{stats}:ch:<channel>:D`` set: that channel's conversations with a customer message
+- ``P:{stats}:src:D:sources``  set: the campaign sources seen that day (at most MAX_SOURCES)
+- ``P:{stats}:src:D:of:<source>`` set: conversations a campaign source brought that day
+
+Per channel, the counters hash also holds ``channel:{channel}:escalations`` and
+``channel:{channel}:handoffs`` (a person took the conversation from the queue, or
+the platform's own servicers did). Channels are the known ones or ``other``.
+Campaign sources are strings from QR codes: normalised (letters, digits,
+``_.-``, at most MAX_SOURCE_CHARS) and at most MAX_SOURCES a day, the rest
+counted as ``other``, so no customer can make keys or series without bound.
 
 Every key expires after the retention period. Recorded from the events a
 process publishes (`bot/stats/subscriber.py`), which also feeds its Prometheus
@@ -21,12 +33,14 @@ metrics (`bot/stats/metrics.py`).
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from bot.channels.identity import channel_of
 from bot.names import FALLBACK
 from bot.nlu.normalizer import normalize
 from bot.redis_keys import Keys
@@ -35,6 +49,33 @@ from bot.stats.metrics import Metrics
 DURATIONS = ("bot_response", "human_response", "queue_wait", "handling")
 # Durations kept per day and kind: enough for medians and p90s of a busy day.
 MAX_SAMPLES = 20_000
+CHANNELS = ("rest", "webchat", "wechat", "weibo", "wecomkf")
+OTHER = "other"
+# Campaign sources: a brand runs tens of QR codes, not thousands.
+MAX_SOURCES = 50
+MAX_SOURCE_CHARS = 32
+_NOT_SOURCE = re.compile(r"[^\w.-]+")
+
+# KEYS: the day's sources.  ARGV: source, cap, ttl.  The source, or 'other' when the
+# day has `cap` others already (one step, so processes cannot overshoot together).
+_SOURCE = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return ARGV[1] end
+if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 'other' end
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return ARGV[1]
+"""
+
+
+def channel_label(channel: str) -> str:
+    """`channel` if it is one of ours, else ``other`` (labels and keys stay few)."""
+    return channel if channel in CHANNELS else OTHER
+
+
+def source_label(source: str) -> str | None:
+    """A campaign source as it is counted: word characters, ``.`` and ``-``, cut short."""
+    label = _NOT_SOURCE.sub("_", source.strip())[:MAX_SOURCE_CHARS].strip("_")
+    return label or None
 
 
 class Stats:
@@ -46,6 +87,7 @@ class Stats:
         self.tz = tz
         self._ttl = (retention_days + 2) * 86400
         self.metrics = metrics
+        self._source = redis.register_script(_SOURCE)
 
     def day(self, ts: float) -> str:
         return dt.datetime.fromtimestamp(ts, self.tz).date().isoformat()
@@ -53,15 +95,26 @@ class Stats:
     def key(self, day: str, *parts: str) -> str:
         return self._keys.stats(day, *parts)
 
+    def channel_key(self, channel: str, day: str) -> str:
+        """The set of `channel`'s conversations on `day` (a known channel, or other)."""
+        return self._keys.stats_group(f"ch:{channel_label(channel)}", day)
+
+    def source_key(self, day: str, label: str | None = None) -> str:
+        """The day's sources, or with `label` the conversations that source brought."""
+        return self._keys.stats_group("src", day, *(("of", label) if label else ("sources",)))
+
     def add_inbound(self, pipe: Pipeline, conversation: str, channel: str, ts: float) -> None:
         """A customer message was logged: queue the counting on `pipe` (the log's own)."""
         day = self.day(ts)
         counters, conversations = self.key(day), self.key(day, "conv")
+        by_channel = self.channel_key(channel, day)
         pipe.hincrby(counters, "messages_in", 1)
         pipe.hincrby(counters, f"in:{channel}", 1)
+        pipe.sadd(by_channel, conversation)  # first: whether the conversation is new today
         pipe.sadd(conversations, conversation)
         pipe.expire(counters, self._ttl)
         pipe.expire(conversations, self._ttl)
+        pipe.expire(by_channel, self._ttl)
 
     def add_outbound(
         self,
@@ -95,9 +148,36 @@ class Stats:
             pipe.expire(unrecognized, self._ttl)
         pipe.expire(counters, self._ttl)
 
-    async def inbound(self, conversation: str, channel: str, ts: float | None = None) -> None:
+    async def inbound(self, conversation: str, channel: str, ts: float | None = None) -> bool:
+        """Count a customer message; whether it is the conversation's first of the day."""
         async with self._redis.pipeline(transaction=False) as pipe:
             self.add_inbound(pipe, conversation, channel, time.time() if ts is None else ts)
+            results = await pipe.execute()
+        return bool(results[2])
+
+    async def sourced(self, conversation: str, source: str, ts: float | None = None) -> str | None:
+        """A campaign source brought `conversation`: counted under its label (returned)."""
+        label = source_label(source)
+        if label is None:
+            return None
+        day = self.day(time.time() if ts is None else ts)
+        sources = self.source_key(day)
+        label = str(await self._source(keys=[sources], args=[label, MAX_SOURCES, self._ttl]))
+        brought = self.source_key(day, label)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.sadd(brought, conversation)
+            pipe.expire(brought, self._ttl)
+            await pipe.execute()
+        return label
+
+    async def handoff(self, conversation: str, ts: float | None = None) -> None:
+        """A person took the conversation (from our queue, or the platform's servicers)."""
+        counters = self.key(self.day(time.time() if ts is None else ts))
+        channel = channel_label(channel_of(conversation))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(counters, "handoffs", 1)
+            pipe.hincrby(counters, f"channel:{channel}:handoffs", 1)
+            pipe.expire(counters, self._ttl)
             await pipe.execute()
 
     async def outbound(
@@ -125,6 +205,8 @@ class Stats:
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hincrby(counters, "escalations", 1)
             pipe.hincrby(counters, f"escalation:{reason}", 1)
+            channel = channel_label(channel_of(conversation))
+            pipe.hincrby(counters, f"channel:{channel}:escalations", 1)
             pipe.sadd(escalated, conversation)
             pipe.expire(counters, self._ttl)
             pipe.expire(escalated, self._ttl)

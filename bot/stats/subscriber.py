@@ -8,9 +8,10 @@ count it once, and a process whose subscription is down would miss some.
 
 from __future__ import annotations
 
+from bot.channels.identity import channel_of
 from bot.events import EventKind, Events, Payload
 from bot.review.index import entry_time
-from bot.stats.recorder import Stats
+from bot.stats.recorder import Stats, channel_label
 
 
 class KpiRecorder:
@@ -26,13 +27,22 @@ class KpiRecorder:
         events.subscribe(EventKind.STATE, self.state)
         events.subscribe(EventKind.ESCALATED, self.escalated)
         events.subscribe(EventKind.RATED, self.rated)
+        events.subscribe(EventKind.HANDED_ELSEWHERE, self.handed_elsewhere)
 
     async def customer_message(self, conversation: str, data: Payload) -> None:
-        """Messages in, conversations of the day; the NLU's verdict and how long it took."""
+        """Messages in, the day's conversations by channel and by campaign source.
+
+        And the NLU's verdict and how long it took.
+        """
         ts, channel = entry_time(data["id"]), data["channel"]
         if not data.get("resumed"):  # an earlier attempt at the turn counted it
-            await self._stats.inbound(conversation, channel, ts)
+            if await self._stats.inbound(conversation, channel, ts):
+                self._metrics.conversations.labels(channel_label(channel)).inc()
             self._metrics.messages.labels(channel, "in").inc()
+        if data.get("source"):
+            label = await self._stats.sourced(conversation, str(data["source"]), ts)
+            if label is not None:
+                self._metrics.campaign_arrivals.labels(self._metrics.source(label)).inc()
         if data.get("intent"):
             await self._stats.classified(data["intent"], data["text"], ts)
         if data.get("nlu_seconds") is not None:
@@ -59,17 +69,26 @@ class KpiRecorder:
         await self._outbound(data["channel"], 1)
 
     async def state(self, conversation: str, data: Payload) -> None:
-        """The time a claim ended (queue wait) or a release or close ended (handling)."""
+        """The time a claim ended (queue wait: a handoff) or a release or close (handling)."""
         for name in ("queue_wait", "handling"):
             if data.get(name) is not None:
                 await self._stats.duration(name, data[name])
+        if data.get("queue_wait") is not None:  # an agent took it from the queue
+            await self._stats.handoff(conversation)
+            self._metrics.handoffs.labels(_channel(conversation), "console").inc()
 
     async def escalated(self, conversation: str, data: Payload) -> None:
         await self._stats.escalation(conversation, data["reason"], data["at"])
         self._metrics.escalations.labels(data["reason"]).inc()
+        self._metrics.channel_escalations.labels(_channel(conversation)).inc()
 
     async def rated(self, conversation: str, data: Payload) -> None:
         await self._stats.rating(data["rating"], data["at"])
+
+    async def handed_elsewhere(self, conversation: str, data: Payload) -> None:
+        """The platform's own servicers took the conversation: a handoff too."""
+        await self._stats.handoff(conversation)
+        self._metrics.handoffs.labels(_channel(conversation), "platform").inc()
 
     async def _outbound(
         self,
@@ -80,3 +99,7 @@ class KpiRecorder:
     ) -> None:
         await self._stats.outbound(channel, count, by_agent, response_seconds=response_seconds)
         self._metrics.messages.labels(channel, "out").inc(count)
+
+
+def _channel(conversation: str) -> str:
+    return channel_label(channel_of(conversation))

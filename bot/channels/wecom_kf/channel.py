@@ -7,6 +7,19 @@ msgid is claimed in Redis, so a redelivered callback, a re-read page or a
 second process pulling changes nothing) and saves the next cursor after each
 page. One process pulls an account at a time (bot/channels/wecom_kf/store.py).
 
+Claims and the pull are leases this process renews while it works. Killed
+between claiming a message and answering it, it stops renewing: the claim
+runs out within seconds, the cursor still points before the message, and the
+next pull (any process) handles it. The turn itself runs under the message's
+id (`ChatService.handle(message_id=...)`), so the taken-over turn resumes from
+what the log holds: the message is logged once and a dialogue that already
+answered is not run again. Only replies cut off mid-send can go out twice.
+
+Customers' messages get the per-conversation rate limit WeChat's get (the
+first excess message is answered with the honest line, the rest not at all).
+What WeCom's own servicers type in their client (origin 5) is logged to the
+conversation as theirs, never answered.
+
 Answers go out through kf/send_msg, within WeCom's window: five messages in
 the 48 hours after the customer's last message. ``enter_session`` gets the
 welcome through kf/send_msg_on_event with its one-use ``welcome_code`` (20
@@ -20,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from typing import Any
 
@@ -34,17 +48,18 @@ from bot.channels.wecom_kf.api import (
     menu_message,
     text_message,
 )
-from bot.channels.wecom_kf.store import WINDOW_MESSAGES, KfStore
+from bot.channels.wecom_kf.store import BUSY, MINE, PULL_LOCK_MS, WINDOW_MESSAGES, KfStore
 from bot.chat.service import ChatService, TurnReply
 from bot.content.messages import Messages
 from bot.events import Events
 from bot.handoff.service import HandoffService
 from bot.handoff.states import WAITING
+from bot.security.ratelimit import RateLimits
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "wecomkf"
-CUSTOMER, SYSTEM = 3, 4  # sync_msg's `origin`; 5 is a servicer writing in WeCom's client
+CUSTOMER, SYSTEM, SERVICER_WROTE = 3, 4, 5  # sync_msg's `origin` (5: WeCom's own client)
 SERVICER_AGENT = "wecom"  # the agent name a conversation handed to WeCom is closed under
 HANDED_TO_WECOM = "wecom_servicer"  # its resolution tag
 SESSION_ENDED = 3  # session_status_change's change_type: the servicer ended the session
@@ -64,6 +79,14 @@ WINDOW_CLOSED_NOTE = (
     "微信客服只允许在客户最后一条消息后 48 小时内回复 5 条：现在不能再发，客户再发消息后才能回复。"
 )
 RATE_LIMITED_NOTE = "企业微信限制了发送频率，这条没有发出，请稍后再发。"
+# How long a pull waits for a message another live process holds before giving
+# up (the pull is retried): longer than a crashed holder's lease.
+CLAIM_WAIT = 30.0
+MAX_MSGID = 128
+
+
+class MessageInHand(Exception):
+    """Another process has held a pulled message for too long: pull again later."""
 
 
 def conversation_id(open_kfid: str, external_userid: str) -> str:
@@ -98,6 +121,7 @@ class WeComKfChannel:
         handoff_service: HandoffService,
         events: Events,
         messages: Messages,
+        limits: RateLimits,
         max_chars: int,
         retry_seconds: float,
         handoff: str = "console",
@@ -109,11 +133,17 @@ class WeComKfChannel:
         self._handoff_service = handoff_service
         self._events = events
         self._messages = messages
+        self._limits = limits
         self._max_chars = max_chars
         self._retry = retry_seconds
         self._handoff = handoff
         self._servicer = servicer
         self._tasks: set[asyncio.Task[None]] = set()
+        # Leases in hand, renewed by `renew`: (conversation, msgid) -> owner of a
+        # claim, open_kfid -> owner of a pull.
+        self._claims: dict[tuple[str, str], str] = {}
+        self._pulls: dict[str, str] = {}
+        self._rechecks: dict[str, asyncio.Task[None]] = {}
 
     # -- pulling ----------------------------------------------------------------------
 
@@ -124,10 +154,17 @@ class WeComKfChannel:
     async def pull(self, open_kfid: str, token: str) -> None:
         """Pull until nothing is wanted; when another process pulls, leave it a mark."""
         await self._store.want_pull(open_kfid, token)
+        await self._pull_wanted(open_kfid)
+
+    async def _pull_wanted(self, open_kfid: str) -> None:
         while await self._store.pull_wanted(open_kfid):
             owner = await self._store.lock_pull(open_kfid)
             if owner is None:
-                return  # the holder reads the mark before and after it lets go
+                # The holder reads the mark before and after it lets go; should it
+                # die instead, its lease runs out: look at the mark again then.
+                self._recheck(open_kfid)
+                return
+            self._pulls[open_kfid] = owner
             failed: str | None = None
             try:
                 while (wanted := await self._store.take_pull(open_kfid)) is not None:
@@ -135,12 +172,13 @@ class WeComKfChannel:
                         await self._pages(open_kfid, wanted, owner)
                     except Exception as exc:
                         failed = wanted
-                        if isinstance(exc, PlatformApiError):
+                        if isinstance(exc, (PlatformApiError, MessageInHand)):
                             logger.warning("pulling kf account %s: %s", open_kfid, exc)
                         else:
                             logger.exception("pulling kf account %s failed", open_kfid)
                         break
             finally:
+                self._pulls.pop(open_kfid, None)
                 await self._store.unlock_pull(open_kfid, owner)
             if failed is not None:
                 # Rate limited, WeCom or Redis away, the model loading: the cursor
@@ -151,6 +189,29 @@ class WeComKfChannel:
     async def _pull_later(self, open_kfid: str, token: str) -> None:
         await asyncio.sleep(self._retry)
         await self.pull(open_kfid, token)
+
+    def _recheck(self, open_kfid: str) -> None:
+        """Once the pull lock's lease could have run out, pull if a pull is still wanted."""
+        if open_kfid in self._rechecks:
+            return
+
+        async def later() -> None:
+            try:
+                await asyncio.sleep(PULL_LOCK_MS / 1000 + 0.5)
+            finally:
+                self._rechecks.pop(open_kfid, None)
+            await self._pull_wanted(open_kfid)
+
+        task = asyncio.create_task(later())
+        self._rechecks[open_kfid] = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def renew(self) -> None:
+        """Renew the leases of the messages and pulls in hand (a background loop)."""
+        await self._store.keep_claims([(c, m, o) for (c, m), o in self._claims.items()])
+        for open_kfid, owner in list(self._pulls.items()):
+            await self._store.keep_pull(open_kfid, owner)
 
     async def _pages(self, open_kfid: str, token: str, owner: str) -> None:
         cursor = await self._store.cursor(open_kfid)
@@ -178,30 +239,80 @@ class WeComKfChannel:
             logger.warning("a kf message without msgid, open_kfid or external_userid: skipped")
             return
         origin = int(item.get("origin") or 0)
-        if origin not in (CUSTOMER, SYSTEM):
-            logger.debug(
-                "kf message %s from origin %d (a servicer) not ours to answer", msgid, origin
-            )
+        if origin not in (CUSTOMER, SYSTEM, SERVICER_WROTE) or len(msgid) > MAX_MSGID:
+            logger.warning("kf message %.40s (origin %d) not ours: skipped", msgid, origin)
             return
         conversation = conversation_id(open_kfid, user)
-        if not await self._store.claim(conversation, msgid):
+        owner = await self._claim(conversation, msgid)
+        if owner is None:
             logger.info("kf message %s handled already", msgid)
             return
         try:
-            if isinstance(event, dict):
+            if origin == SERVICER_WROTE:
+                await self._servicer_wrote(conversation, kind, item)
+            elif isinstance(event, dict):
                 await self._event(conversation, event)
-                return
-            sent_at = float(item.get("send_time") or time.time())
-            await self._store.customer_wrote(conversation, sent_at)
-            turn = await self._turn(conversation, kind, item)
+            else:
+                await self._customer_wrote(conversation, msgid, kind, item)
         except BaseException:
-            # Nothing was answered: the cursor stays, the next pull tries again.
-            await self._store.unclaim(conversation, msgid)
+            # Not answered: the cursor stays, the next pull tries again.
+            self._claims.pop((conversation, msgid), None)
+            try:
+                await self._store.unclaim(conversation, msgid, owner)
+            except Exception:  # Redis away: the lease runs out by itself
+                logger.warning("kf message %s left to its lease", msgid)
             raise
+        self._claims.pop((conversation, msgid), None)
+        await self._store.answered(conversation, msgid, owner)
+
+    async def _claim(self, conversation: str, msgid: str) -> str | None:
+        """This process's lease on the message, or None when it was answered already.
+
+        While another live process holds it, wait: if that process dies, its
+        lease runs out and the message is ours; if it answers, there is nothing
+        to do. Giving up early would let the cursor pass a message in hand.
+        """
+        owner = secrets.token_hex(8)
+        deadline = time.monotonic() + CLAIM_WAIT
+        while (state := await self._store.claim(conversation, msgid, owner)) == BUSY:
+            if time.monotonic() > deadline:
+                raise MessageInHand(f"message {msgid} of {conversation} is still in hand")
+            await asyncio.sleep(0.25)
+        if state != MINE:
+            return None
+        self._claims[(conversation, msgid)] = owner
+        return owner
+
+    async def _customer_wrote(
+        self, conversation: str, msgid: str, kind: str, item: dict[str, Any]
+    ) -> None:
+        sent_at = float(item.get("send_time") or time.time())
+        await self._store.customer_wrote(conversation, sent_at)
+        excess = await self._limits.excess(conversation)
+        if excess is not None:
+            # Over the rate: not processed; the first such message hears why.
+            if excess:
+                try:
+                    await self._push(conversation, text_message(excess))
+                except DeliveryFailed as exc:
+                    logger.warning("rate-limit line to %s not sent: %s", conversation, exc.message)
+            return
+        turn = await self._turn(conversation, msgid, kind, item)
         if turn is not None:
             await self._answer(conversation, turn)
 
-    async def _turn(self, conversation: str, kind: str, item: dict[str, Any]) -> TurnReply | None:
+    async def _servicer_wrote(self, conversation: str, kind: str, item: dict[str, Any]) -> None:
+        """A WeCom servicer wrote to the customer in WeCom's client: logged as theirs."""
+        servicer = str(item.get("servicer_userid") or "")
+        text = ""
+        if kind == "text" and isinstance(item.get("text"), dict):
+            text = str(item["text"].get("content") or "").strip()[: self._max_chars]
+        agent = f"{SERVICER_AGENT}:{servicer}" if servicer else SERVICER_AGENT
+        await self._handoff_service.written_elsewhere(conversation, agent, text or describe(item))
+
+    async def _turn(
+        self, conversation: str, msgid: str, kind: str, item: dict[str, Any]
+    ) -> TurnReply | None:
         text = ""
         if kind == "text" and isinstance(item.get("text"), dict):
             # A menu click comes back as a text: its content is the chosen label.
@@ -211,7 +322,10 @@ class WeComKfChannel:
             await self._chat.handle_unreadable(CHANNEL, conversation, text or describe(item), None)
             return None
         if kind == "text":
-            return await self._chat.handle(CHANNEL, conversation, text) if text else None
+            if not text:
+                return None
+            # Under the msgid: a turn taken over from a crashed process resumes.
+            return await self._chat.handle(CHANNEL, conversation, text, message_id=msgid)
         return await self._chat.handle_unreadable(
             CHANNEL, conversation, describe(item), "media_unsupported"
         )
@@ -331,6 +445,8 @@ class WeComKfChannel:
 
     async def drain(self, timeout: float) -> None:
         """Let pulls in progress finish (bounded), then cancel what is left."""
+        for recheck in list(self._rechecks.values()):
+            recheck.cancel()  # only waiting for another process's lease: nothing in hand
         if self._tasks:
             _, late = await asyncio.wait(set(self._tasks), timeout=timeout)
             for task in late:

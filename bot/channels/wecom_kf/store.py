@@ -5,7 +5,12 @@
 - One process at a time pulls a kf account (a lock with an owner). A callback
   arriving while another process pulls leaves a "pull again" mark, which the
   puller reads before it lets go (and once more after), so no push is missed.
-- Each pulled message is claimed by its msgid, as WeChat's MsgId is.
+- Each pulled message is claimed by its msgid with a lease its process renews
+  while it handles the message; answered, the claim becomes ``done`` for two
+  days. A process killed between claiming and answering stops renewing: its
+  claim runs out within seconds and the next pull, on any process, handles the
+  message (the cursor was not saved past it). The pull lock is a lease too, so
+  a killed puller does not keep the account from being pulled for long.
 - The window: WeCom lets the brand send five messages within 48 hours of the
   customer's last message. The customer's message sets ``last_in`` (expiring
   48 hours after it was sent) and clears the count; each send reserves one of
@@ -19,12 +24,17 @@ import time
 
 from redis.asyncio import Redis
 
+from bot.chat.once import LEASE_MS
 from bot.redis_keys import Keys
 
 WINDOW_SECONDS = 48 * 3600
 WINDOW_MESSAGES = 5
 CLAIM_SECONDS = 2 * 86400  # longer than any redelivery or re-read of a page
-PULL_LOCK_MS = 60_000  # a pull holds the lock this long at most without renewing it
+# Leases renewed every RENEW_EVERY (bot/chat/once.py) by the process holding them:
+# after a crash, a message is free again within CLAIM_LEASE_MS, an account's pull
+# within PULL_LOCK_MS.
+CLAIM_LEASE_MS = LEASE_MS
+PULL_LOCK_MS = 10_000
 SERVICER_SECONDS = 48 * 3600  # a WeCom servicer's session ends well before this
 
 _RELEASE = """
@@ -47,6 +57,27 @@ return tonumber(ARGV[1]) - sent - 1
 """
 CLOSED, USED_UP = -1, -2
 
+# KEYS: claim.  ARGV: owner, lease_ms.  'mine' (claimed now), 'done' (answered), or
+# 'busy' (a live process holds it: its lease would have run out otherwise).
+# '1' is how claims read before they had leases: answered, or lost with the process.
+_CLAIM = """
+local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 'mine'
+end
+if v == 'done' or v == '1' then return 'done' end
+return 'busy'
+"""
+# KEYS: claim.  ARGV: owner, ttl_s.  Only the holder marks the message answered.
+_FINISH = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('SET', KEYS[1], 'done', 'EX', ARGV[2]) and 1 or 0
+end
+return 0
+"""
+MINE, DONE, BUSY = "mine", "done", "busy"
+
 
 class KfStore:
     def __init__(self, redis: Redis, keys: Keys) -> None:
@@ -55,6 +86,8 @@ class KfStore:
         self._release = redis.register_script(_RELEASE)
         self._renew = redis.register_script(_RENEW)
         self._reserve = redis.register_script(_RESERVE)
+        self._claim = redis.register_script(_CLAIM)
+        self._finish = redis.register_script(_FINISH)
 
     # -- pulling -----------------------------------------------------------------
 
@@ -89,12 +122,28 @@ class KfStore:
     async def unlock_pull(self, open_kfid: str, owner: str) -> None:
         await self._release(keys=[self._keys.wecomkf_pull_lock(open_kfid)], args=[owner])
 
-    async def claim(self, conversation: str, msgid: str) -> bool:
+    async def claim(self, conversation: str, msgid: str, owner: str) -> str:
+        """MINE (leased to `owner` now), DONE (answered already) or BUSY (in hand elsewhere)."""
         key = self._keys.wecomkf_message(conversation, msgid)
-        return bool(await self._redis.set(key, "1", nx=True, ex=CLAIM_SECONDS))
+        return str(await self._claim(keys=[key], args=[owner, CLAIM_LEASE_MS]))
 
-    async def unclaim(self, conversation: str, msgid: str) -> None:
-        await self._redis.delete(self._keys.wecomkf_message(conversation, msgid))
+    async def keep_claims(self, held: list[tuple[str, str, str]]) -> None:
+        """Renew the leases of the (conversation, msgid, owner) claims still in hand."""
+        if not held:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for conversation, msgid, owner in held:
+                key = self._keys.wecomkf_message(conversation, msgid)
+                await self._renew(keys=[key], args=[owner, CLAIM_LEASE_MS], client=pipe)
+            await pipe.execute()
+
+    async def answered(self, conversation: str, msgid: str, owner: str) -> None:
+        key = self._keys.wecomkf_message(conversation, msgid)
+        await self._finish(keys=[key], args=[owner, CLAIM_SECONDS])
+
+    async def unclaim(self, conversation: str, msgid: str, owner: str) -> None:
+        """Give the message back for the next pull (handling it failed)."""
+        await self._release(keys=[self._keys.wecomkf_message(conversation, msgid)], args=[owner])
 
     # -- the window ----------------------------------------------------------------
 

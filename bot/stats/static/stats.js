@@ -5,6 +5,7 @@
   var COLORS = ["#1664ff", "#00b42a", "#ff7d00", "#f53f3f", "#722ed1", "#14c9c9", "#f7ba1e", "#86909c", "#eb2f96"];
   var REASONS = { request_human: "客户要求", low_confidence: "没听懂", complaint: "投诉", abuse: "辱骂",
     sensitive_topic: "敏感话题", payment_issue: "支付", account_issue: "账号", order_id_invalid: "订单号无效", order_change: "改单" };
+  var CHANNELS = { rest: "REST 接口", webchat: "网页聊天", wechat: "微信公众号", weibo: "微博", wecomkf: "微信客服", other: "其他" };
 
   var el = Kefu.el;
   var api = Kefu.api;
@@ -63,6 +64,14 @@
         return [name, f.answered, f.within, pct(f.share)];
       }));
     });
+    var channels = Object.keys(t.by_channel || {});
+    table($("channels"), ["渠道", "会话", "消息（收/发）", "转人工", "人工接入"], channels.map(function (c) {
+      var k = t.by_channel[c];
+      return [CHANNELS[c] || c, k.conversations, k.messages_in + " / " + k.messages_out, k.escalations, k.handoffs];
+    }));
+    table($("sources"), ["来源", "会话"], (t.by_source || []).map(function (s) {
+      return [s.source === "other" ? "其他（来源过多）" : s.source, s.conversations];
+    }));
     table($("reasons"), ["原因", "次数"], reasons.map(function (r) { return [REASONS[r] || r, t.escalations_by_reason[r]]; }));
     table($("intents"), ["意图", "条数"], t.top_intents.map(function (i) { return [i.intent, i.count]; }));
     table($("unrecognized"), ["客户原话", "次数"], t.unrecognized.map(function (u) { return [u.text, u.count]; }));

@@ -1,0 +1,120 @@
+"""What the performance work promises: the same answers, a turn that does not
+grow with the conversation, and an event loop that notices when it is held."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp.test_utils import TestClient
+from rasa.engine.constants import PLACEHOLDER_TRACKER
+from rasa.shared.core.trackers import DialogueStateTracker
+
+from bot.app import create_app
+from bot.engine import patches
+from bot.engine.prediction import recent_window
+from bot.engine.runtime import RasaEngine
+from bot.loop_lag import LoopLagProbe
+from bot.settings import Rate, Settings
+
+SMALL_TALK = ["你好", "谢谢", "你是机器人吗", "今天天气怎么样", "你叫什么名字", "好的", "多谢啦"]
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client, settings: Settings, engine: RasaEngine
+) -> AsyncIterator[TestClient]:  # type: ignore[no-untyped-def]
+    """The app without the per-conversation rate limit: one customer writes fast."""
+    own = settings.with_(rate_conversation=Rate(0, 1.0))
+    yield await aiohttp_client(create_app(own, engine), server_kwargs={"port": own.port})
+
+
+async def _long_conversation(client: TestClient, sender: str, messages: int) -> None:
+    for i in range(messages):
+        resp = await client.post(
+            "/webhooks/rest/webhook",
+            json={"sender": sender, "message": SMALL_TALK[i % len(SMALL_TALK)]},
+        )
+        assert resp.status == 200, await resp.text()
+        assert await resp.json(), f"message {i + 1} got no reply"
+
+
+async def test_long_conversation_predicts_from_a_window_with_the_same_answers(
+    client: TestClient, engine: RasaEngine
+) -> None:
+    await _long_conversation(client, "long-window", 40)
+    store = engine.agent.tracker_store
+    tracker = await store.retrieve("rest:long-window")
+    assert tracker is not None
+    runner = engine.agent.processor.graph_runner  # type: ignore[union-attr]
+    window = recent_window(tracker, runner._window_actions)
+    assert window is not tracker and len(window.events) < len(tracker.events) / 3
+    target = engine.agent.processor.model_metadata.core_target  # type: ignore[union-attr]
+    # Every prefix of the conversation that ends on a customer message: the
+    # windowed prediction is the one Rasa makes from the whole tracker.
+    events = list(tracker.events)
+    checked = 0
+    for end in range(20, len(events)):
+        if type(events[end - 1]).__name__ != "UserUttered":
+            continue
+        prefix = DialogueStateTracker.from_events(
+            tracker.sender_id, events[:end], slots=list(tracker.slots.values())
+        )
+        windowed = runner.run(inputs={PLACEHOLDER_TRACKER: prefix}, targets=[target])[target]
+        saved, runner._window_actions = runner._window_actions, None
+        try:
+            whole = runner.run(inputs={PLACEHOLDER_TRACKER: prefix}, targets=[target])[target]
+        finally:
+            runner._window_actions = saved
+        assert windowed.probabilities == whole.probabilities
+        assert windowed.policy_name == whole.policy_name
+        checked += 1
+    assert checked >= 30
+
+
+async def test_tracker_copies_and_applied_events_match_rasas_replay(
+    client: TestClient, engine: RasaEngine
+) -> None:
+    await _long_conversation(client, "long-copy", 12)
+    tracker = await engine.agent.tracker_store.retrieve("rest:long-copy")
+    assert tracker is not None
+    copied = tracker.copy()
+    replayed = DialogueStateTracker.travel_back_in_time(tracker, float("inf"))
+    assert list(copied.events) == list(replayed.events)
+    assert copied.current_state() == replayed.current_state()
+    assert patches._applied_events(tracker) == patches._ORIGINAL_APPLIED_EVENTS(tracker)
+
+
+async def test_message_200_costs_about_what_message_2_does(client: TestClient) -> None:
+    timings = []
+    for i in range(120):
+        started = time.perf_counter()
+        resp = await client.post(
+            "/webhooks/rest/webhook",
+            json={"sender": "long-cost", "message": SMALL_TALK[i % len(SMALL_TALK)]},
+        )
+        assert resp.status == 200
+        timings.append(time.perf_counter() - started)
+    early, late = sorted(timings[1:21])[10], sorted(timings[-20:])[10]
+    # Generous: the machine is shared; before this work the ratio was over 3.
+    assert late < 2 * early, (early, late)
+
+
+def _busy(seconds: float) -> None:
+    until = time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        pass
+
+
+async def test_the_probe_sees_the_loop_held() -> None:
+    seen: list[float] = []
+    probe = LoopLagProbe(seen.append, interval=0.005)
+    probe.start()
+    await asyncio.sleep(0.02)
+    _busy(0.08)  # holds the loop, as CPU work on it would
+    await asyncio.sleep(0.02)
+    await probe.stop()
+    assert max(seen) >= 0.06
+    assert probe.largest == max(seen)

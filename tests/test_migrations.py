@@ -27,6 +27,7 @@ from bot.migrations import KeyMigration
 from bot.redis_keys import LAYOUT_VERSION, Keys, LegacyKeys
 from bot.review.index import ref
 from bot.settings import Settings
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRST, SECOND, HELD = "rest:waits-first", "rest:waits-second", "webchat:held"
@@ -174,7 +175,7 @@ async def test_an_upgraded_bot_serves_the_old_queue_kpis_and_labels(
     # A second start (another process, a restart) finds the marker and moves nothing.
     marked = await snapshot(redis, key_prefix)
     second = await aiohttp_client(
-        create_app(settings, engine), server_kwargs={"port": settings.port + 1}
+        create_app(settings, engine), server_kwargs={"port": free_port()}
     )
     assert (await second.get("/healthz")).status == 200
     assert await KeyMigration(redis, keys).once() is None

@@ -340,6 +340,8 @@ async def test_handoff_to_a_wecom_servicer_when_configured(make_client, fake):
         "service_state": 3,
         "servicer_userid": "zhangsan",
     }
+    # Recorded here once WeCom accepted the transfer (just after the call returns).
+    await until_state(client, cid("wmUserB"), "closed")
     handoff = await client.app[STATES].get(cid("wmUserB"))
     assert (handoff.state, handoff.tag) == ("closed", "wecom_servicer")
     sent = len(fake.to("wmUserB"))

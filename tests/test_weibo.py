@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.app import create_app
-from bot.app_keys import CONVERSATION_LOG, HUB, STATES
+from bot.app_keys import CONVERSATION_LOG, EVENTS, STATES
+from bot.events import EventKind
 from bot.settings import Settings
 from tests.fake_weibo import (
     ACCOUNT_UID,
@@ -170,8 +171,13 @@ async def test_follow_welcomes_and_unfollow_closes_the_window(weibo, client, fak
 async def test_a_qr_scan_records_the_campaign_source_for_agents(weibo, client, logins):
     uid = 1005
     heard: list[dict] = []  # type: ignore[type-arg]
-    client.app[HUB].listeners["customer_message"].append(heard.append)
-    await asyncio.sleep(0.3)  # the relay subscribes in the background
+
+    async def published(conversation: str, data: dict) -> None:  # type: ignore[type-arg]
+        heard.append(data)
+
+    # What this process publishes, heard in-process (the Redis relay subscribes in
+    # the background and would miss an event published before it is there).
+    client.app[EVENTS].subscribe(EventKind.CUSTOMER_MESSAGE, published)
     scan = event_push(uid, "scan_follow", key="QR_SCENE_spring", text="扫描二维码")
     welcome = await weibo.passive_text(await weibo.push(scan), scan)
     assert welcome and "机器人" in welcome

@@ -430,6 +430,7 @@ async def alerts_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.alert_webhook_format,
         settings.alert_wait_seconds,
         settings.alert_queue_size,
+        settings.alert_webhook_secret,
     )
     async with aiohttp.ClientSession() as session:
         robot = GroupRobot(session, app[REDIS], Keys(settings.key_prefix), app[STATES], alert)

@@ -120,6 +120,8 @@ def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
 
 # Group robots' message formats (bot/handoff/alerts.py), the first the default.
 ALERT_FORMATS = ("wecom", "dingtalk", "feishu")
+# Those whose robots can require signed messages (BOT_ALERT_WEBHOOK_SECRET).
+SIGNED_ALERT_FORMATS = ("dingtalk", "feishu")
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
@@ -288,6 +290,8 @@ class Settings:
     # long, or this many waiting, told to the team's WeCom/DingTalk/Feishu group.
     alert_webhook: str | None = None
     alert_webhook_format: str = "wecom"
+    # DingTalk's and Feishu's robots can require every message signed with it (加签).
+    alert_webhook_secret: str | None = None
     alert_wait_seconds: float = 300.0
     alert_queue_size: int = 10
     # WeChat Official Account channel: off unless token, appid and secret are all set.
@@ -400,6 +404,14 @@ class Settings:
         log_format = (env.get("BOT_LOG_FORMAT", "").strip() or "text").lower()
         if log_format not in LOG_FORMATS:
             raise SettingsError(f"BOT_LOG_FORMAT must be one of {LOG_FORMATS}, got {log_format!r}")
+        alert_format = _choice(env, "BOT_ALERT_WEBHOOK_FORMAT", ALERT_FORMATS)
+        alert_secret = env.get("BOT_ALERT_WEBHOOK_SECRET", "").strip() or None
+        if alert_secret and alert_format not in SIGNED_ALERT_FORMATS:
+            # WeCom's robots have no signing: a secret set for one is a mistake.
+            raise SettingsError(
+                "BOT_ALERT_WEBHOOK_SECRET signs DingTalk and Feishu robots only, "
+                f"not {alert_format}"
+            )
         return cls(
             log_format=log_format,
             access_log=_flag(env, "BOT_ACCESS_LOG") if env.get("BOT_ACCESS_LOG") else None,
@@ -450,7 +462,8 @@ class Settings:
             presence_grace_seconds=_positive(env, "BOT_PRESENCE_GRACE", 30.0, float),
             service_levels=_service_levels(env, "BOT_SLA_FIRST_RESPONSE"),
             alert_webhook=_webhook(env, "BOT_ALERT_WEBHOOK"),
-            alert_webhook_format=_choice(env, "BOT_ALERT_WEBHOOK_FORMAT", ALERT_FORMATS),
+            alert_webhook_format=alert_format,
+            alert_webhook_secret=alert_secret,
             alert_wait_seconds=_positive(env, "BOT_ALERT_WAIT", 300.0, float),
             alert_queue_size=_positive(env, "BOT_ALERT_QUEUE", 10, int),
             wechat_token=env.get("WECHAT_TOKEN", "").strip() or None,

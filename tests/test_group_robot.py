@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from bot.app import create_app
-from bot.handoff.alerts import AlertSettings, GroupRobot
+from bot.handoff.alerts import AlertSettings, GroupRobot, robot_accepted, robot_body, signed
 from bot.redis_keys import Keys
 from bot.settings import Settings, SettingsError
 from tests.fake_group_robot import FakeGroupRobot
@@ -75,6 +75,47 @@ async def test_a_refusing_robot_is_logged_and_not_retried(
     assert "93000" in caplog.text
 
 
+@pytest.mark.parametrize("fmt", ["dingtalk", "feishu"])
+async def test_a_signing_robot_takes_signed_alerts_and_refuses_wrong_or_stale_ones(
+    fmt, aiohttp_server, redis, key_prefix, caplog
+):
+    fake = FakeGroupRobot(fmt, secret="SEC-the-robots-secret")
+    server = await aiohttp_server(fake.app())
+    keys = Keys(key_prefix)
+    service = handoff_service(redis, keys)
+    url = str(server.make_url(fake.path()))
+    async with aiohttp.ClientSession() as session:
+
+        def robot(secret: str | None) -> GroupRobot:
+            alert = AlertSettings(url, fmt, 0, 99, secret)
+            return GroupRobot(session, redis, keys, service.states, alert)
+
+        await service.request("rest:signed0", "request_human", "人工")
+        assert await robot("wrong-secret").check() == []
+        await service.request("rest:signed1", "request_human", "人工")
+        assert await robot(None).check() == []  # unsigned
+        # Rightly signed, two hours ago: a replayed message.
+        stale_url, stale = signed(
+            fmt, url, robot_body(fmt, "旧消息"), "SEC-the-robots-secret", time.time() - 7200
+        )
+        async with session.post(stale_url, json=stale) as resp:
+            assert not robot_accepted(fmt, await resp.json())
+        assert fake.texts == []
+        code = {"dingtalk": ("errcode", 310000), "feishu": ("code", 19021)}[fmt]
+        assert [a[code[0]] for a in fake.refused] == [code[1]] * 3
+        assert str(code[1]) in caplog.text
+        await service.request("rest:signed3", "request_human", "人工")
+        sent = await robot("SEC-the-robots-secret").check()
+        assert len(sent) == 1 and "rest:signed3" in sent[0] and fake.texts == sent
+
+
+def test_a_signing_secret_for_a_robot_that_cannot_sign_is_refused():
+    with pytest.raises(SettingsError, match="BOT_ALERT_WEBHOOK_SECRET"):
+        Settings.from_env({"BOT_ALERT_WEBHOOK_SECRET": "SEC1"}, dotenv=None)  # wecom
+    env = {"BOT_ALERT_WEBHOOK_FORMAT": "feishu", "BOT_ALERT_WEBHOOK_SECRET": " SEC1 "}
+    assert Settings.from_env(env, dotenv=None).alert_webhook_secret == "SEC1"
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [
@@ -88,14 +129,16 @@ def test_unusable_alert_settings_are_refused(name, value):
         Settings.from_env({name: value}, dotenv=None)
 
 
+@pytest.mark.parametrize(("fmt", "secret"), [("dingtalk", None), ("feishu", "SEC-feishu")])
 async def test_the_app_sends_alerts_when_a_webhook_is_set(
-    aiohttp_client, aiohttp_server, settings, engine
+    fmt, secret, aiohttp_client, aiohttp_server, settings, engine
 ):
-    fake = FakeGroupRobot("dingtalk")
+    fake = FakeGroupRobot(fmt, secret=secret)
     server = await aiohttp_server(fake.app())
     own = settings.with_(
         alert_webhook=str(server.make_url(fake.path())),
-        alert_webhook_format="dingtalk",
+        alert_webhook_format=fmt,
+        alert_webhook_secret=secret,
         alert_wait_seconds=0.2,
         handoff_sweep_seconds=0.1,
     )

@@ -115,6 +115,7 @@ from bot.errors import error_middleware
 from bot.events import Events
 from bot.feedback.store import FeedbackLog
 from bot.handoff.alerts import AlertSettings, GroupRobot
+from bot.handoff.load import RETRY_EVERY as LOAD_RETRY_EVERY
 from bot.handoff.presence import Presence
 from bot.handoff.requests import HandoffRequests
 from bot.handoff.service import HandoffService
@@ -184,6 +185,7 @@ def create_app(
     app.cleanup_ctx.append(migration_ctx)  # old-layout keys moved before anything serves
     app.cleanup_ctx.append(content_ctx)
     app.cleanup_ctx.append(conversation_ctx)
+    app.cleanup_ctx.append(load_ctx)  # agents' loads counted again before assigning
     app.cleanup_ctx.append(loop_lag_ctx)
     app.cleanup_ctx.append(order_backend_ctx)
     app.cleanup_ctx.append(accounts_ctx)
@@ -393,6 +395,29 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
     app[BACKGROUND].on_stop(app[RETRAIN].close)
     yield
     await app[RETRAIN].close()
+
+
+async def load_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Every agent's load counted again from who holds what, once per start.
+
+    Conversations held since before loads were kept count toward their agent's
+    capacity. With Redis away at start-up, retried in the background until done.
+    """
+    handoff = app[HANDOFF]
+    try:
+        await handoff.recount_loads()
+    except (RedisError, OSError) as exc:
+        logger.warning("could not recount agents' loads at start-up (%s); retrying", exc)
+        done = False
+
+        async def retry() -> None:
+            nonlocal done
+            if not done:
+                await handoff.recount_loads()
+                done = True
+
+        app[BACKGROUND].every(LOAD_RETRY_EVERY, retry, "agents' load recount")
+    yield
 
 
 async def hub_ctx(app: web.Application) -> AsyncIterator[None]:

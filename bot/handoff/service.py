@@ -10,6 +10,7 @@ always knows who answers.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,8 @@ from bot.handoff.teams import TeamMap
 from bot.names import agent_action
 from bot.review.index import ReviewIndex
 from bot.settings import ServiceLevels
+
+logger = logging.getLogger(__name__)
 
 # What the customer is told when a person joins or leaves.
 JOINED, LEFT, REQUEUED = "agent_joined", "agent_left", "handoff_requeued"
@@ -203,6 +206,18 @@ class HandoffService:
     async def team(self) -> list[Member]:
         """The roster: each agent's status, capacity, teams and load."""
         return await self.presence.members(await self.states.loads())
+
+    async def recount_loads(self) -> None:
+        """Loads counted again from who holds what (at start-up: conversations held
+        since before loads were kept, or a counter that drifted, count again)."""
+        recount = await self.states.recount_loads()
+        if recount.agents or recount.stale:
+            logger.info(
+                "agents' loads recounted: %d corrected, %d stale assigned entries dropped",
+                recount.agents,
+                recount.stale,
+            )
+        await self.assign_waiting()
 
     async def set_roster(self, agent: str, capacity: int | None, teams: list[str]) -> None:
         """An admin set the agent's capacity and teams (teams.yml must list them)."""

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from bot.handoff.load import LoadCounter, Recount
 from bot.redis_keys import Keys
 
 BOT, WAITING, ASSIGNED, CLOSED = "bot", "waiting", "assigned", "closed"
@@ -230,6 +231,7 @@ class ConversationStates:
         self._redis = redis
         self._keys = keys
         self._script = redis.register_script(_TRANSITION)
+        self._loads = LoadCounter(redis, keys)
 
     async def _apply(
         self, conversation: str, action: str, *args: str | int | float, team: str = ""
@@ -315,6 +317,10 @@ class ConversationStates:
         """Agent -> how many conversations they hold now."""
         raw = await self._redis.hgetall(self._keys.handoff_load)
         return {agent: int(n) for agent, n in raw.items() if int(n) > 0}
+
+    async def recount_loads(self) -> Recount:
+        """Every agent's load counted again from the states, in one step (bot/handoff/load.py)."""
+        return await self._loads.recount()
 
     async def touch(self, conversation: str, agent: str) -> None:
         """The holding agent did something (replied, wrote a note): not idle."""

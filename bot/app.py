@@ -47,6 +47,7 @@ from bot.app_keys import (
     HANDOFF_REQUESTS,
     HUB,
     KNOWLEDGE,
+    KPI_PEOPLE,
     KPI_SPLITS,
     KPIS,
     LOGIN_THROTTLE,
@@ -149,6 +150,7 @@ from bot.stats import api as stats_api
 from bot.stats.breakdown import Breakdown
 from bot.stats.kpis import Kpis
 from bot.stats.metrics import Metrics
+from bot.stats.people import People
 from bot.stats.recorder import Stats
 from bot.stats.subscriber import KpiRecorder
 
@@ -331,6 +333,7 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[KPIS] = Kpis(app[REDIS], app[STATS])
     app[KPI_SPLITS] = Breakdown(app[REDIS], app[STATS])
+    app[KPI_PEOPLE] = People(app[REDIS], app[STATS])
     app[CONVERSATION_LOG] = ConversationLog(app[REDIS], keys)
     app[SATISFACTION] = SatisfactionStore(app[REDIS], keys)
     app[CLARIFICATIONS] = ClarificationStore(app[REDIS], keys)

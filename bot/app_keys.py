@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from bot.settings import Settings
     from bot.stats.breakdown import Breakdown
     from bot.stats.kpis import Kpis
+    from bot.stats.people import People
     from bot.stats.recorder import Stats
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
@@ -87,6 +88,8 @@ STATS: web.AppKey[Stats] = web.AppKey("stats")
 KPIS: web.AppKey[Kpis] = web.AppKey("kpis")
 # The KPIs split by channel and campaign source (bot/stats/breakdown.py).
 KPI_SPLITS: web.AppKey[Breakdown] = web.AppKey("kpi_splits")
+# Per agent and per team: handled, times, service level, ratings (bot/stats/people.py).
+KPI_PEOPLE: web.AppKey[People] = web.AppKey("kpi_people")
 RELOADER: web.AppKey[Reloader] = web.AppKey("reloader")
 RETRAIN: web.AppKey[RetrainJobs] = web.AppKey("retrain")
 REVIEW_INDEX: web.AppKey[ReviewIndex] = web.AppKey("review_index")

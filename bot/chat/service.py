@@ -523,8 +523,15 @@ class ChatService:
         await self._customer_message(
             sender_id, inbound_id, turn.channel, self._mask(text), BOT, **extra
         )
+        # Counted for the agent who held the conversation last, if people had it.
+        handoff = await self._states.get(sender_id)
         await self._events.publish(
-            EventKind.RATED, sender_id, rating=rating, at=entry_time(inbound_id)
+            EventKind.RATED,
+            sender_id,
+            rating=rating,
+            at=entry_time(inbound_id),
+            agent=handoff.agent or handoff.held_by,
+            team=handoff.team if handoff.agent or handoff.held_by else "",
         )
         reply = await self._say(sender_id, turn.channel, "csat_thanks", "satisfaction", inbound_id)
         return TurnReply([reply], inbound_id, intent=RATING_INTENT, confidence=1.0)

@@ -207,6 +207,10 @@ class HandoffService:
         """The roster: each agent's status, capacity, teams and load."""
         return await self.presence.members(await self.states.loads())
 
+    async def holdings(self) -> dict[str, list[str]]:
+        """Agent -> the conversations they hold now (the admins' per-agent view)."""
+        return await self.states.holdings()
+
     async def recount_loads(self) -> None:
         """Loads counted again from who holds what (at start-up: conversations held
         since before loads were kept, or a counter that drifted, count again)."""
@@ -363,12 +367,18 @@ class HandoffService:
 
     async def _left(self, before: Handoff) -> Handoff:
         after = await self.states.get(before.conversation)
-        handled = {"handling": after.since - before.claimed_at} if before.claimed_at else {}
+        handled: dict[str, Any] = {}
+        if before.claimed_at:  # the KPIs: how long, and by whom (per agent, per team)
+            handled = {
+                "handling": after.since - before.claimed_at,
+                "previous_agent": before.agent,
+                "team": before.team,
+            }
         changed = await self._changed(after, LEFT, **handled)
         await self.assign_waiting()  # the agent has room again
         return changed
 
-    async def _changed(self, handoff: Handoff, notice: str | None, **kpis: float) -> Handoff:
+    async def _changed(self, handoff: Handoff, notice: str | None, **kpis: Any) -> Handoff:
         """Publish the new state (with the durations it ends: KPIs) and tell the customer."""
         await self._events.publish(
             EventKind.STATE, handoff.conversation, state=handoff.state, agent=handoff.agent, **kpis

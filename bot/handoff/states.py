@@ -20,7 +20,8 @@ step.
   returned to the queue keeps its place), claimed_at, announced, answered (an agent
   replied since it was queued), tag, team (who should take it), left_by (the agent
   it was taken back from: automatic assignment passes them over), version (bumped
-  on every change)
+  on every change), held_by (the agent who held it last, kept after release or
+  close: the agent a later satisfaction rating is counted for)
 - ``P:{handoff}:waiting`` sorted set: waiting conversations, in serving order
 - ``P:{handoff}:waits`` list: the latest queue waiting times, seconds, newest first
 - ``P:{handoff}:assigned`` sorted set: assigned conversations by their agent's
@@ -79,6 +80,7 @@ local function enter(new)
   redis.call('HINCRBY', KEYS[1], 'version', 1)
 end
 local function took(agent)
+  redis.call('HSET', KEYS[1], 'held_by', agent)  -- kept after release: whose work a rating rates
   redis.call('HINCRBY', KEYS[5], agent, 1)
   redis.call('HSET', KEYS[6], agent, now)
 end
@@ -224,6 +226,7 @@ class Handoff:
     claimed_at: float = 0.0
     team: str = ""
     answered: float = 0.0  # when an agent first replied since it was queued (0: not yet)
+    held_by: str = ""  # the agent who held it last (kept once it is released or closed)
 
 
 class ConversationStates:
@@ -349,6 +352,19 @@ class ConversationStates:
         """Assigned conversations whose agent has done nothing since `before`."""
         return list(await self._redis.zrangebyscore(self._keys.handoff_assigned, "-inf", before))
 
+    async def holdings(self) -> dict[str, list[str]]:
+        """Agent -> the conversations they hold now, least recently active first."""
+        conversations = await self.assigned()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for conversation in conversations:
+                pipe.hget(self._keys.handoff_state(conversation), "agent")
+            agents = await pipe.execute()
+        held: dict[str, list[str]] = {}
+        for conversation, agent in zip(conversations, agents, strict=True):
+            if agent:
+                held.setdefault(agent, []).append(conversation)
+        return held
+
     async def assigned(self) -> list[str]:
         """Every assigned conversation, least recently active first."""
         return list(await self._redis.zrange(self._keys.handoff_assigned, 0, -1))
@@ -373,6 +389,7 @@ class ConversationStates:
             claimed_at=float(raw.get("claimed_at", 0)),
             team=raw.get("team", ""),
             answered=float(raw.get("answered", 0)),
+            held_by=raw.get("held_by", ""),
         )
 
     async def waiting(self) -> list[str]:

@@ -9,12 +9,14 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from bot.accounts.routes import require
-from bot.app_keys import KPI_SPLITS, KPIS, MODEL, SETTINGS, STATES, STATS
+from bot.app_keys import HANDOFF, KPI_PEOPLE, KPI_SPLITS, KPIS, MODEL, SETTINGS, STATES, STATS
 from bot.errors import ApiError
 from bot.jsonutil import json_response
 from bot.security.headers import page
 from bot.security.tokens import bearer_matches
-from bot.stats.csv_export import daily_csv
+from bot.stats.csv_export import agents_csv, daily_csv
+from bot.stats.metrics import Metrics
+from bot.stats.people import with_now
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_DAYS = 30
@@ -34,9 +36,17 @@ def _date(request: web.Request, name: str, default: dt.date) -> dt.date:
 async def stats(request: web.Request) -> web.Response:
     """The KPIs of a range as JSON, or as CSV (one row per day) with `format=csv`.
 
-    Split by channel (`by_channel`) and by campaign source (`by_source`) too.
+    Split by channel (`by_channel`) and by campaign source (`by_source`) too;
+    for admins also per agent (`by_agent`: with what each holds now) and per
+    team (`by_team`), and with `by=agent` the CSV has one row per agent.
     """
-    await require(request, "trainer", "admin")
+    session = await require(request, "trainer", "admin")
+    admin = session.role == "admin"
+    by = request.query.get("by", "day")
+    if by not in ("day", "agent"):
+        raise ApiError(400, "invalid_by", "`by` must be day or agent.")
+    if by == "agent" and not admin:
+        raise ApiError(403, "forbidden", "Per-agent figures are for admins.")
     reader = request.app[KPIS]
     today = dt.datetime.now(reader.stats.tz).date()
     last = _date(request, "to", today)
@@ -50,14 +60,25 @@ async def stats(request: web.Request) -> web.Response:
     body["total"].update(split["total"])
     for day, of_day in zip(body["days"], split["days"], strict=True):
         day.update(of_day)
+    if admin:
+        people = await request.app[KPI_PEOPLE].between(first, last)
+        handoff = request.app[HANDOFF]
+        body["by_agent"] = with_now(
+            people["by_agent"],
+            await handoff.team(),
+            await handoff.holdings(),
+            handoff.presence.default_capacity,
+        )
+        body["by_team"] = people["by_team"]
     wanted = request.query.get("format", "json")
     if request.path.endswith(".csv") or wanted == "csv":
+        name = "kefu-agents" if by == "agent" else "kefu-stats"
         return web.Response(
-            text=daily_csv(body),
+            text=agents_csv(body) if by == "agent" else daily_csv(body),
             content_type="text/csv",
             charset="utf-8",
             headers={
-                "Content-Disposition": f'attachment; filename="kefu-stats-{first}-{last}.csv"',
+                "Content-Disposition": f'attachment; filename="{name}-{first}-{last}.csv"',
                 "Cache-Control": "no-store",
             },
         )
@@ -79,11 +100,25 @@ async def metrics(request: web.Request) -> web.Response:
             )
     recorder = request.app[STATS]
     recorder.metrics.queue_length.set(await request.app[STATES].waiting_count())
+    await _agent_gauges(request.app, recorder.metrics)
     engine = request.app[MODEL].engine
     if engine is not None:
         recorder.metrics.serving(engine.version)
     body = recorder.metrics.exposition()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _agent_gauges(app: web.Application, metrics: Metrics) -> None:
+    """Each agent's load and capacity as Redis has them now (read at every scrape)."""
+    members = await app[HANDOFF].team()
+    loads = await app[STATES].loads()
+    for member in members:
+        label = metrics.agent(member.agent)
+        metrics.agent_load.labels(label).set(member.load)
+        metrics.agent_capacity.labels(label).set(member.capacity)
+    for agent, load in loads.items():  # holding without a console ever opened (API clients)
+        if agent not in {m.agent for m in members}:
+            metrics.agent_load.labels(metrics.agent(agent)).set(load)
 
 
 async def index(request: web.Request) -> web.FileResponse:

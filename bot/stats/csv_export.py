@@ -72,3 +72,43 @@ def daily_csv(body: dict[str, Any]) -> str:
             + [_cell(by_source.get(s, 0)) for s in sources]
         )
     return out.getvalue()
+
+
+# The per-agent CSV (admins, `by=agent`): one row per agent over the range.
+AGENT_COLUMNS = (
+    "agent",
+    "status",
+    "load",
+    "capacity",
+    "handled",
+    "first_responses",
+    "first_response_p50",
+    "first_response_p90",
+    "first_responses_within_target",
+    "first_response_share_within_target",
+    "handling_p50",
+    "handling_p90",
+    "csat_count",
+    "csat_average",
+)
+
+
+def agents_csv(body: dict[str, Any]) -> str:
+    """`body["by_agent"]` (as /api/stats gives admins) as rows.
+
+    Agents' names are account names (letters, digits, ``_.-``); one starting
+    with ``-`` is quoted so no spreadsheet reads it as a formula.
+    """
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(AGENT_COLUMNS)
+    for name, figures in body.get("by_agent", {}).items():
+        sla = figures["service_level"]
+        row = {
+            **figures,
+            "agent": f"'{name}" if name.startswith(("=", "+", "-", "@")) else name,
+            "first_responses_within_target": sla["within"],
+            "first_response_share_within_target": sla["share"],
+        }
+        writer.writerow([_cell(row.get(c)) for c in AGENT_COLUMNS])
+    return out.getvalue()

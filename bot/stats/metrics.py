@@ -21,6 +21,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.multiprocess import MultiProcessCollector
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+# People's times: seconds to a first reply, minutes to hours of handling.
+HUMAN_BUCKETS = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
+# Agents a process labels its series with (accounts: a team, not thousands); later "other".
+MAX_AGENT_LABELS = 200
 # Campaign sources a process labels its series with; later ones count as "other".
 MAX_SOURCE_LABELS = 20
 
@@ -86,6 +90,54 @@ class Metrics:
             registry=self.registry,
         )
         self._sources: set[str] = set()
+        self.agent_handled = Counter(
+            "kefu_agent_handled",
+            "Conversations an agent ended (released or closed), by agent",
+            ["agent"],
+            registry=self.registry,
+        )
+        self.agent_handling_seconds = Histogram(
+            "kefu_agent_handling_seconds",
+            "Time from an agent taking a conversation to releasing or closing it",
+            ["agent"],
+            buckets=HUMAN_BUCKETS,
+            registry=self.registry,
+        )
+        self.agent_first_response_seconds = Histogram(
+            "kefu_agent_first_response_seconds",
+            "Time from a conversation joining the queue to its agent's first reply",
+            ["agent"],
+            buckets=HUMAN_BUCKETS,
+            registry=self.registry,
+        )
+        self.agent_first_responses = Counter(
+            "kefu_agent_first_responses",
+            "Agents' first replies since a conversation was queued, by agent and within target",
+            ["agent", "within_target"],
+            registry=self.registry,
+        )
+        self.agent_ratings = Counter(
+            "kefu_agent_ratings",
+            "Satisfaction ratings (1-5) of conversations an agent held last, by agent and rating",
+            ["agent", "rating"],
+            registry=self.registry,
+        )
+        # Read from Redis at each scrape (like the queue length): the truth across processes.
+        self.agent_load = Gauge(
+            "kefu_agent_load",
+            "Conversations an agent holds now",
+            ["agent"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.agent_capacity = Gauge(
+            "kefu_agent_capacity",
+            "How many conversations an agent may hold at once",
+            ["agent"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+        self._agents: set[str] = set()
         # Multiprocess modes (ignored in a single process): the queue length as
         # last read by any worker; agents summed over the workers alive; a
         # version is 1 while any worker alive serves it.
@@ -132,6 +184,13 @@ class Metrics:
         if label in self._sources or len(self._sources) < MAX_SOURCE_LABELS:
             self._sources.add(label)
             return label
+        return "other"
+
+    def agent(self, name: str) -> str:
+        """`name` as a series label: the first MAX_AGENT_LABELS this process saw, or other."""
+        if name in self._agents or len(self._agents) < MAX_AGENT_LABELS:
+            self._agents.add(name)
+            return name
         return "other"
 
     def serving(self, version: str) -> None:

@@ -17,6 +17,14 @@ slot (`bot/stats/kpis.py`). Per day ``D``:
 - ``P:{stats}:ch:<channel>:D`` set: that channel's conversations with a customer message
 - ``P:{stats}:src:D:sources``  set: the campaign sources seen that day (at most MAX_SOURCES)
 - ``P:{stats}:src:D:of:<source>`` set: conversations a campaign source brought that day
+- ``P:{stats}:D:people``       hash: per agent and per team (``agent:<name>:handled``,
+                                ``team:<name>:csat_sum``...): handoffs they ended (released
+                                or closed), first responses, satisfaction ratings' count
+                                and sum
+- ``P:{stats}:D:people:t:<name>:<scope>`` list: per agent or team (``agent:<name>``,
+                                ``team:<name>``), durations in seconds: ``human_response``
+                                (queued to their first reply), ``handling`` (claimed to
+                                released or closed); read by bot/stats/people.py
 
 Per channel, the counters hash also holds ``channel:{channel}:escalations`` and
 ``channel:{channel}:handoffs`` (a person took the conversation from the queue, or
@@ -47,6 +55,9 @@ from bot.redis_keys import Keys
 from bot.stats.metrics import Metrics
 
 DURATIONS = ("bot_response", "human_response", "queue_wait", "handling")
+# Kept per agent and per team too (bot/stats/people.py).
+PEOPLE = "people"
+PEOPLE_DURATIONS = ("human_response", "handling")
 # Durations kept per day and kind: enough for medians and p90s of a busy day.
 MAX_SAMPLES = 20_000
 CHANNELS = ("rest", "webchat", "wechat", "weibo", "wecomkf")
@@ -245,5 +256,34 @@ class Stats:
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hincrby(counters, "csat_count", 1)
             pipe.hincrby(counters, "csat_sum", rating)
+            pipe.expire(counters, self._ttl)
+            await pipe.execute()
+
+    def people_key(self, day: str, duration: str | None = None, scope: str = "") -> str:
+        """The day's per-agent and per-team counters, or one scope's `duration` samples."""
+        if duration is None:
+            return self.key(day, PEOPLE)
+        return self.key(day, PEOPLE, "t", duration, scope)
+
+    async def by_people(
+        self,
+        agent: str,
+        team: str,
+        ts: float | None = None,
+        counts: dict[str, int] | None = None,
+        duration: tuple[str, float] | None = None,
+    ) -> None:
+        """Count `counts` and keep the `duration` sample for `agent` and their `team`."""
+        day = self.day(time.time() if ts is None else ts)
+        counters = self.people_key(day)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for scope in (f"agent:{agent}", *((f"team:{team}",) if team else ())):
+                for name, n in (counts or {}).items():
+                    pipe.hincrby(counters, f"{scope}:{name}", n)
+                if duration is not None:
+                    key = self.people_key(day, duration[0], scope)
+                    pipe.rpush(key, round(max(duration[1], 0.0), 3))
+                    pipe.ltrim(key, -MAX_SAMPLES, -1)
+                    pipe.expire(key, self._ttl)
             pipe.expire(counters, self._ttl)
             await pipe.execute()

@@ -64,6 +64,18 @@ class KpiRecorder:
             within, team = bool(data["within_target"]), data.get("team") or ""
             await self._stats.first_response(data["agent"], team, within)
             self._metrics.first_responses.labels(team, "yes" if within else "no").inc()
+            agent = self._metrics.agent(data["agent"])
+            self._metrics.agent_first_responses.labels(agent, "yes" if within else "no").inc()
+        if data.get("human_response") is not None and data.get("agent"):
+            seconds = float(data["human_response"])
+            await self._stats.by_people(
+                data["agent"],
+                data.get("team") or "",
+                counts={"first_responses": 1},
+                duration=("human_response", seconds),
+            )
+            agent = self._metrics.agent(data["agent"])
+            self._metrics.agent_first_response_seconds.labels(agent).observe(seconds)
 
     async def notice(self, conversation: str, data: Payload) -> None:
         await self._outbound(data["channel"], 1)
@@ -76,6 +88,17 @@ class KpiRecorder:
         if data.get("queue_wait") is not None:  # an agent took it from the queue
             await self._stats.handoff(conversation)
             self._metrics.handoffs.labels(_channel(conversation), "console").inc()
+        if data.get("handling") is not None and data.get("previous_agent"):
+            seconds = float(data["handling"])  # an agent released or closed it: handled
+            await self._stats.by_people(
+                data["previous_agent"],
+                data.get("team") or "",
+                counts={"handled": 1},
+                duration=("handling", seconds),
+            )
+            agent = self._metrics.agent(data["previous_agent"])
+            self._metrics.agent_handled.labels(agent).inc()
+            self._metrics.agent_handling_seconds.labels(agent).observe(seconds)
 
     async def escalated(self, conversation: str, data: Payload) -> None:
         await self._stats.escalation(conversation, data["reason"], data["at"])
@@ -83,7 +106,15 @@ class KpiRecorder:
         self._metrics.channel_escalations.labels(_channel(conversation)).inc()
 
     async def rated(self, conversation: str, data: Payload) -> None:
+        """A rating; also the agent's who held the conversation last, if people had it."""
         await self._stats.rating(data["rating"], data["at"])
+        if data.get("agent"):
+            counts = {"csat_count": 1, "csat_sum": int(data["rating"])}
+            await self._stats.by_people(
+                data["agent"], data.get("team") or "", data["at"], counts=counts
+            )
+            agent = self._metrics.agent(data["agent"])
+            self._metrics.agent_ratings.labels(agent, str(data["rating"])).inc()
 
     async def handed_elsewhere(self, conversation: str, data: Payload) -> None:
         """The platform's own servicers took the conversation: a handoff too."""

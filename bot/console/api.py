@@ -114,10 +114,14 @@ async def agents(request: web.Request) -> web.Response:
 
 
 async def team(request: web.Request) -> web.Response:
-    """Who of the team is online, away or offline, their room, teams and load."""
-    await require(request, *WORKERS)
+    """Who of the team is online, away or offline, their room, teams and load.
+
+    Admins also get which conversations each holds (`holding`).
+    """
+    session = await require(request, *WORKERS)
     handoff = request.app[HANDOFF]
     members = await handoff.team()
+    held = await handoff.holdings() if session.role == "admin" else None
     return json_response(
         {
             "auto_assign": handoff.auto_assign,
@@ -129,6 +133,7 @@ async def team(request: web.Request) -> web.Response:
                     "capacity": m.capacity,
                     "teams": m.teams,
                     "load": m.load,
+                    **({"holding": held.get(m.agent, [])} if held is not None else {}),
                 }
                 for m in members
             ],

@@ -47,6 +47,7 @@
   function start(session) {
     me = session;
     $("canned-editor").hidden = me.role !== "admin";
+    $("people-link").hidden = me.role !== "admin";
     connect();
     refreshLists();
     loadCanned();
@@ -72,6 +73,8 @@
         li.appendChild(el("span", "tag member__status", PRESENCE[m.status] || m.status));
         li.appendChild(el("span", "tag member__load", m.load + "/" + m.capacity));
         if (m.teams.length) li.appendChild(el("span", "hint", m.teams.join("、")));
+        // Admins: which conversations each holds (the stats page has their figures).
+        if (m.holding) li.title = m.holding.length ? "接待中：" + m.holding.join("、") : "暂无接待中的会话";
         list.appendChild(li);
         if (m.agent === me.username) $("presence").value = m.status;
       });

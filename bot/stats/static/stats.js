@@ -64,6 +64,7 @@
         return [name, f.answered, f.within, pct(f.share)];
       }));
     });
+    people(body);
     var channels = Object.keys(t.by_channel || {});
     table($("channels"), ["渠道", "会话", "消息（收/发）", "转人工", "人工接入"], channels.map(function (c) {
       var k = t.by_channel[c];
@@ -81,14 +82,42 @@
     }));
   }
 
-  function table(node, head, rows) {
+  // Per agent and per team (admins only: /api/stats sends by_agent to them alone).
+  var STATUS = { online: "在线", away: "离开", offline: "离线" };
+  function both(a, b) { return secs(a) + " / " + secs(b); }
+  function csat(f) { return f.csat_average === null ? "—" : f.csat_average.toFixed(2) + "（" + f.csat_count + " 条）"; }
+  function people(body) {
+    $("people").hidden = !body.by_agent;
+    if (!body.by_agent) return;
+    $("agents-csv").href = "/api/stats.csv?by=agent&from=" + body.from + "&to=" + body.to;
+    var agents = Object.keys(body.by_agent);
+    table($("agents"), ["客服", "状态", "接待中 / 上限", "已处理", "首次回复 中位/P90", "首次回复达标率",
+      "处理时长 中位/P90", "满意度", "接待中的会话"], agents.map(function (name) {
+      var f = body.by_agent[name];
+      return [name, STATUS[f.status] || f.status, f.load + " / " + f.capacity, f.handled,
+        both(f.first_response_p50, f.first_response_p90),
+        pct(f.service_level.share) + "（" + f.service_level.answered + " 次）",
+        both(f.handling_p50, f.handling_p90), csat(f), f.holding.join("、") || "—"];
+    }), { 8: "holding" }, "agent");
+    var teams = Object.keys(body.by_team || {});
+    table($("teams"), ["团队", "已处理", "首次回复 中位/P90", "首次回复达标率", "处理时长 中位/P90", "满意度"],
+      teams.map(function (name) {
+        var f = body.by_team[name];
+        return [name, f.handled, both(f.first_response_p50, f.first_response_p90),
+          pct(f.service_level.share) + "（" + f.service_level.answered + " 次）",
+          both(f.handling_p50, f.handling_p90), csat(f)];
+      }));
+  }
+
+  function table(node, head, rows, classes, key) {
     node.replaceChildren();
     var tr = el("tr");
     head.forEach(function (h, i) { tr.appendChild(el("th", i ? "num" : "", h)); });
     node.appendChild(tr);
     rows.forEach(function (r) {
       var row = el("tr");
-      r.forEach(function (c, i) { row.appendChild(el("td", i ? "num" : "", c)); });
+      if (key) row.dataset[key] = r[0];
+      r.forEach(function (c, i) { row.appendChild(el("td", (classes && classes[i]) || (i ? "num" : ""), c)); });
       node.appendChild(row);
     });
     if (!rows.length) { var empty = el("tr"); empty.appendChild(el("td", "", "暂无数据")); node.appendChild(empty); }

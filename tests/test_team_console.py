@@ -54,7 +54,8 @@ async def test_an_open_console_keeps_its_agent_online_and_gets_them_conversation
     console = await agent.session.ws_connect(agent.url("/console/ws"))
     seen = await members(admin)
     assert seen["xiaoli"] == {
-        "agent": "xiaoli", "status": "online", "capacity": 1, "teams": ["售前"], "load": 0
+        "agent": "xiaoli", "status": "online", "capacity": 1, "teams": ["售前"], "load": 0,
+        "holding": [],  # admins see what each holds
     }  # fmt: skip
 
     # Automatic assignment: the escalation goes straight to the one online agent.
@@ -65,6 +66,8 @@ async def test_an_open_console_keeps_its_agent_online_and_gets_them_conversation
     await say(client, "auto2", "我要转人工")
     assert (await client.app[STATES].get("rest:auto2")).state == "waiting"
     assert (await members(admin))["xiaoli"]["load"] == 1
+    assert (await members(admin))["xiaoli"]["holding"] == ["rest:auto1"]
+    assert "holding" not in (await members(agent))["xiaoli"]  # agents see loads only
 
     # Away: nothing new even with room; back online: the waiting one is given.
     assert (await put(agent, "/console/api/presence", {"status": "away"})).status == 200

@@ -13,6 +13,12 @@ Commands are never retried here: a write whose answer was lost with the
 connection may or may not have run, and only the caller knows whether running it
 twice is harmless (messages carry a ``message_id`` so that clients can retry).
 
+Commands that tasks send in the same turn of the event loop travel together:
+the client queues each command and sends the queue as one pipeline once
+every task that was ready has had its turn (see :class:`AutoPipelined`).
+Twenty conversations answered at once each write their log, indexes and
+counters; sent one by one, the round trips cost more CPU than the answers.
+
 Replication is asynchronous, so a write acknowledged by the master can die with
 it. :class:`ReplicaBarrier` closes that gap for what matters: before a message
 is answered, every write made so far is on at least one replica.
@@ -20,6 +26,7 @@ is answered, every write made so far is on at least one replica.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -42,7 +49,98 @@ HEALTH_CHECK_SECONDS = 30
 DEGRADED_SECONDS = 5.0
 
 
-class SentinelMaster(Redis):
+# Sent on their own: they hold their connection, or act on the connection they
+# are sent on (transactions, blocking reads, WAIT, pub/sub).
+DIRECT = frozenset(
+    {
+        "WATCH",
+        "UNWATCH",
+        "MULTI",
+        "EXEC",
+        "DISCARD",
+        "WAIT",
+        "BLPOP",
+        "BRPOP",
+        "BLMOVE",
+        "BRPOPLPUSH",
+        "BZPOPMIN",
+        "BZPOPMAX",
+        "BLMPOP",
+        "BZMPOP",
+        "XREAD",
+        "XREADGROUP",
+        "SUBSCRIBE",
+        "PSUBSCRIBE",
+        "SSUBSCRIBE",
+        "MONITOR",
+        "CLIENT",
+        "SELECT",
+        "AUTH",
+        "HELLO",
+        "QUIT",
+        "RESET",
+    }
+)
+_Queued = tuple[tuple[Any, ...], dict[str, Any], "asyncio.Future[Any]"]
+
+
+class AutoPipelined(Redis):
+    """A client that sends the commands of one turn of the event loop together.
+
+    A command is queued, and the queue is sent as one non-transactional
+    pipeline (one write, one read of every answer) after the tasks that were
+    ready when it was queued have run. Each caller gets its own command's
+    answer or error, as if sent alone; no command waits longer than one turn
+    of the loop. Pipelines the callers make themselves, and `DIRECT`
+    commands, go as they always did.
+    """
+
+    _queued: list[_Queued] | None = None
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if self.connection is not None or str(args[0]).upper() in DIRECT:
+            return await super().execute_command(*args, **options)
+        future = asyncio.get_running_loop().create_future()
+        if self._queued is None:
+            self._queued = []
+            asyncio.get_running_loop().call_soon(self._send_queued)
+        self._queued.append((args, options, future))
+        return await future
+
+    def _send_queued(self) -> None:
+        queued, self._queued = self._queued or [], None
+        # A task of its own: a caller that gives up must not cut the others off.
+        asyncio.get_running_loop().create_task(self._send(queued))
+
+    async def _send(self, queued: list[_Queued]) -> None:
+        try:
+            if len(queued) == 1:
+                args, options, _ = queued[0]
+                results = [await super().execute_command(*args, **options)]
+            else:
+                async with self.pipeline(transaction=False) as pipe:
+                    for args, options, _ in queued:
+                        pipe.execute_command(*args, **options)
+                    results = await pipe.execute(raise_on_error=False)
+        except asyncio.CancelledError:  # the process is stopping
+            for *_, future in queued:
+                future.cancel()
+            raise
+        except Exception as error:  # every caller gets it, as if sent alone
+            for *_, future in queued:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for (*_, future), result in zip(queued, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+
+class SentinelMaster(AutoPipelined):
     """The master client; closing it also closes its connections to the Sentinels."""
 
     sentinel: Sentinel | None = None
@@ -80,10 +178,8 @@ def connect(settings: Settings) -> Redis:
     """An asyncio client with timeouts: a stalled Redis fails requests, never hangs them."""
     options = _client_options(settings)
     if not settings.redis_sentinels:
-        return Redis.from_url(settings.redis_url, **options)
-    sentinel = Sentinel(
-        list(settings.redis_sentinels), sentinel_kwargs=_sentinel_options(settings)
-    )
+        return AutoPipelined.from_url(settings.redis_url, **options)
+    sentinel = Sentinel(list(settings.redis_sentinels), sentinel_kwargs=_sentinel_options(settings))
     client = sentinel.master_for(
         settings.redis_sentinel_master, redis_class=SentinelMaster, **options
     )

@@ -93,7 +93,7 @@ class ParseCache:
             return None
         self._items.move_to_end(text)
         self.hits += 1
-        return orjson.loads(found)  # type: ignore[no-any-return]
+        return orjson.loads(found)
 
     def put(self, text: str, parse: dict[str, Any]) -> None:
         if len(text) > PARSE_CACHE_TEXT:

@@ -34,7 +34,9 @@ from typing import Any
 import redis as redis_sync
 import redis.sentinel as sync_sentinel
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.asyncio.sentinel import Sentinel
+from redis.exceptions import ResponseError
 
 from bot.settings import Settings
 
@@ -81,31 +83,52 @@ DIRECT = frozenset(
         "RESET",
     }
 )
-_Queued = tuple[tuple[Any, ...], dict[str, Any], "asyncio.Future[Any]"]
+_Command = tuple[tuple[Any, ...], dict[str, Any]]
+# Commands that go together, and the future of their answers (in order).
+_Queued = tuple[list[_Command], "asyncio.Future[list[Any]]"]
+
+
+def _direct(commands: list[_Command]) -> bool:
+    return any(str(args[0]).upper() in DIRECT for args, _ in commands)
 
 
 class AutoPipelined(Redis):
     """A client that sends the commands of one turn of the event loop together.
 
-    A command is queued, and the queue is sent as one non-transactional
-    pipeline (one write, one read of every answer) after the tasks that were
-    ready when it was queued have run. Each caller gets its own command's
-    answer or error, as if sent alone; no command waits longer than one turn
-    of the loop. Pipelines the callers make themselves, and `DIRECT`
-    commands, go as they always did.
+    A command (or a caller's own non-transactional pipeline) is queued, and
+    the queue is sent as one pipeline (one write, one read of every answer)
+    once the tasks that were ready when it was queued have run. Each caller
+    gets its own answers or errors, as if sent alone, and its commands stay
+    together and in order; nothing waits longer than one turn of the loop.
+    Transactions and `DIRECT` commands go on their own, as they always did.
     """
 
     _queued: list[_Queued] | None = None
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
-        if self.connection is not None or str(args[0]).upper() in DIRECT:
+        commands = [(args, options)]
+        if self.connection is not None or _direct(commands):
             return await super().execute_command(*args, **options)
-        future = asyncio.get_running_loop().create_future()
+        (answer,) = await self.together(commands)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
+        if transaction or shard_hint is not None:
+            return super().pipeline(transaction, shard_hint)
+        return QueuedPipeline(self, self.connection_pool, self.response_callbacks)
+
+    def together(self, commands: list[_Command]) -> asyncio.Future[list[Any]]:
+        """The answers of `commands` (an error is its command's answer), sent with
+        whatever else is queued in this turn of the loop."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Any]] = loop.create_future()
         if self._queued is None:
             self._queued = []
-            asyncio.get_running_loop().call_soon(self._send_queued)
-        self._queued.append((args, options, future))
-        return await future
+            loop.call_soon(self._send_queued)
+        self._queued.append((commands, future))
+        return future
 
     def _send_queued(self) -> None:
         queued, self._queued = self._queued or [], None
@@ -113,31 +136,58 @@ class AutoPipelined(Redis):
         asyncio.get_running_loop().create_task(self._send(queued))
 
     async def _send(self, queued: list[_Queued]) -> None:
+        commands = [command for group, _ in queued for command in group]
         try:
-            if len(queued) == 1:
-                args, options, _ = queued[0]
-                results = [await super().execute_command(*args, **options)]
+            if len(commands) == 1:
+                (args, options), answers = commands[0], []
+                try:
+                    answers.append(await super().execute_command(*args, **options))
+                except ResponseError as error:
+                    answers.append(error)
             else:
-                async with self.pipeline(transaction=False) as pipe:
-                    for args, options, _ in queued:
+                async with Pipeline(
+                    self.connection_pool, self.response_callbacks, False, None
+                ) as pipe:
+                    for args, options in commands:
                         pipe.execute_command(*args, **options)
-                    results = await pipe.execute(raise_on_error=False)
+                    answers = await pipe.execute(raise_on_error=False)
         except asyncio.CancelledError:  # the process is stopping
-            for *_, future in queued:
+            for _, future in queued:
                 future.cancel()
             raise
         except Exception as error:  # every caller gets it, as if sent alone
-            for *_, future in queued:
+            for _, future in queued:
                 if not future.done():
                     future.set_exception(error)
             return
-        for (*_, future), result in zip(queued, results, strict=True):
-            if future.done():
-                continue
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+        start = 0
+        for group, future in queued:
+            if not future.done():
+                future.set_result(answers[start : start + len(group)])
+            start += len(group)
+
+
+class QueuedPipeline(Pipeline):
+    """A caller's non-transactional pipeline, sent with the client's queue."""
+
+    def __init__(self, client: AutoPipelined, *args: Any) -> None:
+        super().__init__(*args, False, None)
+        self._client = client
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        stack = list(self.command_stack)
+        if not stack:
+            return []
+        # Scripts to load first, a WATCH holding its connection, WAIT holding the line.
+        if self.scripts or self.watching or self.connection is not None or _direct(stack):
+            return await super().execute(raise_on_error)
+        try:
+            answers = await self._client.together(stack)
+        finally:
+            await self.reset()
+        if raise_on_error:
+            self.raise_first_error(stack, answers)
+        return answers
 
 
 class SentinelMaster(AutoPipelined):

@@ -138,3 +138,43 @@ async def test_every_queued_caller_hears_that_redis_is_gone(private_redis):
         assert await asyncio.gather(client.set("back", 1), client.get("back")) == [True, "1"]
     finally:
         await client.close(close_connection_pool=True)
+
+
+async def test_callers_pipelines_join_the_queue_in_order_and_transactions_stay_apart(
+    private_redis,
+):
+    client = _client(private_redis)
+    try:
+
+        async def own_pipeline(i: int) -> list[object]:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.rpush("order", f"{i}a").rpush("order", f"{i}b").lrange("order", 0, -1)
+                return await pipe.execute()  # type: ignore[no-any-return]
+
+        async def transaction() -> list[object]:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.incr("t").incr("t")
+                return await pipe.execute()  # type: ignore[no-any-return]
+
+        answers = await asyncio.gather(*(own_pipeline(i) for i in range(10)), transaction())
+        assert answers[-1] == [1, 2]
+        stored = await client.lrange("order", 0, -1)
+        for i, answer in enumerate(answers[:-1]):
+            position = stored.index(f"{i}a")
+            assert stored[position + 1] == f"{i}b"  # nobody's command came in between
+            assert answer[:2] == [position + 1, position + 2]
+        # one connection for the ten pipelines, one for the transaction
+        assert _connections(private_redis) == 2
+
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.set("s", "x").hget("s", "f").get("s")
+            with pytest.raises(redis_async.ResponseError, match="Command # 2"):
+                await pipe.execute()
+        async with client.pipeline(transaction=False) as pipe:
+            answers = await pipe.set("s", "y").hget("s", "f").get("s").execute(
+                raise_on_error=False
+            )
+            assert answers[0] is True and answers[2] == "y"
+            assert isinstance(answers[1], redis_async.ResponseError)
+    finally:
+        await client.close(close_connection_pool=True)

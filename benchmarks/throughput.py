@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -155,15 +156,26 @@ async def run(
     return latencies, errors, counts, duration
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 240) -> None:
+def wait_ready(
+    url: str, proc: subprocess.Popen[bytes], timeout: float = 240, workers: int = 1
+) -> None:
+    """Until `workers` processes sharing the port have each answered ready (each
+    request is a new connection, which the kernel hands to any of them)."""
     deadline = time.monotonic() + timeout
+    ready: set[int] = set()
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             sys.exit("the server exited before it was ready")
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:
                 if resp.status == 200:
-                    return
+                    try:
+                        ready.add(json.loads(resp.read()).get("pid", 0))
+                    except (ValueError, AttributeError):  # stock Rasa: no pid
+                        return
+                    if len(ready) >= workers:
+                        return
+                    continue
         except OSError:
             pass
         time.sleep(0.5)
@@ -325,7 +337,7 @@ class Bot:
             [sys.executable, "-m", "bot", "seed-demo-orders"], cwd=ROOT, env=env, check=True
         )
         self.proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=ROOT, env=env)
-        wait_ready(f"{self.url}/readyz", self.proc)
+        wait_ready(f"{self.url}/readyz", self.proc, workers=args.workers)
 
     def stalls(self) -> dict[str, float]:
         """The bot's loop-stall histogram (cumulative counts by bucket bound) and the

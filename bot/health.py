@@ -31,7 +31,8 @@ async def readyz(request: web.Request) -> web.Response:
         checks["redis"] = f"unreachable: {type(exc).__name__}"
     ready = slot.engine is not None and checks["redis"] == "ok"
     return json_response(
-        {"status": "ready" if ready else "not_ready", **checks}, status=200 if ready else 503
+        {"status": "ready" if ready else "not_ready", **checks, "pid": os.getpid()},
+        status=200 if ready else 503,
     )
 
 

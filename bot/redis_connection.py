@@ -13,6 +13,12 @@ Commands are never retried here: a write whose answer was lost with the
 connection may or may not have run, and only the caller knows whether running it
 twice is harmless (messages carry a ``message_id`` so that clients can retry).
 
+Commands that tasks send in the same turn of the event loop travel together:
+the client queues each command and sends the queue as one pipeline once
+every task that was ready has had its turn (see :class:`AutoPipelined`).
+Twenty conversations answered at once each write their log, indexes and
+counters; sent one by one, the round trips cost more CPU than the answers.
+
 Replication is asynchronous, so a write acknowledged by the master can die with
 it. :class:`ReplicaBarrier` closes that gap for what matters: before a message
 is answered, every write made so far is on at least one replica.
@@ -20,6 +26,7 @@ is answered, every write made so far is on at least one replica.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -27,7 +34,9 @@ from typing import Any
 import redis as redis_sync
 import redis.sentinel as sync_sentinel
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.asyncio.sentinel import Sentinel
+from redis.exceptions import ResponseError
 
 from bot.settings import Settings
 
@@ -42,7 +51,146 @@ HEALTH_CHECK_SECONDS = 30
 DEGRADED_SECONDS = 5.0
 
 
-class SentinelMaster(Redis):
+# Sent on their own: they hold their connection, or act on the connection they
+# are sent on (transactions, blocking reads, WAIT, pub/sub).
+DIRECT = frozenset(
+    {
+        "WATCH",
+        "UNWATCH",
+        "MULTI",
+        "EXEC",
+        "DISCARD",
+        "WAIT",
+        "BLPOP",
+        "BRPOP",
+        "BLMOVE",
+        "BRPOPLPUSH",
+        "BZPOPMIN",
+        "BZPOPMAX",
+        "BLMPOP",
+        "BZMPOP",
+        "XREAD",
+        "XREADGROUP",
+        "SUBSCRIBE",
+        "PSUBSCRIBE",
+        "SSUBSCRIBE",
+        "MONITOR",
+        "CLIENT",
+        "SELECT",
+        "AUTH",
+        "HELLO",
+        "QUIT",
+        "RESET",
+    }
+)
+_Command = tuple[tuple[Any, ...], dict[str, Any]]
+# Commands that go together, and the future of their answers (in order).
+_Queued = tuple[list[_Command], "asyncio.Future[list[Any]]"]
+
+
+def _direct(commands: list[_Command]) -> bool:
+    return any(str(args[0]).upper() in DIRECT for args, _ in commands)
+
+
+class AutoPipelined(Redis):
+    """A client that sends the commands of one turn of the event loop together.
+
+    A command (or a caller's own non-transactional pipeline) is queued, and
+    the queue is sent as one pipeline (one write, one read of every answer)
+    once the tasks that were ready when it was queued have run. Each caller
+    gets its own answers or errors, as if sent alone, and its commands stay
+    together and in order; nothing waits longer than one turn of the loop.
+    Transactions and `DIRECT` commands go on their own, as they always did.
+    """
+
+    _queued: list[_Queued] | None = None
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        commands = [(args, options)]
+        if self.connection is not None or _direct(commands):
+            return await super().execute_command(*args, **options)
+        (answer,) = await self.together(commands)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
+        if transaction or shard_hint is not None:
+            return super().pipeline(transaction, shard_hint)
+        return QueuedPipeline(self, self.connection_pool, self.response_callbacks)
+
+    def together(self, commands: list[_Command]) -> asyncio.Future[list[Any]]:
+        """The answers of `commands` (an error is its command's answer), sent with
+        whatever else is queued in this turn of the loop."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        if self._queued is None:
+            self._queued = []
+            loop.call_soon(self._send_queued)
+        self._queued.append((commands, future))
+        return future
+
+    def _send_queued(self) -> None:
+        queued, self._queued = self._queued or [], None
+        # A task of its own: a caller that gives up must not cut the others off.
+        asyncio.get_running_loop().create_task(self._send(queued))
+
+    async def _send(self, queued: list[_Queued]) -> None:
+        commands = [command for group, _ in queued for command in group]
+        try:
+            if len(commands) == 1:
+                (args, options), answers = commands[0], []
+                try:
+                    answers.append(await super().execute_command(*args, **options))
+                except ResponseError as error:
+                    answers.append(error)
+            else:
+                async with Pipeline(
+                    self.connection_pool, self.response_callbacks, False, None
+                ) as pipe:
+                    for args, options in commands:
+                        pipe.execute_command(*args, **options)
+                    answers = await pipe.execute(raise_on_error=False)
+        except asyncio.CancelledError:  # the process is stopping
+            for _, future in queued:
+                future.cancel()
+            raise
+        except Exception as error:  # every caller gets it, as if sent alone
+            for _, future in queued:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        start = 0
+        for group, future in queued:
+            if not future.done():
+                future.set_result(answers[start : start + len(group)])
+            start += len(group)
+
+
+class QueuedPipeline(Pipeline):
+    """A caller's non-transactional pipeline, sent with the client's queue."""
+
+    def __init__(self, client: AutoPipelined, *args: Any) -> None:
+        super().__init__(*args, False, None)
+        self._client = client
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        stack = list(self.command_stack)
+        if not stack:
+            return []
+        # Scripts to load first, a WATCH holding its connection, WAIT holding the line.
+        if self.scripts or self.watching or self.connection is not None or _direct(stack):
+            return await super().execute(raise_on_error)
+        try:
+            answers = await self._client.together(stack)
+        finally:
+            await self.reset()
+        if raise_on_error:
+            self.raise_first_error(stack, answers)
+        return answers
+
+
+class SentinelMaster(AutoPipelined):
     """The master client; closing it also closes its connections to the Sentinels."""
 
     sentinel: Sentinel | None = None
@@ -80,10 +228,8 @@ def connect(settings: Settings) -> Redis:
     """An asyncio client with timeouts: a stalled Redis fails requests, never hangs them."""
     options = _client_options(settings)
     if not settings.redis_sentinels:
-        return Redis.from_url(settings.redis_url, **options)
-    sentinel = Sentinel(
-        list(settings.redis_sentinels), sentinel_kwargs=_sentinel_options(settings)
-    )
+        return AutoPipelined.from_url(settings.redis_url, **options)
+    sentinel = Sentinel(list(settings.redis_sentinels), sentinel_kwargs=_sentinel_options(settings))
     client = sentinel.master_for(
         settings.redis_sentinel_master, redis_class=SentinelMaster, **options
     )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 from bot.app import create_app
 
@@ -10,7 +11,7 @@ async def test_ready_when_model_and_redis_are_there(client, engine):
     resp = await client.get("/readyz")
     assert resp.status == 200
     body = await resp.json()
-    assert body == {"status": "ready", "model": engine.version, "redis": "ok"}
+    assert body == {"status": "ready", "model": engine.version, "redis": "ok", "pid": os.getpid()}
 
 
 async def test_not_ready_without_a_model_but_alive(aiohttp_client, settings, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 CANONICAL = [
@@ -63,3 +65,22 @@ def test_comparing_prices_with_another_shop_is_never_praise(engine):
     parsed = engine.parse("你们家和隔壁那家比谁更便宜", "near-miss")
     assert parsed["intent"]["name"] != "praise"
     assert all(r["name"] != "praise" or r["confidence"] < 0.05 for r in parsed["intent_ranking"])
+
+
+async def test_a_text_seen_recently_is_not_parsed_again_and_each_caller_gets_its_own_copy(
+    engine,
+):
+    text = "我的快递到哪了呀亲"
+    misses, hits = engine.parses.misses, engine.parses.hits
+    first = await engine.understand(text, "cache-a")
+    assert (engine.parses.misses, engine.parses.hits) == (misses + 1, hits)
+    first["intent"]["name"] = "changed by the first caller"
+    again = await engine.understand(text, "cache-b")  # another customer, same words
+    assert engine.parses.hits == hits + 1
+    fresh = json.loads(json.dumps(engine.parse(text, "cache-c")))  # token spans as lists
+    assert again == fresh and again["intent"]["name"] == "order_status"
+    # Long texts are hardly ever repeated: parsed every time, not kept.
+    long_text = "你好，" * 30 + "我的快递到哪了"
+    await engine.understand(long_text, "cache-d")
+    await engine.understand(long_text, "cache-d")
+    assert engine.parses.misses == misses + 3

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
 
-from bot.redis_connection import SentinelMaster, connect, describe
+import pytest
+import redis as redis_sync
+import redis.exceptions as redis_async
+
+from bot.redis_connection import AutoPipelined, SentinelMaster, connect, describe
 from bot.settings import Settings, SettingsError
 
 
@@ -56,3 +60,121 @@ async def test_sentinel_client_uses_the_passwords_and_closes_its_sentinel_connec
     sentinel = client.sentinel.sentinels[0]
     assert sentinel.connection_pool.connection_kwargs["password"] == "p2"
     await client.close(close_connection_pool=True)
+
+
+def _client(private_redis) -> AutoPipelined:  # type: ignore[no-untyped-def]
+    s = Settings.from_env({"REDIS_URL": private_redis.url}, dotenv=None)
+    client = connect(s)
+    assert isinstance(client, AutoPipelined)
+    return client
+
+
+def _connections(private_redis) -> int:  # type: ignore[no-untyped-def]
+    """Clients connected to the private server, besides the one asking."""
+    observer = redis_sync.Redis(port=private_redis.port)
+    try:
+        return len(observer.client_list()) - 1
+    finally:
+        observer.close()
+
+
+async def test_commands_sent_at_once_share_one_round_trip_and_keep_their_own_answers(
+    private_redis,
+):
+    client = _client(private_redis)
+    try:
+        await client.set("text", "hello")
+        await client.hset("hash", "field", "1")
+        # Fifty tasks at once: one connection (one write, one read), not fifty.
+        answers = await asyncio.gather(
+            *(client.incr("counter") for _ in range(50)),
+            client.get("text"),
+            client.hgetall("hash"),
+            client.zrange("missing", 0, -1, withscores=True),
+            client.hget("text", "field"),  # wrong type: this caller's error only
+            return_exceptions=True,
+        )
+        assert sorted(answers[:50]) == list(range(1, 51))  # type: ignore[type-var]
+        assert answers[50:53] == ["hello", {"field": "1"}, []]
+        assert isinstance(answers[53], redis_async.ResponseError)
+        assert "WRONGTYPE" in str(answers[53])
+        assert _connections(private_redis) == 1
+    finally:
+        await client.close(close_connection_pool=True)
+
+
+async def test_scripts_reload_and_a_caller_giving_up_does_not_cut_off_the_others(
+    private_redis,
+):
+    client = _client(private_redis)
+    try:
+        script = client.register_script("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+        assert await script(keys=["n"], args=[2]) == 2
+        await client.script_flush()  # NOSCRIPT: loaded again, as with a plain client
+        assert await asyncio.gather(script(keys=["n"], args=[3]), client.get("n")) == [5, "2"]
+
+        gone = asyncio.ensure_future(client.incr("n"))
+        kept = asyncio.ensure_future(client.incr("m"))
+        await asyncio.sleep(0)  # both queued
+        gone.cancel()
+        assert await kept == 1
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        assert await client.get("m") == "1"
+    finally:
+        await client.close(close_connection_pool=True)
+
+
+async def test_every_queued_caller_hears_that_redis_is_gone(private_redis):
+    client = _client(private_redis)
+    try:
+        assert await client.ping()
+        private_redis.stop()
+        answers = await asyncio.gather(
+            *(client.get(f"k{i}") for i in range(5)), return_exceptions=True
+        )
+        assert all(isinstance(a, redis_async.ConnectionError) for a in answers), answers
+        private_redis.start()
+        assert await asyncio.gather(client.set("back", 1), client.get("back")) == [True, "1"]
+    finally:
+        await client.close(close_connection_pool=True)
+
+
+async def test_callers_pipelines_join_the_queue_in_order_and_transactions_stay_apart(
+    private_redis,
+):
+    client = _client(private_redis)
+    try:
+
+        async def own_pipeline(i: int) -> list[object]:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.rpush("order", f"{i}a").rpush("order", f"{i}b").lrange("order", 0, -1)
+                return await pipe.execute()  # type: ignore[no-any-return]
+
+        async def transaction() -> list[object]:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.incr("t").incr("t")
+                return await pipe.execute()  # type: ignore[no-any-return]
+
+        answers = await asyncio.gather(*(own_pipeline(i) for i in range(10)), transaction())
+        assert answers[-1] == [1, 2]
+        stored = await client.lrange("order", 0, -1)
+        for i, answer in enumerate(answers[:-1]):
+            position = stored.index(f"{i}a")
+            assert stored[position + 1] == f"{i}b"  # nobody's command came in between
+            assert answer[:2] == [position + 1, position + 2]
+        # one connection for the ten pipelines, one for the transaction
+        assert _connections(private_redis) == 2
+
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.set("s", "x").hget("s", "f").get("s")
+            with pytest.raises(redis_async.ResponseError, match="Command # 2"):
+                await pipe.execute()
+        async with client.pipeline(transaction=False) as pipe:
+            answers = await pipe.set("s", "y").hget("s", "f").get("s").execute(
+                raise_on_error=False
+            )
+            assert answers[0] is True and answers[2] == "y"
+            assert isinstance(answers[1], redis_async.ResponseError)
+    finally:
+        await client.close(close_connection_pool=True)

@@ -63,10 +63,34 @@ class ConversationSummary:
         }
 
 
+# KEYS: the log, the meta hash. ARGV: ts, channel, last text, from the customer
+# (1/0), the number of entries, then each entry as its field count and pairs.
+# Returns the entries' ids.
+APPEND = """
+local ts, channel, last, customer, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local ids, at = {}, 6
+for e = 1, n do
+  local count = tonumber(ARGV[at])
+  ids[e] = redis.call('XADD', KEYS[1], '*', unpack(ARGV, at + 1, at + 2 * count))
+  at = at + 1 + 2 * count
+end
+redis.call('HSETNX', KEYS[2], 'first_activity', ts)
+redis.call('HSETNX', KEYS[2], 'channel', channel)
+if customer == '1' then
+  redis.call('HSET', KEYS[2], 'last_activity', ts, 'last_text', last, 'last_customer_text', last)
+else
+  redis.call('HSET', KEYS[2], 'last_activity', ts, 'last_text', last)
+end
+redis.call('HINCRBY', KEYS[2], 'messages', n)
+return ids
+"""
+
+
 class ConversationLog:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self._redis = redis
         self._keys = keys
+        self._append_script = redis.register_script(APPEND)
 
     async def append_inbound(
         self,
@@ -155,9 +179,11 @@ class ConversationLog:
     ) -> list[str]:
         """Append the entries and keep the conversation's list-view facts up to date.
 
-        Two round trips, because the activity index is shared and the log is
-        the conversation's (one Redis Cluster slot each; a MULTI cannot span
-        them). The index goes first: a crash between the two leaves an index
+        Two steps, because the activity index is shared and the log is the
+        conversation's (one Redis Cluster slot each; a script cannot span them);
+        the log's part is one script, atomic like a MULTI, which the client can
+        send together with other commands (a MULTI holds a connection of its
+        own). The index goes first: a crash between the two leaves an index
         entry whose log lacks this message, which the list view and retention
         take in their stride, never a logged message retention cannot find.
         GT keeps the latest activity when appends of one conversation race
@@ -165,19 +191,16 @@ class ConversationLog:
         """
         keys = self._keys
         await self._redis.zadd(keys.conversations, {conversation: ts}, gt=True)
-        meta = keys.conv_meta(conversation)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for entry in entries:
-                pipe.xadd(keys.conv_log(conversation), entry)
-            pipe.hsetnx(meta, "first_activity", repr(ts))
-            pipe.hsetnx(meta, "channel", channel)
-            latest = {"last_activity": repr(ts), "last_text": last_text[:200]}
-            if from_customer:
-                latest["last_customer_text"] = last_text[:200]
-            pipe.hset(meta, mapping=latest)
-            pipe.hincrby(meta, "messages", len(entries))
-            results = await pipe.execute()
-        return list(results[: len(entries)])
+        latest = last_text[:200]
+        flat: list[str | int] = [repr(ts), channel, latest, int(from_customer), len(entries)]
+        for entry in entries:
+            flat.append(len(entry))
+            for name, value in entry.items():
+                flat.extend((name, value))
+        ids = await self._append_script(
+            keys=[keys.conv_log(conversation), keys.conv_meta(conversation)], args=flat
+        )
+        return [str(i) for i in ids]
 
     async def set_source(self, conversation: str, source: str) -> None:
         """The campaign that brought the customer (a QR code's scene); the latest one wins."""

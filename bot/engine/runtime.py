@@ -8,11 +8,13 @@ import os
 import threading
 import time
 import types
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import orjson
 from rasa.core.agent import Agent
 from rasa.core.channels.channel import OutputChannel, UserMessage
 from rasa.core.lock_store import LockStore
@@ -63,6 +65,46 @@ def _policies(runner: DaskGraphRunner, metadata: ModelMetadata) -> list[Any]:
     needs = schema.nodes[core].needs
     nodes = [runner._instantiated_nodes.get(n) for k, n in needs.items() if k.startswith("policy")]
     return [node._component if node is not None else None for node in nodes]
+
+
+# Parses kept per model, by exact text: customers repeat themselves ("在吗",
+# "你好", "人工", "谢谢"), and the NLU of a text never depends on who wrote it.
+PARSE_CACHE_SIZE = 4096
+# Longer texts are hardly ever sent twice; they are not kept.
+PARSE_CACHE_TEXT = 64
+
+
+class ParseCache:
+    """The latest parses by text, least recently used first out.
+
+    Kept as JSON bytes, so every caller gets its own copy to change. Used
+    from the event loop only."""
+
+    def __init__(self, size: int = PARSE_CACHE_SIZE) -> None:
+        self._size = size
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, text: str) -> dict[str, Any] | None:
+        found = self._items.get(text)
+        if found is None:
+            self.misses += 1
+            return None
+        self._items.move_to_end(text)
+        self.hits += 1
+        return orjson.loads(found)
+
+    def put(self, text: str, parse: dict[str, Any]) -> None:
+        if len(text) > PARSE_CACHE_TEXT:
+            return
+        try:
+            self._items[text] = orjson.dumps(parse, option=orjson.OPT_SERIALIZE_NUMPY)
+        except TypeError:  # a value orjson does not know: not kept
+            return
+        self._items.move_to_end(text)
+        if len(self._items) > self._size:
+            self._items.popitem(last=False)
 
 
 # One thread for the dialogue's CPU work (predictions, trackers to and from
@@ -138,6 +180,7 @@ class RasaEngine:
         # The NLU graph runs in a worker thread, one message at a time: its
         # components keep state that is not meant to be shared by threads.
         self._nlu_lock = threading.Lock()
+        self.parses = ParseCache()
 
     @classmethod
     def load(cls, model_path: Path) -> RasaEngine:
@@ -175,8 +218,14 @@ class RasaEngine:
     async def understand(self, text: str, sender_id: str) -> dict[str, Any]:
         """`parse`, off the event loop: a message that needs the sentence encoder
         costs tens of milliseconds of CPU (in C, without the GIL), which must not
-        hold up every other conversation."""
-        return await asyncio.to_thread(self.parse, text, sender_id)
+        hold up every other conversation. A text parsed recently is not
+        parsed again."""
+        known = self.parses.get(text)
+        if known is not None:
+            return known
+        parsed = await asyncio.to_thread(self.parse, text, sender_id)
+        self.parses.put(text, parsed)
+        return parsed
 
     def parse(self, text: str, sender_id: str) -> dict[str, Any]:
         """Run the NLU pipeline on `text` as plain text (see the class docstring)."""

@@ -213,7 +213,11 @@ class HandoffService:
 
     async def recount_loads(self) -> None:
         """Loads counted again from who holds what (at start-up: conversations held
-        since before loads were kept, or a counter that drifted, count again)."""
+        since before loads were kept, or a counter that drifted, count again).
+
+        Assigns nothing: at start-up not every channel can tell a customer a
+        person joined yet; the sweeper's next pass assigns.
+        """
         recount = await self.states.recount_loads()
         if recount.agents or recount.stale:
             logger.info(
@@ -221,7 +225,6 @@ class HandoffService:
                 recount.agents,
                 recount.stale,
             )
-        await self.assign_waiting()
 
     async def set_roster(self, agent: str, capacity: int | None, teams: list[str]) -> None:
         """An admin set the agent's capacity and teams (teams.yml must list them)."""

@@ -332,7 +332,8 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
         keys,
         app[KNOWLEDGE].hours.timezone,
         app[SETTINGS].retention_days,
-        Metrics(app[SETTINGS].metrics_dir),
+        # Agents' own series only behind a token: /metrics is open by default.
+        Metrics(app[SETTINGS].metrics_dir, per_agent=app[SETTINGS].metrics_token is not None),
     )
     app[KPIS] = Kpis(app[REDIS], app[STATS])
     app[KPI_SPLITS] = Breakdown(app[REDIS], app[STATS])

@@ -72,5 +72,5 @@ def build_actions(deps: ActionDeps) -> list[Action]:
         ValidateOrderChangeForm(deps.messages),
         ActionCheckOrder(deps.orders, escalator),
         ActionHandOverOrderChange(escalator),
-        ActionGoodbye(deps.satisfaction, deps.messages),
+        ActionGoodbye(deps.satisfaction, deps.messages, deps.handoff),
     ]

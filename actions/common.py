@@ -40,6 +40,15 @@ def event_intent(event: dict[str, Any]) -> str:
     return str(((event.get("parse_data") or {}).get("intent") or {}).get("name") or "")
 
 
+def session_started_at(tracker: Tracker) -> float:
+    """When the customer's current session began (0: no session start in the tracker)."""
+    started = 0.0
+    for event in tracker.events:
+        if event.get("event") == "session_started":
+            started = float(event.get("timestamp") or 0.0)
+    return started
+
+
 def session_user_intents(tracker: Tracker) -> list[str]:
     """The intents of the customer's messages in the current session, oldest first."""
     intents: list[str] = []

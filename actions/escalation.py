@@ -33,6 +33,8 @@ class HandoffQueue(Protocol):
         self, conversation: str, hours: ServiceHours, now: dt.datetime
     ) -> Standing | None: ...
 
+    async def handled_recently(self, conversation: str, since: float) -> tuple[str, str] | None: ...
+
 
 # Intents that say nothing about the topic: the team is chosen by what came before.
 NOT_A_TOPIC = frozenset(

@@ -117,11 +117,12 @@ from bot.events import Events
 from bot.feedback.store import FeedbackLog
 from bot.handoff.alerts import AlertSettings, GroupRobot
 from bot.handoff.load import RETRY_EVERY as LOAD_RETRY_EVERY
+from bot.handoff.load import RecountIncomplete
 from bot.handoff.presence import Presence
 from bot.handoff.requests import HandoffRequests
 from bot.handoff.service import HandoffService
 from bot.handoff.states import ConversationStates
-from bot.handoff.sweeper import sweeper_ctx
+from bot.handoff.sweeper import start_sweeper
 from bot.handoff.teams import TeamMap
 from bot.logs import request_id_middleware
 from bot.loop_lag import LoopLagProbe
@@ -187,14 +188,13 @@ def create_app(
     app.cleanup_ctx.append(migration_ctx)  # old-layout keys moved before anything serves
     app.cleanup_ctx.append(content_ctx)
     app.cleanup_ctx.append(conversation_ctx)
-    app.cleanup_ctx.append(load_ctx)  # agents' loads counted again before assigning
+    app.cleanup_ctx.append(load_ctx)  # agents' loads counted again before the sweeper assigns
     app.cleanup_ctx.append(loop_lag_ctx)
     app.cleanup_ctx.append(order_backend_ctx)
     app.cleanup_ctx.append(accounts_ctx)
     app.cleanup_ctx.append(hub_ctx)
     # Before aiohttp waits for pending tasks: stop background loops and sockets.
     app.on_shutdown.append(stop_background)  # type: ignore[arg-type]  # aiosignal typing
-    app.cleanup_ctx.append(sweeper_ctx)
     if settings.alert_webhook:  # the team's group chat hears of long waits
         app.cleanup_ctx.append(alerts_ctx)
     app.cleanup_ctx.append(retention_ctx)
@@ -205,6 +205,9 @@ def create_app(
         app.cleanup_ctx.append(wecom_kf_ctx)
     if weibo.setup(app, settings):  # and Weibo's direct messages
         app.cleanup_ctx.append(weibo_ctx)
+    # After every context above (on_startup runs them first): every channel's
+    # sender is registered before a sweep assigns anyone and tells the customer.
+    app.on_startup.append(start_sweeper)  # type: ignore[arg-type]  # aiosignal typing
     health.setup(app)
     rest.setup(app)
     webchat.setup(app)
@@ -329,7 +332,8 @@ async def conversation_ctx(app: web.Application) -> AsyncIterator[None]:
         keys,
         app[KNOWLEDGE].hours.timezone,
         app[SETTINGS].retention_days,
-        Metrics(app[SETTINGS].metrics_dir),
+        # Agents' own series only behind a token: /metrics is open by default.
+        Metrics(app[SETTINGS].metrics_dir, per_agent=app[SETTINGS].metrics_token is not None),
     )
     app[KPIS] = Kpis(app[REDIS], app[STATS])
     app[KPI_SPLITS] = Breakdown(app[REDIS], app[STATS])
@@ -404,22 +408,18 @@ async def load_ctx(app: web.Application) -> AsyncIterator[None]:
     """Every agent's load counted again from who holds what, once per start.
 
     Conversations held since before loads were kept count toward their agent's
-    capacity. With Redis away at start-up, retried in the background until done.
+    capacity. Never in the way of starting: with Redis away, or conversations
+    assigned faster than a recount can list them, retried in the background
+    until done. Assigning waiting conversations is left to the sweeper, which
+    runs once every channel's sender is registered (a customer assigned now
+    on WeChat would never hear that a person joined).
     """
     handoff = app[HANDOFF]
     try:
         await handoff.recount_loads()
-    except (RedisError, OSError) as exc:
+    except (RedisError, OSError, RecountIncomplete) as exc:
         logger.warning("could not recount agents' loads at start-up (%s); retrying", exc)
-        done = False
-
-        async def retry() -> None:
-            nonlocal done
-            if not done:
-                await handoff.recount_loads()
-                done = True
-
-        app[BACKGROUND].every(LOAD_RETRY_EVERY, retry, "agents' load recount")
+        app[BACKGROUND].until_done(LOAD_RETRY_EVERY, handoff.recount_loads, "agents' load recount")
     yield
 
 

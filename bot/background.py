@@ -50,6 +50,21 @@ class Background:
 
         self.on_stop(stop)
 
+    def until_done(self, seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
+        """Run `job` now and every `seconds` until it has once finished without an error.
+
+        For start-up work Redis was not there for: the process serves meanwhile.
+        """
+        done = False
+
+        async def once() -> None:
+            nonlocal done
+            if not done:
+                await job()
+                done = True
+
+        self.every(seconds, once, name)
+
     async def stop_all(self) -> None:
         while self._stops:
             stop = self._stops.pop()

@@ -6,6 +6,11 @@
 another, and a customer's web chat hears an agent's reply wherever it was sent
 from. Counting on the publishing side counts each event exactly once, however
 many processes listen, and misses nothing while a subscription is down.
+
+Figures meant only for the KPI recorder (who handled a conversation and for
+how long, whose work a rating rates, an agent's first-response time) travel as
+`local`: handed to this process's subscribers, never put on the channel, where
+every signed-in console (any agent) would receive them.
 """
 
 from __future__ import annotations
@@ -63,7 +68,11 @@ class Events:
         """Call `subscriber(conversation, data)` for every `kind` event this process publishes."""
         self._subscribers[kind].append(subscriber)
 
-    async def publish(self, kind: EventKind, conversation: str, **data: Any) -> None:
+    async def publish(
+        self, kind: EventKind, conversation: str, local: Payload | None = None, **data: Any
+    ) -> None:
+        """`data` to this process's subscribers and the channel; `local` to the subscribers only."""
+        heard = {**data, **local} if local else data
         for subscriber in self._subscribers.get(kind, ()):
-            await subscriber(conversation, data)
+            await subscriber(conversation, heard)
         await self._redis.publish(self.channel, payload(kind, conversation, **data))

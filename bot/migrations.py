@@ -286,13 +286,5 @@ async def migration_ctx(app: web.Application) -> AsyncIterator[None]:
         await migration.once()
     except (RedisError, OSError) as exc:
         logger.warning("could not move old-layout keys at start-up (%s); retrying", exc)
-        done = False
-
-        async def retry() -> None:
-            nonlocal done
-            if not done:
-                await migration.once()
-                done = True
-
-        app[BACKGROUND].every(RETRY_EVERY, retry, "key layout migration")
+        app[BACKGROUND].until_done(RETRY_EVERY, migration.once, "key layout migration")
     yield

@@ -29,6 +29,8 @@ from bot.handoff.teams import TeamMap
 from bot.redis_keys import Keys
 from bot.review.index import ReviewIndex
 from bot.settings import Settings
+from bot.stats.recorder import Stats
+from bot.stats.subscriber import KpiRecorder
 
 CONTENT = Path(__file__).resolve().parent.parent / "nlu_data"
 
@@ -64,12 +66,22 @@ def has_chinese(text: str) -> bool:
 
 
 def handoff_service(
-    redis: Redis, keys: Keys, teams: TeamMap | None = None, auto_assign: bool = False
+    redis: Redis,
+    keys: Keys,
+    teams: TeamMap | None = None,
+    auto_assign: bool = False,
+    states: ConversationStates | None = None,
+    stats: Stats | None = None,
 ) -> HandoffService:
-    """The handoff service wired as the app wires it, for tests without an app."""
+    """The handoff service wired as the app wires it, for tests without an app.
+
+    With `stats`, the KPI recorder hears its events (as in the app).
+    """
     log, events = ConversationLog(redis, keys), Events(redis, keys)
+    if stats is not None:
+        KpiRecorder(stats).subscribe(events)
     return HandoffService(
-        ConversationStates(redis, keys),
+        states or ConversationStates(redis, keys),
         HandoffRequests(redis, keys),
         ReviewIndex(redis, keys),
         events,

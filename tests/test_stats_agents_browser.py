@@ -57,6 +57,7 @@ async def test_an_admin_sees_two_agents_figures_on_the_stats_page_and_in_the_con
     assert "秒" in mine_cells[4] and "（2 次）" in mine_cells[5] and "秒" in mine_cells[6]
     assert mine_cells[7] == "4.00（2 条）" and his_cells[7] == "4.00（1 条）"
     assert (mine_cells[8], his_cells[8]) == ("—", "rest:pb4")
+    assert await page.locator("#sla-agents-box").is_visible()  # per-agent service level
     team = await page.locator("#teams tr", has_text="售前").locator("td").all_inner_texts()
     assert team[1] == "3" and team[5] == "4.00（3 条）"
     await page.screenshot(path=str(artifacts / "stats-agents.png"), full_page=True)
@@ -75,12 +76,21 @@ async def test_an_admin_sees_two_agents_figures_on_the_stats_page_and_in_the_con
     await link.click()
     await page.locator("#agents tr[data-agent=laowang]").wait_for()
 
-    # A trainer sees the KPIs but not the people.
-    trainer = await (await browser.new_context()).new_page()
-    await logins.sign_in(client, "trainer1", "trainer")
-    await trainer.goto(base + "/stats")
-    await sign_in_page(trainer, "trainer1")
-    await trainer.locator(".card", has_text="会话").first.wait_for()
-    assert not await trainer.locator("#people").is_visible()
+    # A trainer sees the KPIs but not the people, nor the service level per agent.
+    trainer_context = await browser.new_context()
+    try:
+        trainer = await trainer_context.new_page()
+        trainer.on("pageerror", lambda e: errors.append(str(e)))
+        await logins.sign_in(client, "trainer1", "trainer")
+        await trainer.goto(base + "/stats")
+        await sign_in_page(trainer, "trainer1")
+        await trainer.locator(".card", has_text="会话").first.wait_for()
+        await trainer.locator("#sla-teams tr").first.wait_for()  # the tables are drawn
+        assert not await trainer.locator("#people").is_visible()
+        assert not await trainer.locator("#sla-agents-box").is_visible()
+        assert not await trainer.get_by_text("首次回复达标率（按客服）").is_visible()
+        assert await trainer.locator("#sla-teams").is_visible()
+    finally:
+        await trainer_context.close()
     assert errors == []
     await context.close()

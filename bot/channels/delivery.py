@@ -77,16 +77,18 @@ class Delivery:
         conversation: str,
         entry_id: str,
         text: str,
+        local: dict[str, Any] | None = None,
         **data: Any,
     ) -> bool:
         """Publish, and push through the channel's own sender; False if it cannot push at all.
 
         The message is in the conversation log already, so a customer whose
         channel cannot push (the plain REST webhook) still finds it there.
-        Raises DeliveryFailed when the channel's API refuses it.
+        Raises DeliveryFailed when the channel's API refuses it. `local`: for
+        this process's subscribers only (bot/events.py).
         """
         await self._events.publish(
-            kind, conversation, id=entry_id, text=text, channel=channel, **data
+            kind, conversation, local, id=entry_id, text=text, channel=channel, **data
         )
         if channel in SOCKET_CHANNELS:
             return True

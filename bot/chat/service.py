@@ -505,7 +505,8 @@ class ChatService:
         again in this conversation.
         """
         sender_id, inbound_id = turn.conversation, turn.inbound_id
-        if await self._satisfaction.status(sender_id) != PENDING:
+        question = await self._satisfaction.get(sender_id)
+        if question.get("status") != PENDING:
             return None
         rating = parse_rating(normalize(text))
         if rating is None:
@@ -523,15 +524,15 @@ class ChatService:
         await self._customer_message(
             sender_id, inbound_id, turn.channel, self._mask(text), BOT, **extra
         )
-        # Counted for the agent who held the conversation last, if people had it.
-        handoff = await self._states.get(sender_id)
+        # Credited to the agent named when the question was asked (a person had
+        # just handled it), for the KPI recorder only: not on every console.
+        credit = {"agent": question.get("agent", ""), "team": question.get("team", "")}
         await self._events.publish(
             EventKind.RATED,
             sender_id,
+            credit if credit["agent"] else None,
             rating=rating,
             at=entry_time(inbound_id),
-            agent=handoff.agent or handoff.held_by,
-            team=handoff.team if handoff.agent or handoff.held_by else "",
         )
         reply = await self._say(sender_id, turn.channel, "csat_thanks", "satisfaction", inbound_id)
         return TurnReply([reply], inbound_id, intent=RATING_INTENT, confidence=1.0)

@@ -68,6 +68,10 @@ return {1, changed, stale}
 """
 
 
+class RecountIncomplete(Exception):
+    """Conversations kept being assigned between listing and counting: try again later."""
+
+
 @dataclass(frozen=True)
 class Recount:
     """What a recount changed: agents whose count was wrong, stale assigned entries."""
@@ -86,12 +90,20 @@ class LoadCounter:
         """Set every agent's load to the conversations their states say they hold."""
         for _ in range(ATTEMPTS):
             listed = list(await self._redis.zrange(self._keys.handoff_assigned, 0, -1))
-            keys = [
-                self._keys.handoff_assigned,
-                self._keys.handoff_load,
-                *(self._keys.handoff_state(c) for c in listed),
-            ]
-            result = await self._script(keys=keys, args=listed)
-            if int(result[0]):
-                return Recount(int(result[1]), int(result[2]))
-        raise RuntimeError(f"conversations kept being assigned during {ATTEMPTS} recounts")
+            done = await self.count(listed)
+            if done is not None:
+                return done
+        raise RecountIncomplete(f"conversations kept being assigned during {ATTEMPTS} recounts")
+
+    async def count(self, listed: list[str]) -> Recount | None:
+        """One step over the assigned conversations `listed`; None if that list is not
+        the whole assigned set any more (nothing changed: list again)."""
+        keys = [
+            self._keys.handoff_assigned,
+            self._keys.handoff_load,
+            *(self._keys.handoff_state(c) for c in listed),
+        ]
+        result = await self._script(keys=keys, args=listed)
+        if not int(result[0]):
+            return None
+        return Recount(int(result[1]), int(result[2]))

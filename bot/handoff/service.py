@@ -24,7 +24,14 @@ from bot.handoff.hours import ServiceHours
 from bot.handoff.presence import OFFLINE, ONLINE, Member, Presence
 from bot.handoff.requests import HandoffRequests
 from bot.handoff.standing import Standing, standing
-from bot.handoff.states import ASSIGNED, WAITING, ConversationStates, Handoff, InvalidTransition
+from bot.handoff.states import (
+    ASSIGNED,
+    WAITING,
+    ConversationStates,
+    Handoff,
+    InvalidTransition,
+    Stint,
+)
 from bot.handoff.teams import TeamMap
 from bot.names import agent_action
 from bot.review.index import ReviewIndex
@@ -213,7 +220,11 @@ class HandoffService:
 
     async def recount_loads(self) -> None:
         """Loads counted again from who holds what (at start-up: conversations held
-        since before loads were kept, or a counter that drifted, count again)."""
+        since before loads were kept, or a counter that drifted, count again).
+
+        Assigns nothing: at start-up not every channel can tell a customer a
+        person joined yet; the sweeper's next pass assigns.
+        """
         recount = await self.states.recount_loads()
         if recount.agents or recount.stale:
             logger.info(
@@ -221,7 +232,20 @@ class HandoffService:
                 recount.agents,
                 recount.stale,
             )
-        await self.assign_waiting()
+
+    async def handled_recently(self, conversation: str, since: float) -> tuple[str, str] | None:
+        """(agent, team) if a person of ours handled the conversation and let it go
+        at or after `since` (the start of the customer's current session), else None.
+
+        What a satisfaction question asked now credits: not an agent from an
+        earlier session, nor a platform's own servicer (they leave no `held_by`).
+        """
+        handoff = await self.states.get(conversation)
+        if handoff.state in (WAITING, ASSIGNED) or not handoff.held_by:
+            return None
+        if handoff.since < since:
+            return None
+        return handoff.held_by, handoff.team
 
     async def set_roster(self, agent: str, capacity: int | None, teams: list[str]) -> None:
         """An admin set the agent's capacity and teams (teams.yml must list them)."""
@@ -242,15 +266,11 @@ class HandoffService:
 
     async def release(self, conversation: str, holder: str = "") -> Handoff:
         """Back to the bot; with `holder`, only if that agent holds it ('' for an admin)."""
-        before = await self.states.get(conversation)
-        await self.states.release(conversation, holder)
-        return await self._left(before)
+        return await self._left(conversation, await self.states.release(conversation, holder))
 
     async def close(self, conversation: str, tag: str, holder: str = "") -> Handoff:
         """Closed with a resolution tag; with `holder`, only if that agent holds it."""
-        before = await self.states.get(conversation)
-        await self.states.close(conversation, tag, holder)
-        return await self._left(before)
+        return await self._left(conversation, await self.states.close(conversation, tag, holder))
 
     async def hand_elsewhere(self, conversation: str, agent: str, tag: str, **data: Any) -> Handoff:
         """People outside this console took it (a platform's own servicers): closed here.
@@ -258,7 +278,7 @@ class HandoffService:
         Recorded as claimed by `agent` (who is not waited for) and closed with `tag`;
         the customer hears nothing from us, the platform's people speak next.
         """
-        await self.states.claim(conversation, agent, counts_as_wait=False)
+        await self.states.claim(conversation, agent, counts_as_wait=False, elsewhere=True)
         await self.states.close(conversation, tag, agent)
         handoff = await self.states.get(conversation)
         await self._events.publish(EventKind.HANDED_ELSEWHERE, conversation, **data)
@@ -267,8 +287,10 @@ class HandoffService:
     async def transfer(self, conversation: str, holder: str, to: str) -> Handoff:
         """From `holder` ('' for whoever holds it: an admin acting) to agent `to`."""
         current = holder or (await self.states.get(conversation)).agent
-        await self.states.transfer(conversation, current, to)
-        return await self._changed(await self.states.get(conversation), None)
+        passed = await self.states.transfer(conversation, current, to)
+        # The agent who passed it on: their stint's handling (not a conversation ended).
+        local = _credit(passed, ended=False) if passed is not None else None
+        return await self._changed(await self.states.get(conversation), None, local)
 
     async def requeue(self, conversation: str, idle_before: float) -> bool:
         """Back to the queue if its agent did nothing since `idle_before`; False if not."""
@@ -308,13 +330,14 @@ class HandoffService:
         await self.touch(conversation, agent)
         first: dict[str, Any] = {}
         if await self.states.first_answer(conversation):
-            # The first response, against its channel's target (the KPIs' service level).
+            # The first response, against its channel's target (the KPIs' service level):
+            # for the recorder only, not for every console (bot/events.py).
             seconds = time.time() - handoff.queued_at
             target = self.service_levels.target(channel)
             first.update(human_response=seconds, team=handoff.team, within_target=seconds <= target)
         try:
             pushed = await self._delivery.push(
-                EventKind.AGENT_MESSAGE, channel, conversation, entry_id, text, agent=agent, **first
+                EventKind.AGENT_MESSAGE, channel, conversation, entry_id, text, first, agent=agent
             )
         except DeliveryFailed as exc:
             return AgentReply(entry_id, False, exc)
@@ -365,24 +388,48 @@ class HandoffService:
         text = self._messages.pick(key)
         await self._delivery.notify(conversation, key, text, state=state)
 
-    async def _left(self, before: Handoff) -> Handoff:
-        after = await self.states.get(before.conversation)
-        handled: dict[str, Any] = {}
-        if before.claimed_at:  # the KPIs: how long, and by whom (per agent, per team)
-            handled = {
-                "handling": after.since - before.claimed_at,
-                "previous_agent": before.agent,
-                "team": before.team,
-            }
-        changed = await self._changed(after, LEFT, **handled)
+    async def _left(self, conversation: str, ended: Stint | None) -> Handoff:
+        """Released or closed: `ended` is the holder's stint as the step read it, so a
+        transfer racing an admin's release cannot credit the agent who passed it on."""
+        after = await self.states.get(conversation)
+        local = _credit(ended, ended=True) if ended is not None else None
+        changed = await self._changed(after, LEFT, local)
         await self.assign_waiting()  # the agent has room again
         return changed
 
-    async def _changed(self, handoff: Handoff, notice: str | None, **kpis: Any) -> Handoff:
-        """Publish the new state (with the durations it ends: KPIs) and tell the customer."""
+    async def _changed(
+        self,
+        handoff: Handoff,
+        notice: str | None,
+        local: dict[str, Any] | None = None,
+        **public: Any,
+    ) -> Handoff:
+        """Publish the new state and tell the customer.
+
+        `local`: the KPIs of an agent's stint it ends (how long, whose), for the
+        recorder only; `public`: what every console may see too (the queue wait).
+        """
         await self._events.publish(
-            EventKind.STATE, handoff.conversation, state=handoff.state, agent=handoff.agent, **kpis
+            EventKind.STATE,
+            handoff.conversation,
+            local,
+            state=handoff.state,
+            agent=handoff.agent,
+            **public,
         )
         if notice is not None:
             await self.notify(handoff.conversation, notice, handoff.state)
         return handoff
+
+
+def _credit(stint: Stint, ended: bool) -> dict[str, Any]:
+    """The KPIs of a stint (bot/stats/subscriber.py): whose, how long, and whether it
+    ended the handoff (released or closed: `handling` from the first claim too)."""
+    credit: dict[str, Any] = {
+        "previous_agent": stint.agent,
+        "team": stint.team,
+        "agent_handling": stint.handling,
+    }
+    if ended:
+        credit["handling"] = stint.total
+    return credit

@@ -21,7 +21,9 @@ step.
   replied since it was queued), tag, team (who should take it), left_by (the agent
   it was taken back from: automatic assignment passes them over), version (bumped
   on every change), held_by (the agent who held it last, kept after release or
-  close: the agent a later satisfaction rating is counted for)
+  close: whom a satisfaction question asked soon after may credit; never a
+  platform's own servicer), held_since (when its present holder got it: a
+  transfer starts a new stint, so each agent's handling time is their own)
 - ``P:{handoff}:waiting`` sorted set: waiting conversations, in serving order
 - ``P:{handoff}:waits`` list: the latest queue waiting times, seconds, newest first
 - ``P:{handoff}:assigned`` sorted set: assigned conversations by their agent's
@@ -63,11 +65,13 @@ class InvalidTransition(Exception):
 # KEYS: state hash, waiting zset, waits list, assigned zset, load hash, given hash,
 #       presence hash, live zset, capacity hash, the team's members set.
 # ARGV: action, now, then per action: escalate(reason, priority, team)
-#       claim(agent, recent, count) release(agent) close(agent, tag)
+#       claim(agent, recent, count, elsewhere) release(agent) close(agent, tag)
 #       requeue(idle_before, holder, gone) transfer(from, to) touch(agent)
 #       announce(quiet_before) assign(default capacity, recent, count);
 #       the conversation id always last.
-# Returns {ok (1/0), state before, agent (assign)}. Queue scores are priority *
+# Returns {ok (1/0), state before, agent (assign)}; release, close and transfer
+# also return the stint that ended, read in the same step: {.., holder, held
+# since, claimed at, team, now}. Queue scores are priority *
 # 1e10 + enqueue time, so a priority level outweighs any difference in waiting time.
 # Every change of holder updates the load hash in the same step, so the
 # capacity check of `assign` sees every claim, transfer and release at once.
@@ -79,10 +83,21 @@ local function enter(new)
   redis.call('HSET', KEYS[1], 'state', new, 'since', now)
   redis.call('HINCRBY', KEYS[1], 'version', 1)
 end
-local function took(agent)
-  redis.call('HSET', KEYS[1], 'held_by', agent)  -- kept after release: whose work a rating rates
+local function took(agent, elsewhere)
+  redis.call('HSET', KEYS[1], 'held_since', now)
+  if elsewhere == '1' then  -- a platform's servicer: nobody's load, no agent's figures
+    redis.call('HDEL', KEYS[1], 'held_by')
+    return
+  end
+  redis.call('HSET', KEYS[1], 'held_by', agent)  -- kept after release (see the layout)
   redis.call('HINCRBY', KEYS[5], agent, 1)
   redis.call('HSET', KEYS[6], agent, now)
+end
+-- The holder's stint, as it ends (release, close) or passes on (transfer).
+local function stint(holder)
+  local h = redis.call('HMGET', KEYS[1], 'held_since', 'claimed_at', 'team')
+  local claimed = h[2] or ''
+  return {1, state, holder or '', h[1] or claimed, claimed, h[3] or '', ARGV[2]}
 end
 local function dropped(agent)
   if agent and agent ~= '' and redis.call('HINCRBY', KEYS[5], agent, -1) <= 0 then
@@ -95,13 +110,13 @@ local function present(agent)
   return (status == 'online' or status == 'away') and live > now, status == 'online' and live > now
 end
 -- waiting -> assigned to `agent`; `recent` waits kept, `count` '0' leaves this wait out
-local function give(agent, recent, count)
+local function give(agent, recent, count, elsewhere)
   enter('assigned')
   redis.call('HSET', KEYS[1], 'agent', agent, 'claimed_at', now)
   redis.call('HDEL', KEYS[1], 'left_by')
   redis.call('ZREM', KEYS[2], cid)
   redis.call('ZADD', KEYS[4], now, cid)
-  took(agent)
+  took(agent, elsewhere)
   -- a wait that began outside service hours says nothing about waits now
   if count ~= '0' then
     local since = tonumber(redis.call('HGET', KEYS[1], 'waiting_since') or now)
@@ -115,12 +130,13 @@ if action == 'escalate' then
   local priority = tonumber(ARGV[4])
   redis.call('HSET', KEYS[1], 'reason', ARGV[3], 'priority', priority, 'team', ARGV[5])
   redis.call('HSET', KEYS[1], 'waiting_since', now, 'queued_at', now, 'agent', '')
-  redis.call('HDEL', KEYS[1], 'announced', 'answered')
+  -- a new request: nobody has handled it yet
+  redis.call('HDEL', KEYS[1], 'announced', 'answered', 'held_by', 'held_since')
   redis.call('ZADD', KEYS[2], priority * 10000000000 + now, cid)
   return {1, state}
 elseif action == 'claim' then
   if state ~= 'waiting' then return {0, state} end
-  give(ARGV[3], ARGV[4], ARGV[5])
+  give(ARGV[3], ARGV[4], ARGV[5], ARGV[6])
   return {1, state}
 elseif action == 'assign' then
   -- To an online agent of the team with room: least loaded, then longest since given one.
@@ -142,12 +158,13 @@ elseif action == 'assign' then
     end
   end
   if best == nil then return {0, state} end
-  give(best, ARGV[4], ARGV[5])
+  give(best, ARGV[4], ARGV[5], '0')
   return {1, state, best}
 elseif action == 'release' or action == 'close' then
   -- ARGV[3]: the agent who must hold it ('' lets an admin act on anyone's)
   local holder = redis.call('HGET', KEYS[1], 'agent')
   if state ~= 'assigned' or (ARGV[3] ~= '' and holder ~= ARGV[3]) then return {0, state} end
+  local ended = stint(holder)
   if action == 'release' then enter('bot') else
     enter('closed')
     redis.call('HSET', KEYS[1], 'tag', ARGV[4])
@@ -155,7 +172,7 @@ elseif action == 'release' or action == 'close' then
   redis.call('HSET', KEYS[1], 'agent', '')
   redis.call('ZREM', KEYS[4], cid)
   dropped(holder)
-  return {1, state}
+  return ended
 elseif action == 'requeue' then
   -- ARGV[3]: only if the agent's last activity is older than this ('' = always);
   -- ARGV[4]: only if this agent holds it ('' = whoever); ARGV[5] '1': only if
@@ -186,12 +203,13 @@ elseif action == 'requeue' then
 elseif action == 'transfer' then
   local holder = redis.call('HGET', KEYS[1], 'agent')
   if state ~= 'assigned' or holder ~= ARGV[3] then return {0, state} end
+  local passed = stint(holder)
   redis.call('HSET', KEYS[1], 'agent', ARGV[4], 'since', now)
   redis.call('HINCRBY', KEYS[1], 'version', 1)
   redis.call('ZADD', KEYS[4], now, cid)
   dropped(holder)
-  took(ARGV[4])
-  return {1, state}
+  took(ARGV[4], '0')
+  return passed
 elseif action == 'touch' then
   local holder = redis.call('HGET', KEYS[1], 'agent')
   if state ~= 'assigned' or holder ~= ARGV[3] then return {0, state} end
@@ -227,6 +245,38 @@ class Handoff:
     team: str = ""
     answered: float = 0.0  # when an agent first replied since it was queued (0: not yet)
     held_by: str = ""  # the agent who held it last (kept once it is released or closed)
+    held_since: float = 0.0  # when its present holder got it (claim, assignment, transfer)
+
+
+@dataclass(frozen=True)
+class Stint:
+    """One agent's hold on a conversation as it ended or passed on, read in that step.
+
+    `handling`: seconds this agent held it (since they got it: a transfer
+    starts a new stint); `total`: seconds since it was first claimed.
+    """
+
+    agent: str
+    team: str
+    held_since: float
+    claimed_at: float
+    ended_at: float
+
+    @property
+    def handling(self) -> float:
+        return self.ended_at - self.held_since
+
+    @property
+    def total(self) -> float:
+        return self.ended_at - self.claimed_at
+
+    @classmethod
+    def of(cls, result: list[str]) -> Stint | None:
+        """From a step's answer ({holder, held since, claimed at, team, now}); None if unclaimed."""
+        holder, held_since, claimed_at, team, now = result[1:6]
+        if not claimed_at:
+            return None
+        return cls(holder, team, float(held_since), float(claimed_at), float(now))
 
 
 class ConversationStates:
@@ -284,21 +334,26 @@ class ConversationStates:
         )
         return agent[0] if agent else ""
 
-    async def claim(self, conversation: str, agent: str, counts_as_wait: bool = True) -> None:
+    async def claim(
+        self, conversation: str, agent: str, counts_as_wait: bool = True, elsewhere: bool = False
+    ) -> None:
         """Give the conversation to `agent`.
 
         With `counts_as_wait` false (it was queued outside service hours), its
-        wait is left out of the expected-wait figure told to customers.
+        wait is left out of the expected-wait figure told to customers. With
+        `elsewhere`, `agent` is a platform's own servicer: no load, no `held_by`.
         """
-        await self._apply(conversation, "claim", agent, RECENT_WAITS, int(counts_as_wait))
+        await self._apply(
+            conversation, "claim", agent, RECENT_WAITS, int(counts_as_wait), int(elsewhere)
+        )
 
-    async def release(self, conversation: str, agent: str = "") -> None:
-        """Back to the bot; with `agent`, only if that agent holds it."""
-        await self._apply(conversation, "release", agent)
+    async def release(self, conversation: str, agent: str = "") -> Stint | None:
+        """Back to the bot; with `agent`, only if that agent holds it. The stint it ended."""
+        return Stint.of(await self._apply(conversation, "release", agent))
 
-    async def close(self, conversation: str, tag: str, agent: str = "") -> None:
+    async def close(self, conversation: str, tag: str, agent: str = "") -> Stint | None:
         """Closed with a resolution tag; with `agent`, only if that agent holds it."""
-        await self._apply(conversation, "close", agent, tag)
+        return Stint.of(await self._apply(conversation, "close", agent, tag))
 
     async def requeue(
         self,
@@ -369,8 +424,9 @@ class ConversationStates:
         """Every assigned conversation, least recently active first."""
         return list(await self._redis.zrange(self._keys.handoff_assigned, 0, -1))
 
-    async def transfer(self, conversation: str, from_agent: str, to_agent: str) -> None:
-        await self._apply(conversation, "transfer", from_agent, to_agent)
+    async def transfer(self, conversation: str, from_agent: str, to_agent: str) -> Stint | None:
+        """From `from_agent` (who must hold it) to `to_agent`: the stint `from_agent` ended."""
+        return Stint.of(await self._apply(conversation, "transfer", from_agent, to_agent))
 
     async def get(self, conversation: str) -> Handoff:
         raw = await self._redis.hgetall(self._keys.handoff_state(conversation))
@@ -390,6 +446,7 @@ class ConversationStates:
             team=raw.get("team", ""),
             answered=float(raw.get("answered", 0)),
             held_by=raw.get("held_by", ""),
+            held_since=float(raw.get("held_since", 0)),
         )
 
     async def waiting(self) -> list[str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -65,7 +64,14 @@ class Sweeper:
         return result
 
 
-async def sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
+async def start_sweeper(app: web.Application) -> None:
+    """Sweep every few seconds, from once every start-up context has run.
+
+    An `on_startup` handler added after the cleanup contexts, not one of them:
+    a sweep assigns waiting conversations and tells their customers a person
+    joined, which a channel can only do once its sender is registered (WeChat,
+    WeCom, Weibo come last). Stopped with the other background jobs.
+    """
     settings = app[SETTINGS]
     sweeper = Sweeper(
         app[STATES],
@@ -74,4 +80,3 @@ async def sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
         idle_after=settings.handoff_idle_seconds,
     )
     app[BACKGROUND].every(settings.handoff_sweep_seconds, sweeper.sweep, "handoff sweep")
-    yield

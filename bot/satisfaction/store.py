@@ -1,9 +1,14 @@
 """Asking for, and keeping, a conversation's satisfaction rating.
 
-The bot asks once per conversation, when it ends (the customer says goodbye
-after being helped; later, when an agent closes it). The customer's next
-message is the answer if it is a rating; anything else is a non-answer, which
-is fine, and the bot never asks again in that conversation.
+The bot asks once per conversation, when the customer says goodbye after
+being helped. The customer's next message is the answer if it is a rating;
+anything else is a non-answer, which is fine, and the bot never asks again in
+that conversation.
+
+When a person of the team handled the conversation in the customer's current
+session, the question is asked with their name and team (``agent``, ``team``
+in the conversation's hash): the rating is theirs. Named when asked, not when
+answered, so a rating only ever credits who had just helped.
 """
 
 from __future__ import annotations
@@ -35,12 +40,21 @@ class SatisfactionStore:
         self._redis = redis
         self._keys = keys
 
-    async def ask(self, conversation: str, trigger: str) -> bool:
-        """Mark the question asked; False if it was asked before in this conversation."""
+    async def ask(
+        self, conversation: str, trigger: str, handled_by: tuple[str, str] | None = None
+    ) -> bool:
+        """Mark the question asked; False if it was asked before in this conversation.
+
+        `handled_by`: (agent, team) the rating will be credited to, if a person
+        had just handled the conversation.
+        """
         key = self._keys.csat(conversation)
         if not await self._redis.hsetnx(key, "status", PENDING):
             return False
-        await self._redis.hset(key, mapping={"asked_at": repr(time.time()), "trigger": trigger})
+        asked = {"asked_at": repr(time.time()), "trigger": trigger}
+        if handled_by is not None:
+            asked.update(agent=handled_by[0], team=handled_by[1])
+        await self._redis.hset(key, mapping=asked)
         return True
 
     async def status(self, conversation: str) -> str | None:

@@ -15,7 +15,7 @@ from bot.jsonutil import json_response
 from bot.security.headers import page
 from bot.security.tokens import bearer_matches
 from bot.stats.csv_export import agents_csv, daily_csv
-from bot.stats.metrics import Metrics
+from bot.stats.metrics import AgentMetrics
 from bot.stats.people import with_now
 
 STATIC = Path(__file__).parent / "static"
@@ -60,7 +60,9 @@ async def stats(request: web.Request) -> web.Response:
     body["total"].update(split["total"])
     for day, of_day in zip(body["days"], split["days"], strict=True):
         day.update(of_day)
-    if admin:
+    if not admin:  # trainers: the team's figures, not each agent's
+        body["service_level"].pop("by_agent", None)
+    else:
         people = await request.app[KPI_PEOPLE].between(first, last)
         handoff = request.app[HANDOFF]
         body["by_agent"] = with_now(
@@ -100,7 +102,8 @@ async def metrics(request: web.Request) -> web.Response:
             )
     recorder = request.app[STATS]
     recorder.metrics.queue_length.set(await request.app[STATES].waiting_count())
-    await _agent_gauges(request.app, recorder.metrics)
+    if recorder.metrics.agents is not None:  # only behind a token (bot/stats/metrics.py)
+        await _agent_gauges(request.app, recorder.metrics.agents)
     engine = request.app[MODEL].engine
     if engine is not None:
         recorder.metrics.serving(engine.version)
@@ -108,17 +111,15 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def _agent_gauges(app: web.Application, metrics: Metrics) -> None:
-    """Each agent's load and capacity as Redis has them now (read at every scrape)."""
+async def _agent_gauges(app: web.Application, agents: AgentMetrics) -> None:
+    """Each agent's load and capacity as Redis has them now (read at every scrape).
+
+    Loads from the handoff states' counters, which count API clients too
+    (agents holding conversations without a console ever opened).
+    """
     members = await app[HANDOFF].team()
     loads = await app[STATES].loads()
-    for member in members:
-        label = metrics.agent(member.agent)
-        metrics.agent_load.labels(label).set(member.load)
-        metrics.agent_capacity.labels(label).set(member.capacity)
-    for agent, load in loads.items():  # holding without a console ever opened (API clients)
-        if agent not in {m.agent for m in members}:
-            metrics.agent_load.labels(metrics.agent(agent)).set(load)
+    agents.now(loads, {m.agent: m.capacity for m in members})
 
 
 async def index(request: web.Request) -> web.FileResponse:

@@ -81,6 +81,7 @@ AGENT_COLUMNS = (
     "load",
     "capacity",
     "handled",
+    "transferred",
     "first_responses",
     "first_response_p50",
     "first_response_p90",

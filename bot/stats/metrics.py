@@ -30,7 +30,7 @@ MAX_SOURCE_LABELS = 20
 
 
 class Metrics:
-    def __init__(self, multiprocess_dir: Path | None = None) -> None:
+    def __init__(self, multiprocess_dir: Path | None = None, per_agent: bool = False) -> None:
         self.registry = CollectorRegistry()
         self._multiprocess_dir = multiprocess_dir
         self._version: str | None = None
@@ -90,54 +90,8 @@ class Metrics:
             registry=self.registry,
         )
         self._sources: set[str] = set()
-        self.agent_handled = Counter(
-            "kefu_agent_handled",
-            "Conversations an agent ended (released or closed), by agent",
-            ["agent"],
-            registry=self.registry,
-        )
-        self.agent_handling_seconds = Histogram(
-            "kefu_agent_handling_seconds",
-            "Time from an agent taking a conversation to releasing or closing it",
-            ["agent"],
-            buckets=HUMAN_BUCKETS,
-            registry=self.registry,
-        )
-        self.agent_first_response_seconds = Histogram(
-            "kefu_agent_first_response_seconds",
-            "Time from a conversation joining the queue to its agent's first reply",
-            ["agent"],
-            buckets=HUMAN_BUCKETS,
-            registry=self.registry,
-        )
-        self.agent_first_responses = Counter(
-            "kefu_agent_first_responses",
-            "Agents' first replies since a conversation was queued, by agent and within target",
-            ["agent", "within_target"],
-            registry=self.registry,
-        )
-        self.agent_ratings = Counter(
-            "kefu_agent_ratings",
-            "Satisfaction ratings (1-5) of conversations an agent held last, by agent and rating",
-            ["agent", "rating"],
-            registry=self.registry,
-        )
-        # Read from Redis at each scrape (like the queue length): the truth across processes.
-        self.agent_load = Gauge(
-            "kefu_agent_load",
-            "Conversations an agent holds now",
-            ["agent"],
-            registry=self.registry,
-            multiprocess_mode="mostrecent",
-        )
-        self.agent_capacity = Gauge(
-            "kefu_agent_capacity",
-            "How many conversations an agent may hold at once",
-            ["agent"],
-            registry=self.registry,
-            multiprocess_mode="mostrecent",
-        )
-        self._agents: set[str] = set()
+        # Per-agent series only where /metrics needs a token (see AgentMetrics).
+        self.agents = AgentMetrics(self.registry) if per_agent else None
         # Multiprocess modes (ignored in a single process): the queue length as
         # last read by any worker; agents summed over the workers alive; a
         # version is 1 while any worker alive serves it.
@@ -186,13 +140,6 @@ class Metrics:
             return label
         return "other"
 
-    def agent(self, name: str) -> str:
-        """`name` as a series label: the first MAX_AGENT_LABELS this process saw, or other."""
-        if name in self._agents or len(self._agents) < MAX_AGENT_LABELS:
-            self._agents.add(name)
-            return name
-        return "other"
-
     def serving(self, version: str) -> None:
         if self._version is not None and self._version != version:
             # Set to 0 rather than removed: a worker's file keeps every label it wrote.
@@ -207,3 +154,95 @@ class Metrics:
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=str(self._multiprocess_dir))
         return generate_latest(registry)
+
+
+class AgentMetrics:
+    """Series labelled with agents' names: what each handled, how fast, how rated, holds.
+
+    Registered only when `/metrics` asks for a token (BOT_METRICS_TOKEN): it is
+    open by default, and one agent's figures are not for anyone who can reach it.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.handled = Counter(
+            "kefu_agent_handled",
+            "Conversations an agent ended (released or closed), by agent",
+            ["agent"],
+            registry=registry,
+        )
+        self.handling_seconds = Histogram(
+            "kefu_agent_handling_seconds",
+            "Time an agent held a conversation (taken or transferred to them, to released,"
+            " closed or transferred on)",
+            ["agent"],
+            buckets=HUMAN_BUCKETS,
+            registry=registry,
+        )
+        self.first_response_seconds = Histogram(
+            "kefu_agent_first_response_seconds",
+            "Time from a conversation joining the queue to its agent's first reply",
+            ["agent"],
+            buckets=HUMAN_BUCKETS,
+            registry=registry,
+        )
+        self.first_responses = Counter(
+            "kefu_agent_first_responses",
+            "Agents' first replies since a conversation was queued, by agent and within target",
+            ["agent", "within_target"],
+            registry=registry,
+        )
+        self.ratings = Counter(
+            "kefu_agent_ratings",
+            "Satisfaction ratings (1-5) credited to the agent who had just handled the"
+            " conversation, by agent and rating",
+            ["agent", "rating"],
+            registry=registry,
+        )
+        # Read from Redis at each scrape (like the queue length): the truth across processes.
+        self.load = Gauge(
+            "kefu_agent_load",
+            "Conversations an agent holds now",
+            ["agent"],
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.capacity = Gauge(
+            "kefu_agent_capacity",
+            "How many conversations an agent may hold at once",
+            ["agent"],
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self._labels: set[str] = set()
+        # Labels set before: set again every scrape (0 when absent now).
+        self._loaded: set[str] = set()
+        self._capped: set[str] = set()
+
+    def label(self, name: str) -> str:
+        """`name` as a series label: the first MAX_AGENT_LABELS this process saw, or other."""
+        if name in self._labels or len(self._labels) < MAX_AGENT_LABELS:
+            self._labels.add(name)
+            return name
+        return "other"
+
+    def now(self, loads: dict[str, int], capacities: dict[str, int]) -> None:
+        """Every agent's load and capacity as read at this scrape.
+
+        Summed per label (agents past MAX_AGENT_LABELS share "other"), and every
+        label written before set again, to 0 when nobody under it holds
+        anything now: a gauge keeps its last value until set.
+        """
+        load: dict[str, int] = dict.fromkeys(self._loaded, 0)
+        capacity: dict[str, int] = dict.fromkeys(self._capped, 0)
+        for agent, n in loads.items():
+            label = self.label(agent)
+            load[label] = load.get(label, 0) + n
+        for agent, n in capacities.items():
+            label = self.label(agent)
+            capacity[label] = capacity.get(label, 0) + n
+        for label, n in load.items():
+            self.load.labels(label).set(n)
+        for label, n in capacity.items():
+            self.capacity.labels(label).set(n)
+        self._loaded.update(load)
+        self._capped.update(capacity)

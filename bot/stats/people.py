@@ -4,7 +4,10 @@ Read from what the KPI recorder kept (`Stats.by_people`, bot/stats/recorder.py)
 and the service-level counts (bot/stats/service_level.py):
 
 - handled: conversations they ended (released to the bot or closed)
-- handling: seconds from taking a conversation to releasing or closing it (median, p90)
+- transferred: conversations they passed on to another agent
+- handling: seconds an agent held a conversation, from taking it (or having it
+  transferred to them) to releasing, closing or transferring it on; a team's,
+  from the first claim to the release or close (median, p90)
 - first response: seconds from the conversation joining the queue to their first
   reply (median, p90), and the share of those within the channel's target
 - satisfaction: ratings customers gave in conversations they held last (count, average)
@@ -36,6 +39,7 @@ def _scope_figures(
     rated = counts["csat_count"]
     return {
         "handled": counts["handled"],
+        "transferred": counts["transferred"],
         "handling_p50": percentile(samples["handling"], 50),
         "handling_p90": percentile(samples["handling"], 90),
         "first_responses": counts["first_responses"],

@@ -19,11 +19,13 @@ slot (`bot/stats/kpis.py`). Per day ``D``:
 - ``P:{stats}:src:D:of:<source>`` set: conversations a campaign source brought that day
 - ``P:{stats}:D:people``       hash: per agent and per team (``agent:<name>:handled``,
                                 ``team:<name>:csat_sum``...): handoffs they ended (released
-                                or closed), first responses, satisfaction ratings' count
-                                and sum
+                                or closed), passed on (``transferred``), first responses,
+                                satisfaction ratings' count and sum
 - ``P:{stats}:D:people:t:<name>:<scope>`` list: per agent or team (``agent:<name>``,
                                 ``team:<name>``), durations in seconds: ``human_response``
-                                (queued to their first reply), ``handling`` (claimed to
+                                (queued to their first reply), ``handling`` (an agent's: from
+                                taking it, or having it transferred to them, to releasing,
+                                closing or transferring it on; a team's: first claimed to
                                 released or closed); read by bot/stats/people.py
 
 Per channel, the counters hash also holds ``channel:{channel}:escalations`` and
@@ -43,6 +45,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
@@ -237,17 +240,31 @@ class Stats:
             await pipe.execute()
 
     async def first_response(
-        self, agent: str, team: str, within: bool, ts: float | None = None
+        self,
+        agent: str,
+        team: str,
+        within: bool,
+        ts: float | None = None,
+        seconds: float | None = None,
     ) -> None:
-        """An agent's first reply since queued, within target or not (stats/service_level.py)."""
+        """An agent's first reply since queued, within target or not (stats/service_level.py).
+
+        With `seconds`, also the agent's and team's first-response time (their
+        figures, bot/stats/people.py), in the same pipeline.
+        """
         ts = time.time() if ts is None else ts
-        key = self.key(self.day(ts), "sla")
+        day = self.day(ts)
+        key = self.key(day, "sla")
         async with self._redis.pipeline(transaction=False) as pipe:
             for scope in ("", f"agent:{agent}:", *((f"team:{team}:",) if team else ())):
                 pipe.hincrby(key, f"{scope}all", 1)
                 if within:
                     pipe.hincrby(key, f"{scope}met", 1)
             pipe.expire(key, self._ttl)
+            if seconds is not None:
+                counts = {"first_responses": 1}
+                for scope in people_scopes(agent, team):
+                    self._people(pipe, day, Credit(scope, counts, ("human_response", seconds)))
             await pipe.execute()
 
     async def rating(self, rating: int, ts: float | None = None) -> None:
@@ -265,25 +282,35 @@ class Stats:
             return self.key(day, PEOPLE)
         return self.key(day, PEOPLE, "t", duration, scope)
 
-    async def by_people(
-        self,
-        agent: str,
-        team: str,
-        ts: float | None = None,
-        counts: dict[str, int] | None = None,
-        duration: tuple[str, float] | None = None,
-    ) -> None:
-        """Count `counts` and keep the `duration` sample for `agent` and their `team`."""
+    async def by_people(self, credits: list[Credit], ts: float | None = None) -> None:
+        """Count each credit's `counts` and keep its `duration` sample, in one pipeline."""
         day = self.day(time.time() if ts is None else ts)
-        counters = self.people_key(day)
         async with self._redis.pipeline(transaction=False) as pipe:
-            for scope in (f"agent:{agent}", *((f"team:{team}",) if team else ())):
-                for name, n in (counts or {}).items():
-                    pipe.hincrby(counters, f"{scope}:{name}", n)
-                if duration is not None:
-                    key = self.people_key(day, duration[0], scope)
-                    pipe.rpush(key, round(max(duration[1], 0.0), 3))
-                    pipe.ltrim(key, -MAX_SAMPLES, -1)
-                    pipe.expire(key, self._ttl)
-            pipe.expire(counters, self._ttl)
+            for credit in credits:
+                self._people(pipe, day, credit)
             await pipe.execute()
+
+    def _people(self, pipe: Pipeline, day: str, credit: Credit) -> None:
+        counters = self.people_key(day)
+        for name, n in credit.counts.items():
+            pipe.hincrby(counters, f"{credit.scope}:{name}", n)
+        if credit.duration is not None:
+            key = self.people_key(day, credit.duration[0], credit.scope)
+            pipe.rpush(key, round(max(credit.duration[1], 0.0), 3))
+            pipe.ltrim(key, -MAX_SAMPLES, -1)
+            pipe.expire(key, self._ttl)
+        pipe.expire(counters, self._ttl)
+
+
+@dataclass(frozen=True)
+class Credit:
+    """What one agent or team is credited with: `scope` ``agent:<name>`` or ``team:<name>``."""
+
+    scope: str
+    counts: dict[str, int] = field(default_factory=dict)
+    duration: tuple[str, float] | None = None  # (one of PEOPLE_DURATIONS, seconds)
+
+
+def people_scopes(agent: str, team: str) -> list[str]:
+    """The agent's scope, and their team's when the conversation was routed to one."""
+    return [f"agent:{agent}", *((f"team:{team}",) if team else ())]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from bot.channels.identity import channel_of
 from bot.events import EventKind, Events, Payload
 from bot.review.index import entry_time
-from bot.stats.recorder import Stats, channel_label
+from bot.stats.recorder import Credit, Stats, channel_label, people_scopes
 
 
 class KpiRecorder:
@@ -61,21 +61,15 @@ class KpiRecorder:
         if data.get("human_response") is not None:
             await self._stats.duration("human_response", data["human_response"])
         if data.get("within_target") is not None:
-            within, team = bool(data["within_target"]), data.get("team") or ""
-            await self._stats.first_response(data["agent"], team, within)
+            within, team, agent = bool(data["within_target"]), data.get("team") or "", data["agent"]
+            seconds = data.get("human_response")
+            await self._stats.first_response(agent, team, within, seconds=seconds)
             self._metrics.first_responses.labels(team, "yes" if within else "no").inc()
-            agent = self._metrics.agent(data["agent"])
-            self._metrics.agent_first_responses.labels(agent, "yes" if within else "no").inc()
-        if data.get("human_response") is not None and data.get("agent"):
-            seconds = float(data["human_response"])
-            await self._stats.by_people(
-                data["agent"],
-                data.get("team") or "",
-                counts={"first_responses": 1},
-                duration=("human_response", seconds),
-            )
-            agent = self._metrics.agent(data["agent"])
-            self._metrics.agent_first_response_seconds.labels(agent).observe(seconds)
+            if (agents := self._metrics.agents) is not None:
+                label = agents.label(agent)
+                agents.first_responses.labels(label, "yes" if within else "no").inc()
+                if seconds is not None:
+                    agents.first_response_seconds.labels(label).observe(seconds)
 
     async def notice(self, conversation: str, data: Payload) -> None:
         await self._outbound(data["channel"], 1)
@@ -88,17 +82,30 @@ class KpiRecorder:
         if data.get("queue_wait") is not None:  # an agent took it from the queue
             await self._stats.handoff(conversation)
             self._metrics.handoffs.labels(_channel(conversation), "console").inc()
-        if data.get("handling") is not None and data.get("previous_agent"):
-            seconds = float(data["handling"])  # an agent released or closed it: handled
-            await self._stats.by_people(
-                data["previous_agent"],
-                data.get("team") or "",
-                counts={"handled": 1},
-                duration=("handling", seconds),
-            )
-            agent = self._metrics.agent(data["previous_agent"])
-            self._metrics.agent_handled.labels(agent).inc()
-            self._metrics.agent_handling_seconds.labels(agent).observe(seconds)
+        if data.get("agent_handling") is not None and data.get("previous_agent"):
+            await self._stint(data)
+
+    async def _stint(self, data: Payload) -> None:
+        """An agent's hold ended (released, closed) or passed on (transferred).
+
+        The agent is credited with the time they held it, and a conversation
+        handled (released or closed) or transferred; a release or close counts
+        as handled for the agent and for the team, whose handling
+        time runs from the first claim (one conversation, however many hands).
+        """
+        agent, team = data["previous_agent"], data.get("team") or ""
+        seconds, ended = float(data["agent_handling"]), data.get("handling") is not None
+        handled = {"handled": 1} if ended else {}
+        counts = handled or {"transferred": 1}
+        credits = [Credit(f"agent:{agent}", counts, ("handling", seconds))]
+        if ended and team:
+            credits.append(Credit(f"team:{team}", handled, ("handling", float(data["handling"]))))
+        await self._stats.by_people(credits)
+        if (agents := self._metrics.agents) is not None:
+            label = agents.label(agent)
+            agents.handling_seconds.labels(label).observe(seconds)
+            if ended:
+                agents.handled.labels(label).inc()
 
     async def escalated(self, conversation: str, data: Payload) -> None:
         await self._stats.escalation(conversation, data["reason"], data["at"])
@@ -106,15 +113,14 @@ class KpiRecorder:
         self._metrics.channel_escalations.labels(_channel(conversation)).inc()
 
     async def rated(self, conversation: str, data: Payload) -> None:
-        """A rating; also the agent's who held the conversation last, if people had it."""
+        """A rating; also the agent's (and team's) named when the question was asked."""
         await self._stats.rating(data["rating"], data["at"])
         if data.get("agent"):
             counts = {"csat_count": 1, "csat_sum": int(data["rating"])}
-            await self._stats.by_people(
-                data["agent"], data.get("team") or "", data["at"], counts=counts
-            )
-            agent = self._metrics.agent(data["agent"])
-            self._metrics.agent_ratings.labels(agent, str(data["rating"])).inc()
+            scopes = people_scopes(data["agent"], data.get("team") or "")
+            await self._stats.by_people([Credit(s, counts) for s in scopes], data["at"])
+            if (agents := self._metrics.agents) is not None:
+                agents.ratings.labels(agents.label(data["agent"]), str(data["rating"])).inc()
 
     async def handed_elsewhere(self, conversation: str, data: Payload) -> None:
         """The platform's own servicers took the conversation: a handoff too."""

@@ -58,7 +58,9 @@
       { name: "排队", values: body.days.map(function (d) { return d.queue_wait_p50; }) }
     ]);
     var sla = body.service_level;
-    [["sla-agents", "客服", sla.by_agent], ["sla-teams", "团队", sla.by_team]].forEach(function (s) {
+    // Per agent for admins only: /api/stats leaves sla.by_agent out for trainers.
+    $("sla-agents-box").hidden = !sla.by_agent;
+    [["sla-agents", "客服", sla.by_agent || {}], ["sla-teams", "团队", sla.by_team]].forEach(function (s) {
       table($(s[0]), [s[1], "首次回复", "达标", "达标率"], Object.keys(s[2]).map(function (name) {
         var f = s[2][name];
         return [name, f.answered, f.within, pct(f.share)];

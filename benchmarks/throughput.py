@@ -13,8 +13,9 @@ message is in the conversation log (Redis), inbound and outbound.
 `--compare` runs, one after the other with the same load (20 senders,
 ten-message conversations of messages answered by domain responses, the same
 model): stock `rasa run` with Redis tracker and lock stores (how Rasa runs in
-production), stock `rasa run` with its in-memory stores, and this project; it
-prints one table and our ratio to each. `--long N` has one customer write N
+production), stock `rasa run` with its in-memory stores, and this project with
+one process and with one process per core (BOT_WORKERS); it prints one table
+and our ratios to each. `--long N` has one customer write N
 messages in one conversation and compares the median turn of messages 2-21
 with that of the last 20.
 """
@@ -449,16 +450,15 @@ def measure_growth(args: argparse.Namespace, run_id: str, messages: list[str]) -
 
 
 def compare(args: argparse.Namespace, run_id: str) -> None:
+    """Stock Rasa twice, then the project with one process and with one per core."""
     results = [
         measure_rasa(args, run_id, redis_stores=True),
         measure_rasa(args, run_id, redis_stores=False),
-        measure_bot(
-            args,
-            run_id,
-            RESPONSES_ONLY,
-            name="kefu, one process" if args.workers == 1 else f"kefu, {args.workers} processes",
-        ),
     ]
+    for workers in sorted({1, args.workers}):
+        args.workers = workers
+        name = "kefu, one process" if workers == 1 else f"kefu, {workers} processes"
+        results.append(measure_bot(args, run_id, RESPONSES_ONLY, name=name))
     for result in results:
         result.report()
     print()
@@ -467,11 +467,12 @@ def compare(args: argparse.Namespace, run_id: str) -> None:
     print("|---|---|---|---|---|")
     for result in results:
         print(result.row())
-    ours = results[2].rate
-    print(
-        f"kefu / rasa run with Redis stores: x{ours / max(results[0].rate, 1e-9):.2f}; "
-        f"kefu / rasa run in memory: x{ours / max(results[1].rate, 1e-9):.2f}"
-    )
+    for ours in results[2:]:
+        print(
+            f"{ours.name} / rasa run with Redis stores: "
+            f"x{ours.rate / max(results[0].rate, 1e-9):.2f}; "
+            f"/ rasa run in memory: x{ours.rate / max(results[1].rate, 1e-9):.2f}"
+        )
 
 
 def main() -> None:
@@ -502,7 +503,13 @@ def main() -> None:
         metavar="N",
         help="one conversation of N messages: the growth of a turn's cost",
     )
-    parser.add_argument("--workers", type=int, default=1, help="BOT_WORKERS of the spawned bot")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="BOT_WORKERS of the spawned bot (default 1; with --compare, one per core, "
+        "measured besides one process)",
+    )
     parser.add_argument(
         "--turns",
         type=int,
@@ -518,6 +525,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.turns is None:
         args.turns = 10 if args.compare else 0
+    if args.workers is None:
+        args.workers = (os.cpu_count() or 1) if args.compare else 1
     run_id = uuid.uuid4().hex[:8]
     messages = RESPONSES_ONLY if args.responses_only else MESSAGES
     if args.compare or args.long:

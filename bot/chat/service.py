@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -352,14 +353,17 @@ class ChatService:
                 started = time.monotonic()
                 parse_data = await engine.understand(text, sender_id)
                 nlu_seconds = time.monotonic() - started
-            await self._log.annotate(sender_id, inbound_id, parse_data, engine.version)
         except RedisError:
             raise
         except Exception:
             logger.exception("could not classify %r (entry %s)", sender_id, inbound_id)
         intent, confidence = _verdict(parse_data)
         logged = self._mask(text)
-        await self._index.add(sender_id, inbound_id, turn.channel, logged, intent, confidence)
+        # Independent writes: together, in one round trip.
+        await asyncio.gather(
+            self._annotate(turn, parse_data),
+            self._index.add(sender_id, inbound_id, turn.channel, logged, intent, confidence),
+        )
         extra: dict[str, Any] = {} if nlu_seconds is None else {"nlu_seconds": nlu_seconds}
         if turn.resumed:
             extra["resumed"] = True  # counted by the attempt that logged it
@@ -367,6 +371,21 @@ class ChatService:
             sender_id, inbound_id, turn.channel, logged, state, intent, confidence, **extra
         )
         return parse_data
+
+    async def _annotate(self, turn: _Turn, parse_data: dict[str, Any] | None) -> None:
+        """Attach the NLU's verdict to the logged message (if there is one)."""
+        if parse_data is None:
+            return
+        try:
+            await self._log.annotate(
+                turn.conversation, turn.inbound_id, parse_data, turn.engine.version
+            )
+        except RedisError:
+            raise
+        except Exception:
+            logger.exception(
+                "could not record the verdict for %r (entry %s)", turn.conversation, turn.inbound_id
+            )
 
     async def _customer_message(
         self,

@@ -37,6 +37,7 @@ And it bounds what one conversation can make every later turn read and write:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 from collections import OrderedDict
@@ -146,9 +147,28 @@ def _dumps(item: dict[str, Any]) -> str:
 def _without_metadata(item: dict[str, Any]) -> dict[str, Any]:
     item.pop("metadata", None)
     parse_data = item.get("parse_data")
-    if isinstance(parse_data, dict):
-        parse_data.pop("metadata", None)
+    if isinstance(parse_data, dict) and "metadata" in parse_data:
+        # A copy: `as_dict` hands out the event's own parse data.
+        item["parse_data"] = {k: v for k, v in parse_data.items() if k != "metadata"}
     return item
+
+
+# KEYS: the tracker. ARGV: the SHA-1 of the text read, the new text, seconds to
+# live ("" for none). Writes the new text if the stored one is still the one
+# read, and answers 1; otherwise the stored text ("" if there is none).
+REPLACE = """
+local stored = redis.call('GET', KEYS[1])
+if stored and redis.sha1hex(stored) == ARGV[1] then
+  if ARGV[3] ~= '' then
+    redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  else
+    redis.call('SET', KEYS[1], ARGV[2])
+  end
+  return 1
+end
+return stored or ''
+"""
+REPLACED = 1
 
 
 @dataclass(frozen=True)
@@ -193,6 +213,7 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
         super().__init__(domain=domain, key_prefix=keys.prefix, record_exp=record_exp)
         self._keys = keys
         self._max_events = max_events
+        self._replace = redis.register_script(REPLACE)
         # The base class built a synchronous client without timeouts; nothing may use it.
         self.red = None
         self._redis = redis
@@ -221,12 +242,15 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
         return _serialised(tracker, None)[0]
 
     async def save(self, tracker: DialogueStateTracker, timeout: float | None = None) -> None:
-        """Save the tracker, merging it with stored sessions it does not hold."""
+        """Save the tracker, merging it with stored sessions it does not hold.
+
+        When this turn read the stored tracker whole, the new text is written in
+        one step, on the condition (checked by Redis) that the stored text is
+        still what was read; only if it is not is it read and merged."""
         await self.stream_events(tracker)
         if not timeout and self.record_exp:
             timeout = self.record_exp
         key = self._keys.tracker(tracker.sender_id)
-        stored = await self._redis.get(key)
         read_whole = self._whole_reads.pop(tracker.sender_id, None)
         # Replaying and writing JSON is CPU work that grows with the tracker:
         # off the event loop (the conversation lock keeps the tracker to us).
@@ -234,10 +258,29 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
         head = None
         if lent is not None and lent.tracker is tracker and len(tracker.events) >= lent.length:
             head = lent.head  # the same tracker, events only appended since
-        written = await asyncio.get_running_loop().run_in_executor(
+        loop = asyncio.get_running_loop()
+        expire = "" if not timeout else str(int(timeout))
+        if read_whole is not None:
+            written = await loop.run_in_executor(
+                self.cpu, self._to_store, tracker, read_whole, read_whole, head
+            )
+            stored = await self._replace(
+                keys=[key],
+                args=[hashlib.sha1(read_whole.encode()).hexdigest(), written.text, expire],
+            )
+            if stored == REPLACED:
+                self._kept(tracker, written)
+                return
+            stored = stored or None  # "" : nothing stored any more
+        else:
+            stored = await self._redis.get(key)
+        written = await loop.run_in_executor(
             self.cpu, self._to_store, tracker, stored, read_whole, head
         )
         await self._redis.set(key, written.text, ex=timeout)
+        self._kept(tracker, written)
+
+    def _kept(self, tracker: DialogueStateTracker, written: _Written) -> None:
         if not _later_session(written.tracker):
             self._keep(tracker.sender_id, written)
 

@@ -8,6 +8,8 @@ count it once, and a process whose subscription is down would miss some.
 
 from __future__ import annotations
 
+import asyncio
+
 from bot.channels.identity import channel_of
 from bot.events import EventKind, Events, Payload
 from bot.review.index import entry_time
@@ -32,21 +34,36 @@ class KpiRecorder:
     async def customer_message(self, conversation: str, data: Payload) -> None:
         """Messages in, the day's conversations by channel and by campaign source.
 
-        And the NLU's verdict and how long it took.
+        And the NLU's verdict and how long it took. The writes go together (one
+        round trip), before the event is published.
         """
-        ts, channel = entry_time(data["id"]), data["channel"]
-        if not data.get("resumed"):  # an earlier attempt at the turn counted it
-            if await self._stats.inbound(conversation, channel, ts):
-                self._metrics.conversations.labels(channel_label(channel)).inc()
-            self._metrics.messages.labels(channel, "in").inc()
-        if data.get("source"):
-            label = await self._stats.sourced(conversation, str(data["source"]), ts)
-            if label is not None:
-                self._metrics.campaign_arrivals.labels(self._metrics.source(label)).inc()
-        if data.get("intent"):
-            await self._stats.classified(data["intent"], data["text"], ts)
+        ts = entry_time(data["id"])
+        await asyncio.gather(
+            self._arrived(conversation, data, ts),
+            self._sourced(conversation, data, ts),
+            self._classified(data, ts),
+        )
         if data.get("nlu_seconds") is not None:
             self._metrics.nlu_seconds.observe(data["nlu_seconds"])
+
+    async def _arrived(self, conversation: str, data: Payload, ts: float) -> None:
+        if data.get("resumed"):  # an earlier attempt at the turn counted it
+            return
+        channel = data["channel"]
+        if await self._stats.inbound(conversation, channel, ts):
+            self._metrics.conversations.labels(channel_label(channel)).inc()
+        self._metrics.messages.labels(channel, "in").inc()
+
+    async def _sourced(self, conversation: str, data: Payload, ts: float) -> None:
+        if not data.get("source"):
+            return
+        label = await self._stats.sourced(conversation, str(data["source"]), ts)
+        if label is not None:
+            self._metrics.campaign_arrivals.labels(self._metrics.source(label)).inc()
+
+    async def _classified(self, data: Payload, ts: float) -> None:
+        if data.get("intent"):
+            await self._stats.classified(data["intent"], data["text"], ts)
 
     async def bot_message(self, conversation: str, data: Payload) -> None:
         """Messages out; for the reply to a customer message, how long the turn took."""

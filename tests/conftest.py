@@ -9,6 +9,7 @@ import os
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import random
 import shutil
 import socket
 import subprocess
@@ -41,10 +42,23 @@ ADMIN_TOKEN = "test-admin-token-0123456789"
 
 
 
+# Below Linux's ephemeral range (32768-60999 by default): a port the kernel
+# hands out for 0 can be taken meanwhile as the source port of any outgoing
+# connection (a Redis client's) before the server under test binds it.
+PORTS = range(20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on now, outside the range outgoing connections use."""
+    for _ in range(200):
+        port = random.choice(PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port found")
 
 
 @pytest.fixture(scope="session")

@@ -118,3 +118,38 @@ async def test_the_probe_sees_the_loop_held() -> None:
     await probe.stop()
     assert max(seen) >= 0.06
     assert probe.largest == max(seen)
+
+
+async def test_remembered_rule_lookups_answer_as_rasas_own_on_every_prefix(
+    client: TestClient, engine: RasaEngine
+) -> None:
+    """A conversation with the order form (a loop, its unhappy path) and small talk:
+    on every prefix, both readings (text, intent) answer as Rasa's own lookup."""
+    for text in ["你好", "我的快递到哪了", "你是机器人吗", "202611250001234567", "谢谢"] * 3:
+        resp = await client.post(
+            "/webhooks/rest/webhook", json={"sender": "rules-memo", "message": text}
+        )
+        assert resp.status == 200, await resp.text()
+    tracker = await engine.agent.tracker_store.retrieve_full_tracker("rest:rules-memo")
+    assert tracker is not None
+    assert any(type(e).__name__ == "ActiveLoop" and e.name for e in tracker.events)
+    runner = engine.agent.processor.graph_runner  # type: ignore[union-attr]
+    policy = next(
+        node._component
+        for node in runner._nodes.values()
+        if type(node._component).__name__ == "RulePolicy"
+    )
+    domain = engine.agent.domain
+    events = list(tracker.events)
+    checked = 0
+    for end in range(2, len(events) + 1):
+        prefix = DialogueStateTracker.from_events(
+            tracker.sender_id, events[:end], slots=list(tracker.slots.values())
+        )
+        for use_text in (True, False):
+            ours = patches._find_action_from_rules(policy, prefix, domain, use_text)
+            again = patches._find_action_from_rules(policy, prefix, domain, use_text)  # remembered
+            rasas = patches._ORIGINAL_FIND_ACTION_FROM_RULES(policy, prefix, domain, use_text)
+            assert ours == again == rasas, (end, use_text)
+            checked += 1
+    assert checked > 100

@@ -14,17 +14,26 @@
   `_applied_events` extends the previous answer with the events added since,
   unless one of them can change what came before it (a restart, a rewind, a
   form); then it walks them all, as Rasa does.
+- `RulePolicy` looks the latest states up among its rules on every
+  prediction, two or three times a message, and most of that work repeats:
+  customers' turns fall into the same few patterns. `_find_action_from_rules`
+  turns the tracker into states as Rasa does, then answers from a table of
+  the answers already worked out for the same states and active loop (the
+  rest of Rasa's lookup reads nothing else), and works out the rest as Rasa
+  does.
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
-from collections import deque
+from collections import OrderedDict, deque
 from functools import cache
 from typing import Any
 
 _applied = False
+# Rule lookups remembered per policy (states and active loop -> answer).
+RULE_ANSWERS = 4096
 
 
 @cache
@@ -54,6 +63,7 @@ def _validate_action_result(self: Any, result: dict[str, Any]) -> bool:
 
 
 _ORIGINAL_APPLIED_EVENTS: Any = None
+_ORIGINAL_FIND_ACTION_FROM_RULES: Any = None
 # Attribute holding (events deque, length, last event, applied events, loop names).
 _APPLIED = "_kefu_applied_events"
 
@@ -118,15 +128,89 @@ def _copy(self: Any) -> Any:
     return tracker
 
 
+def _find_action_from_rules(
+    self: Any, tracker: Any, domain: Any, use_text_for_last_user_input: bool
+) -> tuple[str | None, str | None, bool]:
+    """``RulePolicy._find_action_from_rules`` of Rasa 3.6.21, remembering its answers."""
+    from rasa.shared.core.constants import ACTION_LISTEN_NAME
+
+    if use_text_for_last_user_input and tracker.latest_action_name != ACTION_LISTEN_NAME:
+        return None, None, False
+    states = self._prediction_states(
+        tracker,
+        domain,
+        use_text_for_last_user_input,
+        rule_only_data=self._get_rule_only_data(),
+    )
+    key = (self._create_feature_key(states), tracker.active_loop_name)
+    answers = self.__dict__.get("_kefu_rule_answers")
+    if answers is None:
+        answers = self.__dict__.setdefault("_kefu_rule_answers", OrderedDict())
+    found = answers.get(key)
+    if found is None:
+        found = _rules_answer(self, states, tracker.active_loop_name)
+        answers[key] = found
+        if len(answers) > RULE_ANSWERS:
+            answers.popitem(last=False)
+    return found
+
+
+def _rules_answer(
+    self: Any, states: list[Any], active_loop_name: str | None
+) -> tuple[str | None, str | None, bool]:
+    """The rest of Rasa's ``_find_action_from_rules``: it reads only the states,
+    the active loop and the policy's rules."""
+    from rasa.core.policies.rule_policy import (
+        DO_NOT_PREDICT_LOOP_ACTION,
+        LOOP_WAS_INTERRUPTED,
+        RULES,
+        RULES_FOR_LOOP_UNHAPPY_PATH,
+    )
+    from rasa.shared.core.constants import ACTION_LISTEN_NAME
+    from rasa.shared.core.trackers import get_active_loop_name
+
+    returning_from_unhappy_path = False
+    rule_keys = self._get_possible_keys(self.lookup[RULES], states)
+    predicted_action_name = None
+    best_rule_key = ""
+    if rule_keys:
+        best_rule_key = max(rule_keys, key=len)
+        predicted_action_name = self.lookup[RULES].get(best_rule_key)
+    if active_loop_name:
+        loop_unhappy_keys = self._get_possible_keys(
+            self.lookup[RULES_FOR_LOOP_UNHAPPY_PATH], states
+        )
+        unhappy_path_conditions = [
+            self.lookup[RULES_FOR_LOOP_UNHAPPY_PATH].get(key) for key in loop_unhappy_keys
+        ]
+        predicted_listen_from_general_rule = predicted_action_name == ACTION_LISTEN_NAME and (
+            not get_active_loop_name(self._rule_key_to_state(best_rule_key)[-1])
+        )
+        if predicted_listen_from_general_rule:
+            if DO_NOT_PREDICT_LOOP_ACTION not in unhappy_path_conditions:
+                return active_loop_name, best_rule_key, returning_from_unhappy_path
+            predicted_action_name = None
+        if LOOP_WAS_INTERRUPTED in unhappy_path_conditions:
+            returning_from_unhappy_path = True
+    return (
+        predicted_action_name,
+        best_rule_key or self._create_feature_key(states),
+        returning_from_unhappy_path,
+    )
+
+
 def apply() -> None:
     """Install the fixes (idempotent); called before a model is loaded."""
     global _applied
     if _applied:
         return
     from rasa.core.actions.action import RemoteAction
+    from rasa.core.policies.rule_policy import RulePolicy
     from rasa.shared.core.trackers import DialogueStateTracker
 
-    global _ORIGINAL_APPLIED_EVENTS
+    global _ORIGINAL_APPLIED_EVENTS, _ORIGINAL_FIND_ACTION_FROM_RULES
+    _ORIGINAL_FIND_ACTION_FROM_RULES = RulePolicy._find_action_from_rules
+    RulePolicy._find_action_from_rules = _find_action_from_rules
     RemoteAction._validate_action_result = _validate_action_result
     _ORIGINAL_APPLIED_EVENTS = DialogueStateTracker.applied_events
     DialogueStateTracker.applied_events = _applied_events

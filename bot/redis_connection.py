@@ -38,6 +38,7 @@ from redis.asyncio.client import Pipeline
 from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import ResponseError
 
+from bot.errors import ServiceUnavailable
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -275,7 +276,9 @@ class ReplicaBarrier:
         self._degraded_until = 0.0
 
     async def wait(self) -> bool:
-        """True when enough replicas acknowledged; False when they did not in time."""
+        """True when enough replicas acknowledged; False when fewer are connected
+        (answered without them for a while); `ServiceUnavailable` when they are
+        connected but did not acknowledge in time."""
         if self.replicas <= 0 or time.monotonic() < self._degraded_until:
             return self.replicas <= 0
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -284,13 +287,32 @@ class ReplicaBarrier:
             _, acknowledged = await pipe.execute()
         if int(acknowledged) >= self.replicas:
             return True
+        if await self._online_replicas() >= self.replicas:
+            # Connected but behind (a busy machine): answering now would acknowledge
+            # what a failover could still lose. The client's retry of the same
+            # message id gets the same replies once they have it.
+            raise ServiceUnavailable(
+                "replicas_behind",
+                "Redis replicas have not yet confirmed this write; retry in a moment.",
+            )
         self._degraded_until = time.monotonic() + DEGRADED_SECONDS
         logger.warning(
-            "only %s of %s Redis replicas acknowledged within %d ms; answering without "
-            "waiting for replicas for %.0f s",
+            "only %s of %s Redis replicas acknowledged within %d ms and fewer are "
+            "connected; answering without waiting for replicas for %.0f s",
             acknowledged,
             self.replicas,
             self._timeout_ms,
             DEGRADED_SECONDS,
         )
         return False
+
+    async def _online_replicas(self) -> int:
+        """Replicas the master has, in sync (state ``online``)."""
+        info = await self._redis.info("replication")
+        return sum(
+            1
+            for name, value in info.items()
+            if name.startswith("slave")
+            and isinstance(value, dict)
+            and value.get("state") == "online"
+        )

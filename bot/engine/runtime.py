@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import os
 import threading
 import time
 import types
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,33 @@ from bot.engine.tracker_store import AsyncRedisTrackerStore
 from bot.training import MODEL_SUFFIX
 
 logger = logging.getLogger(__name__)
+
+
+_paused_lock = threading.Lock()
+_paused_loads = 0
+_enable_after = False
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No automatic garbage collection while a model loads: it makes hundreds of
+    thousands of objects, and each full collection among them (up to 200 ms, in
+    whatever thread) holds up the event loop that serves requests meanwhile.
+    Whoever serves the model collects once and freezes what is left
+    (bot/app.py). Loads at once: the collector is back after the last."""
+    global _paused_loads, _enable_after
+    with _paused_lock:
+        if _paused_loads == 0:
+            _enable_after = gc.isenabled()
+            gc.disable()
+        _paused_loads += 1
+    try:
+        yield
+    finally:
+        with _paused_lock:
+            _paused_loads -= 1
+            if _paused_loads == 0 and _enable_after:
+                gc.enable()
 
 
 class ModelNotFound(RuntimeError):
@@ -191,7 +220,8 @@ class RasaEngine:
         setup_tf_environment()
         patches.apply()
         started = time.monotonic()
-        agent = Agent.load(str(model_path))
+        with collector_paused():
+            agent = Agent.load(str(model_path))
         logger.info("loaded model %s in %.1f s", model_path.name, time.monotonic() - started)
         return cls(agent, model_path)
 

@@ -40,6 +40,7 @@ import asyncio
 import hashlib
 import itertools
 import json
+import secrets
 from collections import OrderedDict
 from collections.abc import Iterable
 from concurrent.futures import Executor
@@ -71,7 +72,10 @@ from bot.redis_keys import Keys
 MAX_REMEMBERED_READS = 1024
 # Trackers kept as written, so the next turn need not rebuild them from JSON
 # (rebuilding a long conversation's events cost more than the rest of a turn).
-# Bounded: each is thousands of objects the garbage collector walks.
+# Bounded by their events: each event is three to four objects that every full
+# collection of the garbage collector walks while the event loop waits (256
+# short conversations made it 15-20 ms; this many events, about 4 ms).
+MAX_KEPT_EVENTS = 4000
 MAX_KEPT_TRACKERS = 256
 
 
@@ -119,25 +123,27 @@ def compacted(tracker: DialogueStateTracker, keep: int) -> DialogueStateTracker:
     )
 
 
-def _later_session(tracker: DialogueStateTracker) -> bool:
-    """Whether a session starts after the tracker's first event."""
+def _later_session(tracker: DialogueStateTracker, since: int = 1) -> bool:
+    """Whether a session starts after the tracker's first event (looking from
+    event `since` on)."""
+    events = tracker.events
     return any(
         type(e) is ActionExecuted and e.action_name == ACTION_SESSION_START_NAME
-        for e in itertools.islice(tracker.events, 1, None)
+        for e in itertools.islice(reversed(events), max(0, len(events) - max(since, 1)))
     )
 
 
 @dataclass(frozen=True)
 class _Written:
-    """A tracker as this process stored it: `text` in Redis, `length` events."""
+    """A tracker as this process stored it: `length` events, laid out in Redis
+    as `layout` says."""
 
-    text: str
     tracker: DialogueStateTracker
     length: int
-    head: _Head
+    layout: _Layout
 
 
-def _dumps(item: dict[str, Any]) -> str:
+def _dumps(item: Any) -> str:
     try:
         return orjson.dumps(item, option=orjson.OPT_SERIALIZE_NUMPY).decode()
     except TypeError:  # something orjson does not know; the json module may
@@ -170,33 +176,101 @@ return stored or ''
 """
 REPLACED = 1
 
+# Whether the stored text is still one this process wrote: its length in bytes
+# and its last bytes (the closing, with the write's own random token) are
+# compared. KEYS: the tracker. ARGV: the length, the closing.
+_IS_OURS = """
+local size = tonumber(ARGV[1])
+return redis.call('STRLEN', KEYS[1]) == size
+  and redis.call('GETRANGE', KEYS[1], size - #ARGV[2], size - 1) == ARGV[2]
+"""
+# Answers 1 if the stored text is the one described (see _IS_OURS), else the
+# stored text (nil if there is none). ARGV: the length, the closing.
+SAME_OR_TEXT = (
+    "local function ours()"
+    + _IS_OURS
+    + """end
+if ours() then return 1 end
+return redis.call('GET', KEYS[1])
+"""
+)
+# Replaces the stored text from byte `offset` on with `payload` if it is still
+# the one described, and answers 1; else 0. ARGV: the length, the closing, the
+# offset, the payload, seconds to live ("" for none).
+REPLACE_TAIL = (
+    "local function ours()"
+    + _IS_OURS
+    + """end
+if not ours() then return 0 end
+local offset = tonumber(ARGV[3])
+local text = ARGV[4]
+if offset > 0 then text = redis.call('GETRANGE', KEYS[1], 0, offset - 1) .. text end
+if ARGV[5] ~= '' then
+  redis.call('SET', KEYS[1], text, 'EX', ARGV[5])
+else
+  redis.call('SET', KEYS[1], text)
+end
+return 1
+"""
+)
+SAME = 1
+
+_OPEN = '{"events":['
+
 
 @dataclass(frozen=True)
-class _Head:
-    """The JSON of a tracker's events before its latest message (`count` of them),
-    which later saves of the same tracker only extend."""
+class _Layout:
+    """Where a stored tracker text stands, without the text: `head_bytes` bytes of
+    it (the opening and the events before the latest message, `count` of them)
+    stay the same in later saves of the same tracker, which send only the rest;
+    `size` bytes in all, ending with `closing` (unique to the write)."""
 
-    text: str
     count: int
+    head_bytes: int
+    size: int
+    closing: str
 
 
-def _serialised(tracker: DialogueStateTracker, head: _Head | None) -> tuple[str, _Head]:
-    """`serialise_tracker`'s document, writing only the events `head` does not hold."""
+def _closing(sender_id: str) -> str:
+    token = secrets.token_hex(8)
+    return '],"name":' + _dumps(sender_id) + ',"written":"' + token + '"}'
+
+
+def _render(tracker: DialogueStateTracker, previous: _Layout | None) -> tuple[int, bytes, _Layout]:
+    """The tracker as `serialise_tracker`'s document, as (offset, payload, layout):
+    the new text is the stored one's first `offset` bytes followed by `payload`.
+    The whole document (offset 0) unless `previous` describes what is stored."""
     events = tracker.events
     latest_user = next(
         (i for i in range(len(events) - 1, -1, -1) if type(events[i]) is UserUttered), 0
     )
-    if head is None or head.count > latest_user:
-        head = _Head("", 0)
-    older = [
+    whole = previous is None or previous.count > latest_user
+    count, head_bytes = (
+        (0, len(_OPEN))
+        if whole or previous is None
+        else (
+            previous.count,
+            previous.head_bytes,
+        )
+    )
+    older = ",".join(
         _dumps(_without_metadata(e.as_dict()) if type(e) is UserUttered else e.as_dict())
-        for e in itertools.islice(events, head.count, latest_user)
-    ]
-    head_text = ",".join(([head.text] if head.text else []) + older)
-    tail = [_dumps(e.as_dict()) for e in itertools.islice(events, latest_user, None)]
-    body = ",".join(([head_text] if head_text else []) + tail)
-    text = '{"events":[' + body + '],"name":' + _dumps(tracker.sender_id) + "}"
-    return text, _Head(head_text, latest_user)
+        for e in itertools.islice(events, count, latest_user)
+    )
+    if older and count:
+        older = "," + older
+    tail = ",".join(_dumps(e.as_dict()) for e in itertools.islice(events, latest_user, None))
+    if tail and latest_user:
+        tail = "," + tail
+    older_bytes = older.encode()
+    closing = _closing(tracker.sender_id)
+    rest = older_bytes + (tail + closing).encode()
+    if whole:
+        payload, offset = _OPEN.encode() + rest, 0
+    else:
+        payload, offset = rest, head_bytes
+    layout = _Layout(latest_user, head_bytes + len(older_bytes), offset + len(payload), closing)
+    return offset, payload, layout
 
 
 class AsyncRedisTrackerStore(RedisTrackerStore):
@@ -214,6 +288,8 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
         self._keys = keys
         self._max_events = max_events
         self._replace = redis.register_script(REPLACE)
+        self._replace_tail = redis.register_script(REPLACE_TAIL)
+        self._same_or_text = redis.register_script(SAME_OR_TEXT)
         # The base class built a synchronous client without timeouts; nothing may use it.
         self.red = None
         self._redis = redis
@@ -221,6 +297,7 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
         self._whole_reads: OrderedDict[str, str] = OrderedDict()
         # conversation -> what this process last wrote, while nobody has it
         self._written: OrderedDict[str, _Written] = OrderedDict()
+        self._written_events = 0  # in `_written`, at most MAX_KEPT_EVENTS
         # Where rebuilding and writing trackers runs: the engine's dialogue thread
         # once bound (bot/engine/runtime.py), else asyncio's default pool.
         self.cpu: Executor | None = None
@@ -239,75 +316,113 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
 
     @staticmethod
     def serialise_tracker(tracker: DialogueStateTracker) -> str:
-        return _serialised(tracker, None)[0]
+        return _render(tracker, None)[1].decode()
 
     async def save(self, tracker: DialogueStateTracker, timeout: float | None = None) -> None:
         """Save the tracker, merging it with stored sessions it does not hold.
 
-        When this turn read the stored tracker whole, the new text is written in
-        one step, on the condition (checked by Redis) that the stored text is
-        still what was read; only if it is not is it read and merged."""
+        A tracker this process stored and lent out again is written in one step,
+        sending only what changed since, on the condition (checked by Redis)
+        that the stored text is still that write. One this turn read whole is
+        written in one step on the condition that the stored text is still what
+        was read. Only if neither holds is it read again and merged."""
         await self.stream_events(tracker)
         if not timeout and self.record_exp:
             timeout = self.record_exp
         key = self._keys.tracker(tracker.sender_id)
         read_whole = self._whole_reads.pop(tracker.sender_id, None)
+        lent = self._lent.pop(tracker.sender_id, None)
         # Replaying and writing JSON is CPU work that grows with the tracker:
         # off the event loop (the conversation lock keeps the tracker to us).
-        lent = self._lent.pop(tracker.sender_id, None)
-        head = None
-        if lent is not None and lent.tracker is tracker and len(tracker.events) >= lent.length:
-            head = lent.head  # the same tracker, events only appended since
         loop = asyncio.get_running_loop()
         expire = "" if not timeout else str(int(timeout))
-        if read_whole is not None:
-            written = await loop.run_in_executor(
-                self.cpu, self._to_store, tracker, read_whole, read_whole, head
+        stored: str | None
+        if lent is not None and lent.tracker is tracker and len(tracker.events) >= lent.length:
+            # The same tracker, events only appended since this process stored it.
+            offset, payload, written = await loop.run_in_executor(
+                self.cpu, self._changed, tracker, lent
             )
-            stored = await self._replace(
+            done = await self._replace_tail(
                 keys=[key],
-                args=[hashlib.sha1(read_whole.encode()).hexdigest(), written.text, expire],
+                args=[lent.layout.size, lent.layout.closing, offset, payload, expire],
             )
-            if stored == REPLACED:
+            if done == REPLACED:
+                self._kept(tracker, written, since=lent.length)
+                return
+            stored = await self._redis.get(key)  # written by someone else since
+        elif read_whole is not None:
+            offset, payload, written = await loop.run_in_executor(
+                self.cpu, self._to_store, tracker, read_whole, read_whole
+            )
+            found = await self._replace(
+                keys=[key],
+                args=[hashlib.sha1(read_whole.encode()).hexdigest(), payload, expire],
+            )
+            if found == REPLACED:
                 self._kept(tracker, written)
                 return
-            stored = stored or None  # "" : nothing stored any more
+            stored = found or None  # "" : nothing stored any more
+            read_whole = None
         else:
             stored = await self._redis.get(key)
-        written = await loop.run_in_executor(
-            self.cpu, self._to_store, tracker, stored, read_whole, head
+        offset, payload, written = await loop.run_in_executor(
+            self.cpu, self._to_store, tracker, stored, read_whole
         )
-        await self._redis.set(key, written.text, ex=timeout)
+        await self._redis.set(key, payload, ex=timeout)
         self._kept(tracker, written)
 
-    def _kept(self, tracker: DialogueStateTracker, written: _Written) -> None:
-        if not _later_session(written.tracker):
+    def _kept(self, tracker: DialogueStateTracker, written: _Written, since: int = 1) -> None:
+        """Keep what was written, unless it holds a second session (whose next
+        read is of the latest session only). Events of `tracker` before `since`
+        are known to start none."""
+        if not _later_session(written.tracker, since if written.tracker is tracker else 1):
             self._keep(tracker.sender_id, written)
+
+    def _changed(
+        self, tracker: DialogueStateTracker, lent: _Written
+    ) -> tuple[int, bytes, _Written]:
+        """What to send for a tracker whose stored text `lent` describes."""
+        if self._max_events and len(tracker.events) > self._max_events:
+            # Half: a conversation over the limit is compacted once per half of it.
+            tracker = compacted(tracker, self._max_events // 2)
+            offset, payload, layout = _render(tracker, None)
+        else:
+            offset, payload, layout = _render(tracker, lent.layout)
+        return offset, payload, _Written(tracker, len(tracker.events), layout)
 
     def _to_store(
         self,
         tracker: DialogueStateTracker,
         stored: bytes | str | None,
         read_whole: str | None,
-        head: _Head | None,
-    ) -> _Written:
-        """What to store: the tracker merged with stored sessions it does not hold,
-        compacted; as JSON, of which `head` (if any) holds the beginning."""
+    ) -> tuple[int, bytes, _Written]:
+        """The whole text to store: the tracker merged with stored sessions it
+        does not hold, compacted."""
         if stored is not None and stored != read_whole:
             prior = self.deserialise_tracker(tracker.sender_id, stored)
             if prior is not None:
-                tracker, head = self._merge_trackers(prior, tracker), None
+                tracker = self._merge_trackers(prior, tracker)
         if self._max_events and len(tracker.events) > self._max_events:
             # Half: a conversation over the limit is compacted once per half of it.
-            tracker, head = compacted(tracker, self._max_events // 2), None
-        text, head = _serialised(tracker, head)
-        return _Written(text, tracker, len(tracker.events), head)
+            tracker = compacted(tracker, self._max_events // 2)
+        offset, payload, layout = _render(tracker, None)
+        return offset, payload, _Written(tracker, len(tracker.events), layout)
 
     def _keep(self, sender_id: str, written: _Written) -> None:
+        self._take_kept(sender_id)
+        if written.length > MAX_KEPT_EVENTS:
+            return
         self._written[sender_id] = written
-        self._written.move_to_end(sender_id)
-        while len(self._written) > MAX_KEPT_TRACKERS:
-            self._written.popitem(last=False)
+        self._written_events += written.length
+        while len(self._written) > MAX_KEPT_TRACKERS or self._written_events > MAX_KEPT_EVENTS:
+            _, dropped = self._written.popitem(last=False)
+            self._written_events -= dropped.length
+
+    def _take_kept(self, sender_id: str) -> _Written | None:
+        kept = self._written.pop(sender_id, None)
+        if kept is not None:
+            self._written_events -= kept.length
+        return kept
 
     def _remember_whole_read(self, sender_id: str, stored: str) -> None:
         self._whole_reads[sender_id] = stored
@@ -318,17 +433,23 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
     async def _retrieve(
         self, sender_id: str, fetch_all_sessions: bool
     ) -> DialogueStateTracker | None:
-        stored = await self._redis.get(self._keys.tracker(sender_id))
+        key = self._keys.tracker(sender_id)
+        # Lent to one caller at a time: whoever takes it may change it.
+        kept = self._take_kept(sender_id)
+        if kept is not None and len(kept.tracker.events) == kept.length:
+            found = await self._same_or_text(
+                keys=[key], args=[kept.layout.size, kept.layout.closing]
+            )
+            if found == SAME:
+                self._lent[sender_id] = kept
+                while len(self._lent) > MAX_KEPT_TRACKERS:
+                    self._lent.pop(next(iter(self._lent)))
+                return kept.tracker
+            stored = found
+        else:
+            stored = await self._redis.get(key)
         if stored is None:
             return None
-        # Lent to one caller at a time: whoever takes it may change it.
-        kept = self._written.pop(sender_id, None)
-        if kept is not None and kept.text == stored and len(kept.tracker.events) == kept.length:
-            self._remember_whole_read(sender_id, stored)
-            self._lent[sender_id] = kept
-            while len(self._lent) > MAX_KEPT_TRACKERS:
-                self._lent.pop(next(iter(self._lent)))
-            return kept.tracker
         tracker, whole = await asyncio.get_running_loop().run_in_executor(
             self.cpu, self._from_store, sender_id, stored, fetch_all_sessions
         )

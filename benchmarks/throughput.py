@@ -334,6 +334,7 @@ class Bot:
             "REDIS_URL": args.redis_url,
             "BOT_LOG_LEVEL": "WARNING",
             "BOT_WORKERS": str(args.workers),
+            "BOT_PARSE_CACHE": str(args.parse_cache),
             # A capacity test from one address with long conversations: no rate limits.
             "BOT_RATE_CONVERSATION": "off",
             "BOT_RATE_ADDRESS": "off",
@@ -513,6 +514,12 @@ def main() -> None:
         default=None,
         help="BOT_WORKERS of the spawned bot (default 1; with --compare, one per core, "
         "measured besides one process)",
+    )
+    parser.add_argument(
+        "--parse-cache",
+        type=int,
+        default=4096,
+        help="BOT_PARSE_CACHE of the spawned bot (0: every message goes through the NLU)",
     )
     parser.add_argument(
         "--turns",

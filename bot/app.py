@@ -110,7 +110,7 @@ from bot.customer_data import api as customer_data_api
 from bot.customer_data.audit import AuditLog
 from bot.customer_data.store import CustomerData
 from bot.engine.lock_store import RedisTicketLockStore
-from bot.engine.runtime import RasaEngine
+from bot.engine.runtime import ParseCache, RasaEngine
 from bot.engine.tracker_store import AsyncRedisTrackerStore
 from bot.errors import error_middleware
 from bot.events import Events
@@ -658,6 +658,7 @@ async def _serve(app: web.Application, engine: RasaEngine) -> None:
         )
     else:
         endpoint = InProcessActionEndpoint(settings.action_endpoint_url, app[ACTION_SERVER])
+    engine.parses = ParseCache(settings.parse_cache)
     engine.bind(
         tracker_store=AsyncRedisTrackerStore(
             engine.agent.domain, redis, keys, max_events=settings.max_tracker_events

@@ -333,7 +333,9 @@ class Settings:
     max_metadata_bytes: int = 4096
     max_metadata_depth: int = 5
     body_timeout: float = 10.0
-    max_tracker_events: int = 1000
+    max_tracker_events: int = 400
+    # Parses kept by text (0: every message goes through the NLU).
+    parse_cache: int = 4096
     # Without a metrics token: /metrics open (a developer's `make run`) or closed.
     metrics_open: bool = True
     # WeChat Customer Service (微信客服, WeCom's kf API): off unless the corp id, the
@@ -495,7 +497,8 @@ class Settings:
             max_metadata_bytes=_positive(env, "BOT_MAX_METADATA_BYTES", 4096, int),
             max_metadata_depth=_positive(env, "BOT_MAX_METADATA_DEPTH", 5, int),
             body_timeout=_positive(env, "BOT_BODY_TIMEOUT", 10.0, float),
-            max_tracker_events=_positive(env, "BOT_MAX_TRACKER_EVENTS", 1000, int),
+            max_tracker_events=_positive(env, "BOT_MAX_TRACKER_EVENTS", 400, int),
+            parse_cache=_count(env, "BOT_PARSE_CACHE", 4096),
             metrics_open=_flag(env, "BOT_METRICS_OPEN", default=True),
             wecom_corp_id=env.get("WECOM_CORP_ID", "").strip() or None,
             wecom_kf_secret=env.get("WECOM_KF_SECRET", "").strip() or None,

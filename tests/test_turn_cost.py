@@ -15,7 +15,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from bot.app import create_app
 from bot.engine import patches
 from bot.engine.prediction import recent_window
-from bot.engine.runtime import RasaEngine
+from bot.engine.runtime import NluBatches, RasaEngine
 from bot.loop_lag import LoopLagProbe
 from bot.settings import Rate, Settings
 
@@ -153,3 +153,48 @@ async def test_remembered_rule_lookups_answer_as_rasas_own_on_every_prefix(
             assert ours == again == rasas, (end, use_text)
             checked += 1
     assert checked > 100
+
+
+async def test_texts_waiting_for_the_nlu_are_parsed_together_as_if_alone(
+    engine: RasaEngine,
+) -> None:
+    texts = [*SMALL_TALK, "我的快递到哪了", "查一下订单202611250001234567", "我要退货"]
+    alone = [engine.parse(text) for text in texts]
+    runs: list[int] = []
+
+    def parse_many(batch: list[str]) -> list[dict]:
+        runs.append(len(batch))
+        return engine.parse_many(batch)
+
+    batches = NluBatches(parse_many)
+    together = await asyncio.gather(*(batches.parse(text) for text in texts))
+    for one, other in zip(alone, together, strict=True):
+        assert one["intent"] == other["intent"]
+        assert one["entities"] == other["entities"]
+        assert one["intent_ranking"] == other["intent_ranking"]
+    # They all arrived before the NLU started: one run. One alone: a run of its own.
+    assert runs == [len(texts)]
+    await batches.parse("你好")
+    assert runs == [len(texts), 1]
+
+
+async def test_a_text_that_breaks_the_nlu_fails_only_its_own_turn(engine: RasaEngine) -> None:
+    def parse_many(batch: list[str]) -> list[dict]:
+        if "坏" in batch:
+            raise ValueError("a component failed")
+        return engine.parse_many(batch)
+
+    batches = NluBatches(parse_many)
+    cancelled = asyncio.ensure_future(batches.parse("好的"))
+    results = await asyncio.gather(
+        batches.parse("你好"),
+        batches.parse("坏"),
+        batches.parse("谢谢"),
+        return_exceptions=True,
+    )
+    cancelled.cancel()
+    assert results[0]["intent"]["name"] == engine.parse("你好")["intent"]["name"]
+    assert isinstance(results[1], ValueError)
+    assert results[2]["intent"]["name"] == engine.parse("谢谢")["intent"]["name"]
+    # Later texts are still parsed.
+    assert (await batches.parse("多谢啦"))["text"] == "多谢啦"

@@ -125,7 +125,7 @@ class ParseCache:
         return orjson.loads(found)
 
     def put(self, text: str, parse: dict[str, Any]) -> None:
-        if len(text) > PARSE_CACHE_TEXT:
+        if self._size <= 0 or len(text) > PARSE_CACHE_TEXT:
             return
         try:
             self._items[text] = orjson.dumps(parse, option=orjson.OPT_SERIALIZE_NUMPY)
@@ -134,6 +134,74 @@ class ParseCache:
         self._items.move_to_end(text)
         if len(self._items) > self._size:
             self._items.popitem(last=False)
+
+
+# Who the NLU is told wrote a message: nothing in it depends on the sender.
+NLU_SENDER = "nlu"
+# Texts parsed in one run of the NLU graph at most.
+NLU_BATCH = 32
+
+
+class NluBatches:
+    """Parses in a worker thread, the texts that arrived meanwhile together.
+
+    Under load, one run of the NLU graph for every text waiting costs less than
+    one run each (the classifier scores them all at once) and hands the GIL
+    between the event loop and the worker once instead of once per message.
+    A text arriving while the NLU is idle is parsed at once, alone. If a run
+    fails, its texts are parsed again one by one, so a text that breaks the
+    pipeline fails only its own turn."""
+
+    def __init__(self, parse_many: Callable[[list[str]], list[dict[str, Any]]]) -> None:
+        self._parse_many = parse_many
+        self._waiting: list[tuple[str, asyncio.Future[dict[str, Any]]]] = []
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def parse(self, text: str) -> dict[str, Any]:
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((text, future))
+        if self._drainer is None:
+            self._drainer = asyncio.create_task(self._drain(), name="nlu-batches")
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                batch = self._waiting[:NLU_BATCH]
+                del self._waiting[:NLU_BATCH]
+                batch = [(text, future) for text, future in batch if not future.done()]
+                if batch:
+                    await self._run(batch)
+        finally:
+            self._drainer = None
+
+    async def _run(self, batch: list[tuple[str, asyncio.Future[dict[str, Any]]]]) -> None:
+        texts = [text for text, _ in batch]
+        try:
+            results = await asyncio.to_thread(self._parse_many, texts)
+        except Exception as exc:
+            if len(batch) == 1:
+                _settle(batch[0][1], exception=exc)
+                return
+            for one in batch:
+                await self._run([one])
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            _settle(future, result=result)
+
+
+def _settle(
+    future: asyncio.Future[dict[str, Any]],
+    result: dict[str, Any] | None = None,
+    exception: BaseException | None = None,
+) -> None:
+    if future.done():  # its caller gave up (cancelled)
+        return
+    if exception is not None:
+        future.set_exception(exception)
+    else:
+        assert result is not None
+        future.set_result(result)
 
 
 # One thread for the dialogue's CPU work (predictions, trackers to and from
@@ -210,6 +278,7 @@ class RasaEngine:
         # components keep state that is not meant to be shared by threads.
         self._nlu_lock = threading.Lock()
         self.parses = ParseCache()
+        self._batches = NluBatches(self.parse_many)
 
     @classmethod
     def load(cls, model_path: Path) -> RasaEngine:
@@ -249,39 +318,49 @@ class RasaEngine:
         """`parse`, off the event loop: a message that needs the sentence encoder
         costs tens of milliseconds of CPU (in C, without the GIL), which must not
         hold up every other conversation. A text parsed recently is not
-        parsed again."""
+        parsed again; texts that arrive while the NLU is busy are parsed
+        together (see `NluBatches`)."""
         known = self.parses.get(text)
         if known is not None:
             return known
-        parsed = await asyncio.to_thread(self.parse, text, sender_id)
+        parsed = await self._batches.parse(text)
         self.parses.put(text, parsed)
         return parsed
 
-    def parse(self, text: str, sender_id: str) -> dict[str, Any]:
+    def parse(self, text: str, sender_id: str = NLU_SENDER) -> dict[str, Any]:
         """Run the NLU pipeline on `text` as plain text (see the class docstring)."""
-        with self._nlu_lock:
-            return self._parse(text, sender_id)
+        return self.parse_many([text])[0]
 
-    def _parse(self, text: str, sender_id: str) -> dict[str, Any]:
+    def parse_many(self, texts: list[str]) -> list[dict[str, Any]]:
+        """`parse` of several texts in one run of the NLU graph, each parsed as
+        if alone (the components work message by message, the classifier on
+        all at once)."""
+        with self._nlu_lock:
+            return self._parse(texts)
+
+    def _parse(self, texts: list[str]) -> list[dict[str, Any]]:
         from rasa.engine.constants import PLACEHOLDER_MESSAGE, PLACEHOLDER_TRACKER
 
-        message = UserMessage(text=text, sender_id=sender_id)
+        # No NLU component reads who wrote a message.
+        messages = [UserMessage(text=text, sender_id=NLU_SENDER) for text in texts]
         results = self._graph.run(
             inputs={
-                PLACEHOLDER_MESSAGE: [message],
-                PLACEHOLDER_TRACKER: DialogueStateTracker.from_events(sender_id, []),
+                PLACEHOLDER_MESSAGE: messages,
+                PLACEHOLDER_TRACKER: DialogueStateTracker.from_events(NLU_SENDER, []),
             },
             targets=[self._nlu_target],
         )
-        parsed = results[self._nlu_target][0]
-        data: dict[str, Any] = {
-            TEXT: text,
-            INTENT: {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0},
-            ENTITIES: [],
-        }
-        data.update(parsed.as_dict(only_output_properties=True))
-        data[TEXT] = text
-        return data
+        found = []
+        for text, parsed in zip(texts, results[self._nlu_target], strict=True):
+            data: dict[str, Any] = {
+                TEXT: text,
+                INTENT: {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0},
+                ENTITIES: [],
+            }
+            data.update(parsed.as_dict(only_output_properties=True))
+            data[TEXT] = text
+            found.append(data)
+        return found
 
     async def handle(
         self,

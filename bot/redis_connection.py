@@ -27,16 +27,22 @@ is answered, every write made so far is on at least one replica.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from typing import Any
 
+import hiredis
 import redis as redis_sync
 import redis.sentinel as sync_sentinel
+from async_timeout import timeout as async_timeout
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
+from redis.asyncio.client import EMPTY_RESPONSE, NEVER_DECODE, Pipeline
+from redis.asyncio.connection import Connection
 from redis.asyncio.sentinel import Sentinel
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.errors import ServiceUnavailable
 from bot.settings import Settings
@@ -137,7 +143,10 @@ class AutoPipelined(Redis):
         asyncio.get_running_loop().create_task(self._send(queued))
 
     async def _send(self, queued: list[_Queued]) -> None:
+        queued = self._encodable(queued)
         commands = [command for group, _ in queued for command in group]
+        if not commands:
+            return
         try:
             if len(commands) == 1:
                 (args, options), answers = commands[0], []
@@ -146,7 +155,7 @@ class AutoPipelined(Redis):
                 except ResponseError as error:
                     answers.append(error)
             else:
-                async with Pipeline(
+                async with _Batch(
                     self.connection_pool, self.response_callbacks, False, None
                 ) as pipe:
                     for args, options in commands:
@@ -166,6 +175,97 @@ class AutoPipelined(Redis):
             if not future.done():
                 future.set_result(answers[start : start + len(group)])
             start += len(group)
+
+    def _encodable(self, queued: list[_Queued]) -> list[_Queued]:
+        """The groups whose arguments Redis can be sent; the others' callers get
+        the error (a bool, None...) alone, as if sent alone."""
+        encoder = self.connection_pool.get_encoder()
+        kept = []
+        for group, future in queued:
+            try:
+                for args, _ in group:
+                    for arg in args:
+                        if type(arg) not in _PLAIN:
+                            encoder.encode(arg)
+            except Exception as error:
+                if not future.done():
+                    future.set_exception(error)
+            else:
+                kept.append((group, future))
+        return kept
+
+
+# Argument types hiredis packs byte for byte as redis-py does (not bool, not
+# subclasses): measured 0.8 against 4.7 microseconds a command.
+_PLAIN = frozenset({str, bytes, int, float})
+
+
+def _packed(connection: Connection, commands: list[Any]) -> list[bytes]:
+    """The commands in Redis's protocol, packed by hiredis where it packs them
+    as redis-py would (UTF-8, one word for the command's name)."""
+    encoder = connection.encoder
+    if encoder.encoding != "utf-8" or encoder.encoding_errors != "strict":
+        return list(connection.pack_commands(commands))
+    out: list[bytes] = []
+    for args in commands:
+        name = args[0]
+        if (isinstance(name, str) and " " in name) or any(type(a) not in _PLAIN for a in args):
+            out.extend(connection.pack_command(*args))
+        else:
+            out.append(hiredis.pack_command(tuple(args)))
+    return out
+
+
+class _Batch(Pipeline):
+    """The queue as one pipeline, its answers read under one timeout.
+
+    redis-py reads each answer of a pipeline under a timeout of its own (a
+    timer set and cancelled per answer): with forty commands a message, that
+    was a fifth of the event loop's time. Same answers, same errors, the
+    connection dropped on any failure to read, as redis-py does."""
+
+    async def _execute_pipeline(
+        self, connection: Connection, commands: Any, raise_on_error: bool
+    ) -> list[Any]:
+        await connection.send_packed_command(_packed(connection, [args for args, _ in commands]))
+        parser = connection._parser
+        answers: list[Any] = []
+        try:
+            async with async_timeout(connection.socket_timeout):
+                for args, options in commands:
+                    raw = NEVER_DECODE in options
+                    answer = self._answer(
+                        args[0], await parser.read_response(disable_decoding=raw), options
+                    )
+                    answers.append(await answer if inspect.isawaitable(answer) else answer)
+        except asyncio.TimeoutError:
+            await connection.disconnect(nowait=True)
+            raise RedisTimeoutError(f"Timeout reading from {connection._host_error()}") from None
+        except OSError as error:
+            await connection.disconnect(nowait=True)
+            raise RedisConnectionError(
+                f"Error while reading from {connection._host_error()} : {error.args}"
+            ) from error
+        except BaseException:
+            await connection.disconnect(nowait=True)
+            raise
+        if connection.health_check_interval:
+            connection.next_health_check = (
+                asyncio.get_running_loop().time() + connection.health_check_interval
+            )
+        if raise_on_error:
+            self.raise_first_error(commands, answers)
+        return answers
+
+    def _answer(self, command: Any, answer: Any, options: dict[str, Any]) -> Any:
+        """What ``Redis.parse_response`` makes of an answer read."""
+        if isinstance(answer, ResponseError):
+            return options[EMPTY_RESPONSE] if EMPTY_RESPONSE in options else answer
+        options = {k: v for k, v in options.items() if k not in (NEVER_DECODE, EMPTY_RESPONSE)}
+        callback = self.response_callbacks.get(command)
+        if callback is None:
+            return answer
+        return callback(answer, **options)
 
 
 class QueuedPipeline(Pipeline):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import pytest
 import redis as redis_sync
@@ -92,13 +93,23 @@ async def test_commands_sent_at_once_share_one_round_trip_and_keep_their_own_ans
             client.hgetall("hash"),
             client.zrange("missing", 0, -1, withscores=True),
             client.hget("text", "field"),  # wrong type: this caller's error only
+            client.set("flag", True),  # not sendable: this caller's error only
+            client.set("值", "中文"),
+            client.set("pi", 3.14159),
+            client.set("raw", b"\x00\xff"),
             return_exceptions=True,
         )
         assert sorted(answers[:50]) == list(range(1, 51))  # type: ignore[type-var]
         assert answers[50:53] == ["hello", {"field": "1"}, []]
         assert isinstance(answers[53], redis_async.ResponseError)
         assert "WRONGTYPE" in str(answers[53])
+        assert isinstance(answers[54], redis_async.DataError)
+        assert answers[55:58] == [True, True, True]
+        assert await client.mget("值", "pi") == ["中文", "3.14159"]
         assert _connections(private_redis) == 1
+        raw = redis_sync.Redis(port=private_redis.port)
+        assert raw.get("raw") == b"\x00\xff" and raw.exists("flag") == 0
+        raw.close()
     finally:
         await client.close(close_connection_pool=True)
 
@@ -176,5 +187,33 @@ async def test_callers_pipelines_join_the_queue_in_order_and_transactions_stay_a
             )
             assert answers[0] is True and answers[2] == "y"
             assert isinstance(answers[1], redis_async.ResponseError)
+    finally:
+        await client.close(close_connection_pool=True)
+
+
+async def test_a_batch_that_times_out_fails_its_callers_and_leaves_no_stale_answers(
+    private_redis,
+):
+    client = _client(private_redis)
+    timeout = client.connection_pool.connection_kwargs["socket_timeout"]
+    assert timeout, "the service's client reads with a timeout"
+    try:
+        await client.set("a", "1")
+        await client.set("b", "2")
+        assert private_redis.proc is not None
+        private_redis.proc.send_signal(signal.SIGSTOP)  # Redis stops answering
+        try:
+            answers = await asyncio.gather(
+                client.get("a"), client.get("b"), client.incr("n"), return_exceptions=True
+            )
+        finally:
+            private_redis.proc.send_signal(signal.SIGCONT)
+        assert all(isinstance(a, redis_async.TimeoutError) for a in answers), answers
+        # The answers that arrive late are never read as someone else's.
+        assert await asyncio.gather(client.get("b"), client.get("a"), client.get("n")) == [
+            "2",
+            "1",
+            "1",
+        ]
     finally:
         await client.close(close_connection_pool=True)

@@ -41,7 +41,7 @@ from redis.asyncio.client import EMPTY_RESPONSE, NEVER_DECODE, Pipeline
 from redis.asyncio.connection import Connection
 from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.errors import ServiceUnavailable
@@ -185,7 +185,11 @@ class AutoPipelined(Redis):
             try:
                 for args, _ in group:
                     for arg in args:
-                        if type(arg) not in _PLAIN:
+                        kind = type(arg)
+                        if kind is str:
+                            if not arg.isascii():  # a lone surrogate cannot be sent
+                                arg.encode(encoder.encoding, encoder.encoding_errors)
+                        elif kind not in _PLAIN:
                             encoder.encode(arg)
             except Exception as error:
                 if not future.done():
@@ -209,7 +213,11 @@ def _packed(connection: Connection, commands: list[Any]) -> list[bytes]:
     out: list[bytes] = []
     for args in commands:
         name = args[0]
-        if (isinstance(name, str) and " " in name) or any(type(a) not in _PLAIN for a in args):
+        if (
+            (isinstance(name, str) and " " in name)
+            or (isinstance(name, bytes) and b" " in name)
+            or any(type(a) not in _PLAIN for a in args)
+        ):
             out.extend(connection.pack_command(*args))
         else:
             out.append(hiredis.pack_command(tuple(args)))
@@ -249,6 +257,14 @@ class _Batch(Pipeline):
         except BaseException:
             await connection.disconnect(nowait=True)
             raise
+        if getattr(getattr(connection, "connection_pool", None), "is_master", False) and any(
+            isinstance(answer, ReadOnlyError) for answer in answers
+        ):
+            # A master the Sentinels demoted while this connection was open: as
+            # redis-py's Sentinel connection does, drop it (the next connection
+            # asks the Sentinels for the new master) and fail the batch.
+            await connection.disconnect()
+            raise RedisConnectionError("The previous master is now a replica")
         if connection.health_check_interval:
             connection.next_health_check = (
                 asyncio.get_running_loop().time() + connection.health_check_interval

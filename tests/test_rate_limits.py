@@ -11,7 +11,13 @@ import logging
 import time
 
 import pytest
-from rasa.shared.core.events import ActionExecuted, ActiveLoop, SlotSet, UserUttered
+from rasa.shared.core.events import (
+    ActionExecuted,
+    ActiveLoop,
+    SessionStarted,
+    SlotSet,
+    UserUttered,
+)
 from rasa.shared.core.trackers import DialogueStateTracker
 from redis.asyncio import Redis
 
@@ -179,6 +185,29 @@ def test_compaction_carries_slots_and_the_active_form_over(engine):
     assert len(small.events) < 30
     assert small.get_slot("order_id") == "202611240007654321"
     assert small.active_loop_name == "order_status_form"
+    assert small.latest_message.text == "m29"
+
+
+def test_compaction_keeps_when_the_session_began(engine):
+    """What actions ask of "this session" (did a person handle it?) still
+    looks back to its real start."""
+    events = [
+        ActionExecuted("action_session_start", timestamp=100.0),
+        SessionStarted(timestamp=100.0),
+        ActionExecuted("action_listen", timestamp=100.0),
+    ]
+    for i in range(30):
+        ts = 200.0 + i
+        events += [
+            UserUttered(f"m{i}", {"name": "greet"}, timestamp=ts),
+            ActionExecuted("utter_greet", timestamp=ts),
+            ActionExecuted("action_listen", timestamp=ts),
+        ]
+    tracker = DialogueStateTracker.from_events("s", events, slots=engine.agent.domain.slots)
+    small = compacted(tracker, 20)
+    started = [e.timestamp for e in small.events if isinstance(e, SessionStarted)]
+    assert started == [100.0]
+    assert [e.timestamp for e in small.events] == sorted(e.timestamp for e in small.events)
     assert small.latest_message.text == "m29"
 
 

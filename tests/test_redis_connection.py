@@ -8,6 +8,7 @@ import signal
 import pytest
 import redis as redis_sync
 import redis.exceptions as redis_async
+from redis.asyncio.sentinel import SentinelConnectionPool
 
 from bot.redis_connection import AutoPipelined, SentinelMaster, connect, describe
 from bot.settings import Settings, SettingsError
@@ -182,9 +183,7 @@ async def test_callers_pipelines_join_the_queue_in_order_and_transactions_stay_a
             with pytest.raises(redis_async.ResponseError, match="Command # 2"):
                 await pipe.execute()
         async with client.pipeline(transaction=False) as pipe:
-            answers = await pipe.set("s", "y").hget("s", "f").get("s").execute(
-                raise_on_error=False
-            )
+            answers = await pipe.set("s", "y").hget("s", "f").get("s").execute(raise_on_error=False)
             assert answers[0] is True and answers[2] == "y"
             assert isinstance(answers[1], redis_async.ResponseError)
     finally:
@@ -216,4 +215,30 @@ async def test_a_batch_that_times_out_fails_its_callers_and_leaves_no_stale_answ
             "1",
         ]
     finally:
+        await client.close(close_connection_pool=True)
+
+
+async def test_a_batch_on_a_master_demoted_under_it_drops_the_connection(private_redis):
+    """A master demoted while a connection to it is open answers writes with
+    READONLY: the batch fails as a lost connection (a 503 for the request) and
+    the connection is not kept, so the next one asks the Sentinels again."""
+
+    class Sentinels:  # what the Sentinels answer: this server is the master
+        async def discover_master(self, service_name: str) -> tuple[str, int]:
+            return "127.0.0.1", private_redis.port
+
+    pool = SentinelConnectionPool("kefu", Sentinels(), decode_responses=True, socket_timeout=2)
+    client = AutoPipelined(connection_pool=pool)
+    raw = redis_sync.Redis(port=private_redis.port)
+    try:
+        assert await asyncio.gather(client.set("a", 1), client.set("b", 2)) == [True, True]
+        raw.replicaof("127.0.0.1", 1)  # demoted (its new master never answers)
+        with pytest.raises(redis_async.ConnectionError) as lost:
+            await asyncio.gather(client.set("a", 3), client.set("b", 4))
+        assert not isinstance(lost.value, redis_async.ReadOnlyError)
+        assert _connections(private_redis) == 1  # only `raw`: the client's was dropped
+        raw.replicaof("NO", "ONE")
+        assert await asyncio.gather(client.set("a", 5), client.get("a")) == [True, "5"]
+    finally:
+        raw.close()
         await client.close(close_connection_pool=True)

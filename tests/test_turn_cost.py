@@ -198,3 +198,20 @@ async def test_a_text_that_breaks_the_nlu_fails_only_its_own_turn(engine: RasaEn
     assert results[2]["intent"]["name"] == engine.parse("谢谢")["intent"]["name"]
     # Later texts are still parsed.
     assert (await batches.parse("多谢啦"))["text"] == "多谢啦"
+
+
+def test_nlu_batches_outlive_an_event_loop_that_closed(engine: RasaEngine) -> None:
+    """The engine is shared by event loops one after another (tests, a reload)."""
+    batches = NluBatches(engine.parse_many)
+
+    async def walk_away() -> None:
+        left = asyncio.ensure_future(batches.parse("你好"))
+        await asyncio.sleep(0)
+        assert not left.done()  # the loop closes with the text still in the NLU
+
+    asyncio.run(walk_away())
+
+    async def ask() -> dict:
+        return await asyncio.wait_for(batches.parse("谢谢"), 30)
+
+    assert asyncio.run(ask())["text"] == "谢谢"

@@ -149,7 +149,7 @@ class NluBatches:
     one run each (the classifier scores them all at once) and hands the GIL
     between the event loop and the worker once instead of once per message.
     A text arriving while the NLU is idle is parsed at once, alone. If a run
-    fails, its texts are parsed again one by one, so a text that breaks the
+    fails, its texts are parsed again in halves, so a text that breaks the
     pipeline fails only its own turn."""
 
     def __init__(self, parse_many: Callable[[list[str]], list[dict[str, Any]]]) -> None:
@@ -158,10 +158,16 @@ class NluBatches:
         self._drainer: asyncio.Task[None] | None = None
 
     async def parse(self, text: str) -> dict[str, Any]:
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
+        drainer = self._drainer
+        if drainer is not None and drainer.get_loop() is not loop:
+            # Left by an event loop that has closed: its texts went with it.
+            self._waiting = [(t, f) for t, f in self._waiting if f.get_loop() is loop]
+            drainer = None
         self._waiting.append((text, future))
-        if self._drainer is None:
-            self._drainer = asyncio.create_task(self._drain(), name="nlu-batches")
+        if drainer is None or drainer.done():
+            self._drainer = loop.create_task(self._drain(), name="nlu-batches")
         return await future
 
     async def _drain(self) -> None:
@@ -170,8 +176,14 @@ class NluBatches:
                 batch = self._waiting[:NLU_BATCH]
                 del self._waiting[:NLU_BATCH]
                 batch = [(text, future) for text, future in batch if not future.done()]
-                if batch:
+                if not batch:
+                    continue
+                try:
                     await self._run(batch)
+                except BaseException as exc:  # nobody is left waiting for ever
+                    for _, future in batch:
+                        _settle(future, exception=exc)
+                    raise
         finally:
             self._drainer = None
 
@@ -183,8 +195,10 @@ class NluBatches:
             if len(batch) == 1:
                 _settle(batch[0][1], exception=exc)
                 return
-            for one in batch:
-                await self._run([one])
+            # In halves: a text that breaks the pipeline fails only its own turn.
+            half = len(batch) // 2
+            await self._run(batch[:half])
+            await self._run(batch[half:])
             return
         for (_, future), result in zip(batch, results, strict=True):
             _settle(future, result=result)
@@ -195,9 +209,11 @@ def _settle(
     result: dict[str, Any] | None = None,
     exception: BaseException | None = None,
 ) -> None:
-    if future.done():  # its caller gave up (cancelled)
+    if future.done() or future.get_loop().is_closed():  # its caller gave up
         return
-    if exception is not None:
+    if isinstance(exception, asyncio.CancelledError):
+        future.cancel()
+    elif exception is not None:
         future.set_exception(exception)
     else:
         assert result is not None

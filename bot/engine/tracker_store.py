@@ -100,10 +100,17 @@ def _events(serialised: list[dict[str, Any]]) -> list[Event]:
 
 def compacted(tracker: DialogueStateTracker, keep: int) -> DialogueStateTracker:
     """The tracker's last `keep` events or fewer (whole turns), its state carried over."""
-    tail = list(tracker.events)[-keep:]
+    events = list(tracker.events)
+    tail = events[-keep:]
     first_turn = next((i for i, e in enumerate(tail) if isinstance(e, UserUttered)), len(tail))
+    dropped = len(events) - len(tail) + first_turn
     tail = tail[first_turn:]
     ts = tail[0].timestamp if tail else tracker.events[-1].timestamp
+    # The session keeps the time it began: what the actions ask of "this session"
+    # (whether a person handled it, for one) still looks back that far.
+    began = next(
+        (e.timestamp for e in reversed(events[:dropped]) if type(e) is SessionStarted), ts
+    )
     carried: list[Event] = [
         SlotSet(name, slot.value, timestamp=ts)
         for name, slot in tracker.slots.items()
@@ -112,8 +119,8 @@ def compacted(tracker: DialogueStateTracker, keep: int) -> DialogueStateTracker:
     if tracker.active_loop_name:
         carried.append(ActiveLoop(tracker.active_loop_name, timestamp=ts))
     events = [
-        ActionExecuted("action_session_start", timestamp=ts),
-        SessionStarted(timestamp=ts),
+        ActionExecuted("action_session_start", timestamp=began),
+        SessionStarted(timestamp=began),
         *carried,
         ActionExecuted("action_listen", timestamp=ts),
         *tail,

@@ -38,6 +38,10 @@ import aiohttp
 import redis as redis_sync
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.ports import free_port  # noqa: E402
+
 CUSTOMERS = 4
 TURNS = ["你好", "退货政策是什么", "谢谢", "在吗", "好的拜拜"]
 THINK = 0.2
@@ -49,14 +53,6 @@ FLOOD_SECONDS = 10.0
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 240) -> None:

@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,18 +23,16 @@ from pathlib import Path
 import redis as redis_sync
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.ports import free_port  # noqa: E402
+
 HAPROXY_CFG = ROOT / "docker" / "haproxy.cfg"
 SERVICE = "kefu"
 # Sentinel calls the master down after this long without an answer; the
 # compose file uses 5 s (a network can hiccup), one machine can afford 1 s.
 DOWN_AFTER_MS = 1000
 FAILOVER_TIMEOUT_MS = 4000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def sentinel_binary() -> list[str]:

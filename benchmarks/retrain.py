@@ -34,6 +34,7 @@ import redis as redis_sync
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.ports import free_port
 from bot.retrain import registry
 from bot.training import current_model, train
 
@@ -41,14 +42,6 @@ ROOT = Path(__file__).resolve().parent.parent
 MESSAGE = "宝贝啥时候能到手"
 PASSWORD = "benchmark password 123"
 CUSTOMERS = ["你好", "我的快递到哪了", "满多少包邮", "你是机器人吗", "谢谢"]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def prepare(workdir: Path) -> Path:

@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 ROOT = Path(__file__).resolve().parent.parent
 
+from benchmarks.ports import free_port  # noqa: E402
 from bot.redis_keys import Keys  # noqa: E402
 
 # Messages whose answers are domain responses only: stock `rasa run` (which has no
@@ -186,14 +187,6 @@ def wait_ready(
             pass
         time.sleep(0.5)
     sys.exit("the server never became ready")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -471,9 +464,7 @@ def compare(args: argparse.Namespace, run_id: str) -> None:
         results.append(measure_bot(args, run_id, RESPONSES_ONLY, name=name))
     args.workers, cache, args.parse_cache = cores, args.parse_cache, 0
     many = "one process" if cores == 1 else f"{cores} processes"
-    results.append(
-        measure_bot(args, run_id, RESPONSES_ONLY, name=f"kefu, {many}, no parse cache")
-    )
+    results.append(measure_bot(args, run_id, RESPONSES_ONLY, name=f"kefu, {many}, no parse cache"))
     args.parse_cache = cache
     for result in results:
         result.report()

@@ -9,9 +9,7 @@ import os
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import random
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -23,6 +21,7 @@ import redis as redis_sync
 from aiohttp.test_utils import TestClient
 from playwright.async_api import async_playwright
 
+from benchmarks.ports import free_port
 from bot.app import create_app
 from bot.engine.runtime import RasaEngine
 from bot.settings import DEFAULT_REDIS_URL, Settings
@@ -39,26 +38,6 @@ needs_chromium = pytest.mark.skipif(
     reason="Debian's chromium is not installed (make test installs it)",
 )
 ADMIN_TOKEN = "test-admin-token-0123456789"
-
-
-
-# Below Linux's ephemeral range (32768-60999 by default): a port the kernel
-# hands out for 0 can be taken meanwhile as the source port of any outgoing
-# connection (a Redis client's) before the server under test binds it.
-PORTS = range(20000, 32000)
-
-
-def free_port() -> int:
-    """A port nothing listens on now, outside the range outgoing connections use."""
-    for _ in range(200):
-        port = random.choice(PORTS)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port found")
 
 
 @pytest.fixture(scope="session")

@@ -74,6 +74,44 @@ async def test_long_conversation_predicts_from_a_window_with_the_same_answers(
     assert checked >= 30
 
 
+async def test_a_window_over_the_order_form_predicts_as_the_whole_tracker(
+    client: TestClient, engine: RasaEngine
+) -> None:
+    """A long conversation that keeps starting, filling, interrupting and ending
+    the order form: on every prefix (after a customer message or an action)
+    the windowed prediction is the one Rasa makes from the whole tracker."""
+    turns = ["你好", "我的快递到哪了", "你是机器人吗", "202611250001234567", "谢谢"]
+    turns += ["查一下订单", "今天天气怎么样", "202611250001234567", "好的"]
+    for text in turns * 4:
+        resp = await client.post(
+            "/webhooks/rest/webhook", json={"sender": "form-window", "message": text}
+        )
+        assert resp.status == 200, await resp.text()
+    tracker = await engine.agent.tracker_store.retrieve("rest:form-window")
+    assert tracker is not None
+    events = list(tracker.events)
+    assert any(type(e).__name__ == "ActiveLoop" and e.name for e in events)
+    runner = engine.agent.processor.graph_runner  # type: ignore[union-attr]
+    target = engine.agent.processor.model_metadata.core_target  # type: ignore[union-attr]
+    windowed_prefixes = 0
+    for end in range(30, len(events) + 1):
+        prefix = DialogueStateTracker.from_events(
+            tracker.sender_id, events[:end], slots=list(tracker.slots.values())
+        )
+        if recent_window(prefix, runner._window_actions) is not prefix:
+            windowed_prefixes += 1
+        windowed = runner.run(inputs={PLACEHOLDER_TRACKER: prefix}, targets=[target])[target]
+        saved, runner._window_actions = runner._window_actions, None
+        try:
+            whole = runner.run(inputs={PLACEHOLDER_TRACKER: prefix}, targets=[target])[target]
+        finally:
+            runner._window_actions = saved
+        assert windowed.probabilities == whole.probabilities, end
+        assert windowed.policy_name == whole.policy_name, end
+    # Many were predicted from a window, forms and all (not one before).
+    assert windowed_prefixes > (len(events) - 30) / 3, (windowed_prefixes, len(events))
+
+
 async def test_tracker_copies_and_applied_events_match_rasas_replay(
     client: TestClient, engine: RasaEngine
 ) -> None:

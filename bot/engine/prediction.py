@@ -16,7 +16,9 @@ Two costs the throughput profile showed in every dialogue turn (README,
   answers True past a rule's length), so `recent_window` hands the policy the
   tracker's latest turns, with the slots as they stood where the window
   starts, whenever that is exactly equivalent, and the whole tracker otherwise
-  (a form active at that point, reverted events in the window).
+  (a form active at that point, reverted events in the window). A form that
+  starts, runs or ends inside the window is replayed there as in the whole
+  tracker, trigger message and all.
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ from rasa.shared.core.events import (
     ActiveLoop,
     AllSlotsReset,
     Event,
-    LoopInterrupted,
     Restarted,
     SessionStarted,
     SlotSet,
@@ -68,8 +69,6 @@ _NOT_WINDOWABLE = _with_subclasses(
     Restarted,
     SessionStarted,
     AllSlotsReset,
-    ActiveLoop,
-    LoopInterrupted,
 )
 _ACTIONS = _with_subclasses(ActionExecuted)
 _SLOTS = _with_subclasses(SlotSet)
@@ -174,9 +173,9 @@ def recent_window(tracker: DialogueStateTracker, actions: int) -> DialogueStateT
             if seen > actions and event.action_name == ACTION_LISTEN_NAME:
                 start = i
                 break
-    if start is None or tracker.active_loop_name:
+    if start is None:
         return tracker
-    before = _state_before(listed, start)
+    before = _state_before(listed, start)  # None: a form was active where it starts
     if before is None:
         return tracker
     window: list[Event] = [SlotSet(name, value) for name, value in before.items()]

@@ -8,7 +8,9 @@
 
 Prints messages/s, p50 and p99 latency, errors, the longest event-loop stall
 of the bot (its `kefu_loop_stall_*` metrics), and checks that every answered
-message is in the conversation log (Redis), inbound and outbound.
+message is in the conversation log (Redis), inbound and outbound. The load
+generator runs in a process of its own at nice 10, for every server measured:
+sharing the cores, it must not take the CPU from a server mid-turn.
 
 `--compare` runs, one after the other with the same load (20 senders,
 ten-message conversations of messages answered by domain responses, the same
@@ -27,6 +29,7 @@ import argparse
 import asyncio
 import gc
 import json
+import multiprocessing
 import os
 import statistics
 import subprocess
@@ -37,6 +40,7 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import redis as redis_sync
@@ -161,6 +165,30 @@ async def run(
             )
         )
     return latencies, errors, counts, duration
+
+
+# The load generator's niceness: it shares the cores with the server under test
+# (and with Redis), and must not take the CPU from them in the middle of a turn:
+# in a deployment it is not there. The same for every server measured.
+LOAD_NICENESS = 10
+
+
+def _load_in_child(args: tuple[Any, ...], results: Any) -> None:
+    os.nice(LOAD_NICENESS)
+    results.put(asyncio.run(run(*args)))
+
+
+def generate_load(args: tuple[Any, ...]) -> tuple[list[float], list[str], dict[str, int], float]:
+    """`run(*args)` in a process of its own, at a lower priority than the servers."""
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=_load_in_child, args=(args, results))
+    child.start()
+    try:
+        found = results.get()
+    finally:
+        child.join(timeout=30)
+    return found  # type: ignore[no-any-return]
 
 
 def wait_ready(
@@ -288,8 +316,8 @@ def measure_rasa(args: argparse.Namespace, run_id: str, redis_stores: bool) -> R
         )
         try:
             wait_ready(f"http://127.0.0.1:{port}/webhooks/rest/", proc)
-            latencies, errors, counts, duration = asyncio.run(
-                run(
+            latencies, errors, counts, duration = generate_load(
+                (
                     f"http://127.0.0.1:{port}",
                     args.senders,
                     args.duration,
@@ -395,8 +423,8 @@ def measure_bot(
     bot = Bot(args, run_id)
     try:
         before = bot.stalls()
-        latencies, errors, counts, duration = asyncio.run(
-            run(bot.url, args.senders, args.duration, args.warmup, run_id, messages, args.turns)
+        latencies, errors, counts, duration = generate_load(
+            (bot.url, args.senders, args.duration, args.warmup, run_id, messages, args.turns)
         )
         after = bot.stalls()
         handed_over = counts.pop("handed over", 0)

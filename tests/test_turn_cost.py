@@ -41,6 +41,27 @@ async def _long_conversation(client: TestClient, sender: str, messages: int) -> 
         assert await resp.json(), f"message {i + 1} got no reply"
 
 
+def _predicts_as_the_whole_tracker(
+    engine: RasaEngine, tracker: DialogueStateTracker, events: list
+) -> bool:
+    """Asserts that the prediction for `events` from the policy's window is the
+    one Rasa makes from the whole tracker; whether a window was used."""
+    runner = engine.agent.processor.graph_runner  # type: ignore[union-attr]
+    target = engine.agent.processor.model_metadata.core_target  # type: ignore[union-attr]
+    prefix = DialogueStateTracker.from_events(
+        tracker.sender_id, events, slots=list(tracker.slots.values())
+    )
+    windowed = runner.run(inputs={PLACEHOLDER_TRACKER: prefix}, targets=[target])[target]
+    saved, runner._window_actions = runner._window_actions, None
+    try:
+        whole = runner.run(inputs={PLACEHOLDER_TRACKER: prefix}, targets=[target])[target]
+    finally:
+        runner._window_actions = saved
+    assert windowed.probabilities == whole.probabilities, len(events)
+    assert windowed.policy_name == whole.policy_name, len(events)
+    return recent_window(prefix, saved) is not prefix
+
+
 async def test_long_conversation_predicts_from_a_window_with_the_same_answers(
     client: TestClient, engine: RasaEngine
 ) -> None:
@@ -51,7 +72,6 @@ async def test_long_conversation_predicts_from_a_window_with_the_same_answers(
     runner = engine.agent.processor.graph_runner  # type: ignore[union-attr]
     window = recent_window(tracker, runner._window_actions)
     assert window is not tracker and len(window.events) < len(tracker.events) / 3
-    target = engine.agent.processor.model_metadata.core_target  # type: ignore[union-attr]
     # Every prefix of the conversation that ends on a customer message: the
     # windowed prediction is the one Rasa makes from the whole tracker.
     events = list(tracker.events)
@@ -59,17 +79,7 @@ async def test_long_conversation_predicts_from_a_window_with_the_same_answers(
     for end in range(20, len(events)):
         if type(events[end - 1]).__name__ != "UserUttered":
             continue
-        prefix = DialogueStateTracker.from_events(
-            tracker.sender_id, events[:end], slots=list(tracker.slots.values())
-        )
-        windowed = runner.run(inputs={PLACEHOLDER_TRACKER: prefix}, targets=[target])[target]
-        saved, runner._window_actions = runner._window_actions, None
-        try:
-            whole = runner.run(inputs={PLACEHOLDER_TRACKER: prefix}, targets=[target])[target]
-        finally:
-            runner._window_actions = saved
-        assert windowed.probabilities == whole.probabilities
-        assert windowed.policy_name == whole.policy_name
+        _predicts_as_the_whole_tracker(engine, tracker, events[:end])
         checked += 1
     assert checked >= 30
 
@@ -91,23 +101,10 @@ async def test_a_window_over_the_order_form_predicts_as_the_whole_tracker(
     assert tracker is not None
     events = list(tracker.events)
     assert any(type(e).__name__ == "ActiveLoop" and e.name for e in events)
-    runner = engine.agent.processor.graph_runner  # type: ignore[union-attr]
-    target = engine.agent.processor.model_metadata.core_target  # type: ignore[union-attr]
     windowed_prefixes = 0
     for end in range(30, len(events) + 1):
-        prefix = DialogueStateTracker.from_events(
-            tracker.sender_id, events[:end], slots=list(tracker.slots.values())
-        )
-        if recent_window(prefix, runner._window_actions) is not prefix:
+        if _predicts_as_the_whole_tracker(engine, tracker, events[:end]):
             windowed_prefixes += 1
-        windowed = runner.run(inputs={PLACEHOLDER_TRACKER: prefix}, targets=[target])[target]
-        saved, runner._window_actions = runner._window_actions, None
-        try:
-            whole = runner.run(inputs={PLACEHOLDER_TRACKER: prefix}, targets=[target])[target]
-        finally:
-            runner._window_actions = saved
-        assert windowed.probabilities == whole.probabilities, end
-        assert windowed.policy_name == whole.policy_name, end
     # Many were predicted from a window, forms and all (not one before).
     assert windowed_prefixes > (len(events) - 30) / 3, (windowed_prefixes, len(events))
 

@@ -56,9 +56,9 @@ def main() -> None:
     engine = RasaEngine.load(model)
     load_seconds = time.monotonic() - started
     started = time.monotonic()
-    engine.parse(MESSAGES[0], "load-bench")
+    engine.parse(MESSAGES[0])
     first_parse_ms = (time.monotonic() - started) * 1000
-    paths = [engine.parse(text, "load-bench").get("nlu_path", "sparse") for text in MESSAGES]
+    paths = [engine.parse(text).get("nlu_path", "sparse") for text in MESSAGES]
     rss, peak = memory_mb()
     print(
         f"model {model.name}: import_s={imported:.1f} load_s={load_seconds:.2f} "

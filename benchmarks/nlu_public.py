@@ -105,11 +105,11 @@ def run_set(folder: Path, config: Path) -> dict[str, float]:
         engine = RasaEngine.load(Path(model))
         load_seconds = time.monotonic() - started
         for text, _ in dev_rows[:5]:
-            engine.parse(text + "。", "warm-up")
+            engine.parse(text + "。")
         acted, top, timings, cpu, paths, fallbacks = [], [], [], [], [], 0
         for text, _ in dev_rows:
             t0, c0 = time.perf_counter(), time.thread_time()
-            parsed = engine.parse(text, "bench")
+            parsed = engine.parse(text)
             timings.append(time.perf_counter() - t0)
             cpu.append(time.thread_time() - c0)
             fallbacks += parsed["intent"]["name"] == "nlu_fallback"

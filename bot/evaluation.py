@@ -94,7 +94,7 @@ def load_examples(path: Path) -> list[Example]:
 def predict(engine: Any, examples: list[Example]) -> list[Prediction]:
     predictions = []
     for example in examples:
-        parsed = engine.parse(example.text, "evaluation")
+        parsed = engine.parse(example.text)
         ranking = [r for r in parsed.get("intent_ranking") or [] if r["name"] != FALLBACK]
         top = ranking[0] if ranking else {"name": parsed["intent"]["name"], "confidence": 0.0}
         second = ranking[1]["confidence"] if len(ranking) > 1 else 0.0

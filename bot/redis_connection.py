@@ -143,7 +143,9 @@ class AutoPipelined(Redis):
         asyncio.get_running_loop().create_task(self._send(queued))
 
     async def _send(self, queued: list[_Queued]) -> None:
-        queued = self._encodable(queued)
+        packed: list[bytes | None] = []
+        if sum(len(group) for group, _ in queued) > 1:
+            queued, packed = self._packed(queued)
         commands = [command for group, _ in queued for command in group]
         if not commands:
             return
@@ -158,6 +160,7 @@ class AutoPipelined(Redis):
                 async with _Batch(
                     self.connection_pool, self.response_callbacks, False, None
                 ) as pipe:
+                    pipe.packed = packed
                     for args, options in commands:
                         pipe.execute_command(*args, **options)
                     answers = await pipe.execute(raise_on_error=False)
@@ -176,27 +179,24 @@ class AutoPipelined(Redis):
                 future.set_result(answers[start : start + len(group)])
             start += len(group)
 
-    def _encodable(self, queued: list[_Queued]) -> list[_Queued]:
-        """The groups whose arguments Redis can be sent; the others' callers get
-        the error (a bool, None...) alone, as if sent alone."""
+    def _packed(self, queued: list[_Queued]) -> tuple[list[_Queued], list[bytes | None]]:
+        """The groups Redis can be sent and their commands in Redis's protocol
+        (None: redis-py packs it on the connection); the other groups' callers
+        get the error (a bool, None, a lone surrogate...) alone, as if sent alone."""
         encoder = self.connection_pool.get_encoder()
-        kept = []
+        plain_encoding = encoder.encoding == "utf-8" and encoder.encoding_errors == "strict"
+        kept: list[_Queued] = []
+        packed: list[bytes | None] = []
         for group, future in queued:
             try:
-                for args, _ in group:
-                    for arg in args:
-                        kind = type(arg)
-                        if kind is str:
-                            if not arg.isascii():  # a lone surrogate cannot be sent
-                                arg.encode(encoder.encoding, encoder.encoding_errors)
-                        elif kind not in _PLAIN:
-                            encoder.encode(arg)
+                mine = [_pack(encoder, args, plain_encoding) for args, _ in group]
             except Exception as error:
                 if not future.done():
                     future.set_exception(error)
             else:
                 kept.append((group, future))
-        return kept
+                packed.extend(mine)
+        return kept, packed
 
 
 # Argument types hiredis packs byte for byte as redis-py does (not bool, not
@@ -204,38 +204,43 @@ class AutoPipelined(Redis):
 _PLAIN = frozenset({str, bytes, int, float})
 
 
-def _packed(connection: Connection, commands: list[Any]) -> list[bytes]:
-    """The commands in Redis's protocol, packed by hiredis where it packs them
-    as redis-py would (UTF-8, one word for the command's name)."""
-    encoder = connection.encoder
-    if encoder.encoding != "utf-8" or encoder.encoding_errors != "strict":
-        return list(connection.pack_commands(commands))
-    out: list[bytes] = []
-    for args in commands:
-        name = args[0]
-        if (
-            (isinstance(name, str) and " " in name)
-            or (isinstance(name, bytes) and b" " in name)
-            or any(type(a) not in _PLAIN for a in args)
-        ):
-            out.extend(connection.pack_command(*args))
-        else:
-            out.append(hiredis.pack_command(tuple(args)))
-    return out
+def _pack(encoder: Any, args: tuple[Any, ...], plain_encoding: bool) -> bytes | None:
+    """A command in Redis's protocol, packed by hiredis where it packs it as
+    redis-py would (UTF-8, one word for the command's name, plain arguments);
+    None for redis-py to pack, once its arguments are known to encode."""
+    name = args[0]
+    if (
+        plain_encoding
+        and not (isinstance(name, str) and " " in name)
+        and not (isinstance(name, bytes) and b" " in name)
+        and all(type(a) in _PLAIN for a in args)
+    ):
+        return hiredis.pack_command(tuple(args))  # raises on what cannot be encoded
+    for arg in args:
+        encoder.encode(arg)  # the caller's own error, if any
+    return None
 
 
 class _Batch(Pipeline):
-    """The queue as one pipeline, its answers read under one timeout.
+    """The queue as one pipeline, packed beforehand (`packed`, see
+    `AutoPipelined._packed`), its answers read under one timeout.
 
     redis-py reads each answer of a pipeline under a timeout of its own (a
     timer set and cancelled per answer): with forty commands a message, that
     was a fifth of the event loop's time. Same answers, same errors, the
     connection dropped on any failure to read, as redis-py does."""
 
+    packed: list[bytes | None]
+
     async def _execute_pipeline(
         self, connection: Connection, commands: Any, raise_on_error: bool
     ) -> list[Any]:
-        await connection.send_packed_command(_packed(connection, [args for args, _ in commands]))
+        await connection.send_packed_command(
+            [
+                ready if ready is not None else b"".join(connection.pack_command(*args))
+                for ready, (args, _) in zip(self.packed, commands, strict=True)
+            ]
+        )
         parser = connection._parser
         answers: list[Any] = []
         try:

@@ -135,7 +135,7 @@ async def chat(
             if text in QUIT:
                 break
             if nlu_only:
-                parse = engine.parse(text, conversation)
+                parse = engine.parse(text)
                 print(style.dim("   " + describe_parse(parse)), file=out, flush=True)
                 continue
             turn = await app[CHAT].handle(CHANNEL, conversation, text)

@@ -46,14 +46,12 @@ CANONICAL = [
 
 @pytest.mark.parametrize(("text", "intent"), CANONICAL)
 def test_canonical_message(engine, text, intent):
-    parsed = engine.parse(text, "canonical")
+    parsed = engine.parse(text)
     assert parsed["intent"]["name"] == intent, parsed.get("intent_ranking", [])[:3]
 
 
 def test_entities_come_out_canonical(engine):
-    parsed = engine.parse(
-        "小方杯能装热水吗，订单ＳＦ１２３４５６７８９０１２３，电话13812345678", "e"
-    )
+    parsed = engine.parse("小方杯能装热水吗，订单ＳＦ１２３４５６７８９０１２３，电话13812345678")
     found = {(e["entity"], e["value"]) for e in parsed["entities"]}
     assert ("product", "小方保温杯") in found  # synonym mapped to the catalogue name
     assert ("order_id", "SF1234567890123") in found  # full-width normalised
@@ -62,7 +60,7 @@ def test_entities_come_out_canonical(engine):
 
 def test_comparing_prices_with_another_shop_is_never_praise(engine):
     """It was once read as praise and got "收到你的夸奖", filing a false praise record."""
-    parsed = engine.parse("你们家和隔壁那家比谁更便宜", "near-miss")
+    parsed = engine.parse("你们家和隔壁那家比谁更便宜")
     assert parsed["intent"]["name"] != "praise"
     assert all(r["name"] != "praise" or r["confidence"] < 0.05 for r in parsed["intent_ranking"])
 
@@ -72,15 +70,15 @@ async def test_a_text_seen_recently_is_not_parsed_again_and_each_caller_gets_its
 ):
     text = "我的快递到哪了呀亲"
     misses, hits = engine.parses.misses, engine.parses.hits
-    first = await engine.understand(text, "cache-a")
+    first = await engine.understand(text)
     assert (engine.parses.misses, engine.parses.hits) == (misses + 1, hits)
     first["intent"]["name"] = "changed by the first caller"
-    again = await engine.understand(text, "cache-b")  # another customer, same words
+    again = await engine.understand(text)  # the same words again (whoever wrote them)
     assert engine.parses.hits == hits + 1
-    fresh = json.loads(json.dumps(engine.parse(text, "cache-c")))  # token spans as lists
+    fresh = json.loads(json.dumps(engine.parse(text)))  # token spans as lists
     assert again == fresh and again["intent"]["name"] == "order_status"
     # Long texts are hardly ever repeated: parsed every time, not kept.
     long_text = "你好，" * 30 + "我的快递到哪了"
-    await engine.understand(long_text, "cache-d")
-    await engine.understand(long_text, "cache-d")
+    await engine.understand(long_text)
+    await engine.understand(long_text)
     assert engine.parses.misses == misses + 3

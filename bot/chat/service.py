@@ -351,7 +351,7 @@ class ChatService:
         try:
             if parse_data is None:
                 started = time.monotonic()
-                parse_data = await engine.understand(text, sender_id)
+                parse_data = await engine.understand(text)
                 nlu_seconds = time.monotonic() - started
         except RedisError:
             raise

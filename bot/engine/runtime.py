@@ -330,7 +330,7 @@ class RasaEngine:
             holder.lock_store = lock_store
             holder.action_endpoint = action_endpoint
 
-    async def understand(self, text: str, sender_id: str) -> dict[str, Any]:
+    async def understand(self, text: str) -> dict[str, Any]:
         """`parse`, off the event loop: a message that needs the sentence encoder
         costs tens of milliseconds of CPU (in C, without the GIL), which must not
         hold up every other conversation. A text parsed recently is not
@@ -343,7 +343,7 @@ class RasaEngine:
         self.parses.put(text, parsed)
         return parsed
 
-    def parse(self, text: str, sender_id: str = NLU_SENDER) -> dict[str, Any]:
+    def parse(self, text: str) -> dict[str, Any]:
         """Run the NLU pipeline on `text` as plain text (see the class docstring)."""
         return self.parse_many([text])[0]
 

@@ -108,9 +108,7 @@ def compacted(tracker: DialogueStateTracker, keep: int) -> DialogueStateTracker:
     ts = tail[0].timestamp if tail else tracker.events[-1].timestamp
     # The session keeps the time it began: what the actions ask of "this session"
     # (whether a person handled it, for one) still looks back that far.
-    began = next(
-        (e.timestamp for e in reversed(events[:dropped]) if type(e) is SessionStarted), ts
-    )
+    began = next((e.timestamp for e in reversed(events[:dropped]) if type(e) is SessionStarted), ts)
     carried: list[Event] = [
         SlotSet(name, slot.value, timestamp=ts)
         for name, slot in tracker.slots.items()
@@ -251,15 +249,9 @@ def _render(tracker: DialogueStateTracker, previous: _Layout | None) -> tuple[in
     latest_user = next(
         (i for i in range(len(events) - 1, -1, -1) if type(events[i]) is UserUttered), 0
     )
-    whole = previous is None or previous.count > latest_user
-    count, head_bytes = (
-        (0, len(_OPEN))
-        if whole or previous is None
-        else (
-            previous.count,
-            previous.head_bytes,
-        )
-    )
+    if previous is not None and previous.count > latest_user:
+        previous = None  # its head no longer ends before the latest message: all of it
+    count, head_bytes = (previous.count, previous.head_bytes) if previous else (0, len(_OPEN))
     older = ",".join(
         _dumps(_without_metadata(e.as_dict()) if type(e) is UserUttered else e.as_dict())
         for e in itertools.islice(events, count, latest_user)
@@ -272,7 +264,7 @@ def _render(tracker: DialogueStateTracker, previous: _Layout | None) -> tuple[in
     older_bytes = older.encode()
     closing = _closing(tracker.sender_id)
     rest = older_bytes + (tail + closing).encode()
-    if whole:
+    if previous is None:
         payload, offset = _OPEN.encode() + rest, 0
     else:
         payload, offset = rest, head_bytes
@@ -347,7 +339,7 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
         if lent is not None and lent.tracker is tracker and len(tracker.events) >= lent.length:
             # The same tracker, events only appended since this process stored it.
             offset, payload, written = await loop.run_in_executor(
-                self.cpu, self._changed, tracker, lent
+                self.cpu, self._laid_out, tracker, lent.layout
             )
             done = await self._replace_tail(
                 keys=[key],
@@ -385,16 +377,16 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
         if not _later_session(written.tracker, since if written.tracker is tracker else 1):
             self._keep(tracker.sender_id, written)
 
-    def _changed(
-        self, tracker: DialogueStateTracker, lent: _Written
+    def _laid_out(
+        self, tracker: DialogueStateTracker, previous: _Layout | None
     ) -> tuple[int, bytes, _Written]:
-        """What to send for a tracker whose stored text `lent` describes."""
+        """What to send for the tracker, compacted if over the limit: only what
+        changed since `previous` (the stored text's layout), if given and still
+        the beginning of it."""
         if self._max_events and len(tracker.events) > self._max_events:
             # Half: a conversation over the limit is compacted once per half of it.
-            tracker = compacted(tracker, self._max_events // 2)
-            offset, payload, layout = _render(tracker, None)
-        else:
-            offset, payload, layout = _render(tracker, lent.layout)
+            tracker, previous = compacted(tracker, self._max_events // 2), None
+        offset, payload, layout = _render(tracker, previous)
         return offset, payload, _Written(tracker, len(tracker.events), layout)
 
     def _to_store(
@@ -409,11 +401,7 @@ class AsyncRedisTrackerStore(RedisTrackerStore):
             prior = self.deserialise_tracker(tracker.sender_id, stored)
             if prior is not None:
                 tracker = self._merge_trackers(prior, tracker)
-        if self._max_events and len(tracker.events) > self._max_events:
-            # Half: a conversation over the limit is compacted once per half of it.
-            tracker = compacted(tracker, self._max_events // 2)
-        offset, payload, layout = _render(tracker, None)
-        return offset, payload, _Written(tracker, len(tracker.events), layout)
+        return self._laid_out(tracker, None)
 
     def _keep(self, sender_id: str, written: _Written) -> None:
         self._take_kept(sender_id)
